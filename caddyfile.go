@@ -1,0 +1,298 @@
+package caddysse
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("sse", parseSSE)
+	httpcaddyfile.RegisterHandlerDirective("sse_publish", parsePublish)
+	// Before encode, so a compressor never sits in front of a stream and
+	// a plain Caddyfile needs no order option.
+	httpcaddyfile.RegisterDirectiveOrder("sse", httpcaddyfile.Before, "encode")
+	httpcaddyfile.RegisterDirectiveOrder("sse_publish", httpcaddyfile.Before, "encode")
+}
+
+// stateKey holds, across all sse directives of one Caddyfile, the topic
+// tables per hub, so a topic declared twice with different settings is
+// reported with both file:line places at adapt time.
+const stateKey = "caddysse.topic_tables"
+
+func parseSSE(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(SSEHandler)
+	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	tables, _ := h.State[stateKey].(map[string]*TopicTable)
+	if tables == nil {
+		tables = make(map[string]*TopicTable)
+		h.State[stateKey] = tables
+	}
+	hub := handler.Hub
+	if hub == "" {
+		hub = DefaultHubName
+	}
+	if tables[hub] == nil {
+		tables[hub] = NewTopicTable()
+	}
+	for i, tc := range handler.Topics {
+		decls, err := tc.decls()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", handler.topicPlaces[i], err)
+		}
+		for _, d := range decls {
+			if err := tables[hub].Add(d, handler.topicPlaces[i]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return handler, nil
+}
+
+func parsePublish(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(PublishHandler)
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	sse [<matcher>] {
+//		topic <name>... [{
+//			replay      <count>     # events kept per topic for resume; 0 = none (default 1000)
+//			replay_size <size>      # bytes kept per topic (default 4MiB)
+//			replay_age  <duration>  # drop older events (default: until evicted)
+//			max_topics  <count>     # for * or {placeholder} names: concrete topics held (default 10000)
+//		}]
+//		hub             <name>      # isolated hub (default "default")
+//		heartbeat       <duration>|off  # idle keep-alive comment (default 15s)
+//		retry           <duration>  # reconnect delay sent to clients (default: none)
+//		max_subscribers <count>     # open streams on this route (default: no limit)
+//		queue           <count>     # events waiting per subscriber before it is dropped (default 256)
+//		write_timeout   <duration>  # a write taking longer drops the subscriber (default 10s)
+//		max_topics_per_subscriber <count>  # ?topic= values per request (default 64)
+//	}
+//
+// A name is 1-256 characters from A-Z a-z 0-9 . _ ~ : @ / -; a segment "*"
+// matches any one segment; a placeholder is resolved per subscriber.
+func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "topic":
+			place := fmt.Sprintf("%s:%d", d.File(), d.Line())
+			tc := TopicConfig{Names: d.RemainingArgs()}
+			if len(tc.Names) == 0 {
+				return d.Errf("topic: at least one name is required")
+			}
+			for _, n := range tc.Names {
+				if err := ValidateDeclName(n); err != nil {
+					return d.Errf("topic: %v", err)
+				}
+			}
+			for tn := d.Nesting(); d.NextBlock(tn); {
+				if err := unmarshalTopicOption(d, &tc); err != nil {
+					return err
+				}
+			}
+			h.Topics = append(h.Topics, tc)
+			h.topicPlaces = append(h.topicPlaces, place)
+		case "hub":
+			if err := oneArg(d, &h.Hub); err != nil {
+				return err
+			}
+		case "heartbeat":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			var dur caddy.Duration
+			if v != "off" {
+				pd, err := parsePositiveDuration(d, opt, v)
+				if err != nil {
+					return err
+				}
+				dur = pd
+			}
+			h.Heartbeat = &dur
+		case "retry", "write_timeout":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			dur, err := parsePositiveDuration(d, opt, v)
+			if err != nil {
+				return err
+			}
+			if opt == "retry" {
+				h.Retry = dur
+			} else {
+				h.WriteTimeout = dur
+			}
+		case "max_subscribers":
+			if err := countArg(d, &h.MaxSubscribers, false); err != nil {
+				return err
+			}
+		case "queue":
+			if err := countArg(d, &h.Queue, false); err != nil {
+				return err
+			}
+		case "max_topics_per_subscriber":
+			if err := countArg(d, &h.MaxTopicsPerSubscriber, false); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized sse option %q", opt)
+		}
+	}
+	if len(h.Topics) == 0 {
+		return d.Err("sse: declare at least one topic")
+	}
+	return nil
+}
+
+func unmarshalTopicOption(d *caddyfile.Dispenser, tc *TopicConfig) error {
+	switch opt := d.Val(); opt {
+	case "replay":
+		n := 0
+		if err := countArg(d, &n, true); err != nil {
+			return err
+		}
+		tc.Replay = &n
+	case "replay_size":
+		var v string
+		if err := oneArg(d, &v); err != nil {
+			return err
+		}
+		size, err := humanize.ParseBytes(v)
+		if err != nil || size == 0 || size > 1<<40 {
+			return d.Errf("replay_size: %q is not a size such as 4MiB", v)
+		}
+		tc.ReplaySize = int64(size)
+	case "replay_age":
+		var v string
+		if err := oneArg(d, &v); err != nil {
+			return err
+		}
+		dur, err := parsePositiveDuration(d, opt, v)
+		if err != nil {
+			return err
+		}
+		tc.ReplayAge = dur
+	case "max_topics":
+		if err := countArg(d, &tc.MaxTopics, false); err != nil {
+			return err
+		}
+	default:
+		return d.Errf("unrecognized topic option %q", opt)
+	}
+	return nil
+}
+
+// UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
+//
+//	sse_publish [<matcher>] {
+//		token      <token>          # repeatable; accepted as "Authorization: Bearer <token>"
+//		allow_from <ranges...>|none # client addresses allowed without a token (default: loopback)
+//		max_body   <size>           # whole request, not a held event stream (default 1MiB)
+//		max_event  <size>           # one event's data (default 256KiB)
+//		hub        <name>           # hub to publish to (default "default")
+//	}
+func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch opt := d.Val(); opt {
+		case "token":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			p.Tokens = append(p.Tokens, v)
+		case "allow_from":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			if _, err := parseAllowFrom(args); err != nil {
+				return d.Errf("%v", err)
+			}
+			p.AllowFrom = append(p.AllowFrom, args...)
+		case "max_body", "max_event":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			size, err := humanize.ParseBytes(v)
+			if err != nil || size == 0 || size > 1<<40 {
+				return d.Errf("%s: %q is not a size such as 1MiB", opt, v)
+			}
+			if opt == "max_body" {
+				p.MaxBody = int64(size)
+			} else {
+				p.MaxEvent = int64(size)
+			}
+		case "hub":
+			if err := oneArg(d, &p.Hub); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized sse_publish option %q", opt)
+		}
+	}
+	if _, err := parseAllowFrom(p.AllowFrom); err != nil {
+		return d.Errf("%v", err)
+	}
+	return nil
+}
+
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+func countArg(d *caddyfile.Dispenser, dst *int, zeroOK bool) error {
+	opt := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || (n == 0 && !zeroOK) {
+		return d.Errf("%s: %q is not a positive whole number", opt, v)
+	}
+	*dst = n
+	return nil
+}
+
+func parsePositiveDuration(d *caddyfile.Dispenser, opt, v string) (caddy.Duration, error) {
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return 0, d.Errf("%s: %q is not a duration such as 15s", opt, v)
+	}
+	return caddy.Duration(dur), nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*SSEHandler)(nil)
+	_ caddyfile.Unmarshaler = (*PublishHandler)(nil)
+)

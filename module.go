@@ -1,0 +1,465 @@
+package caddysse
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(new(App))
+	caddy.RegisterModule(new(SSEHandler))
+	caddy.RegisterModule(new(PublishHandler))
+}
+
+// hubs outlive configurations: a reload provisions a new App that picks up
+// the same hubs (ring buffers included) from this pool by name.
+var hubs = caddy.NewUsagePool()
+
+// pooledHub lets a Hub live in a caddy.UsagePool without the hub core
+// knowing about Caddy.
+type pooledHub struct{ *Hub }
+
+func (p pooledHub) Destruct() error { return p.Close() }
+
+// App is the "sse" app: one per loaded configuration. Handlers of the
+// configuration declare their topics to it while they are provisioned; it
+// holds the hubs they share and closes their open streams when the
+// configuration stops, so Caddy never waits on an event stream to end.
+type App struct {
+	mu       sync.Mutex
+	hubs     map[string]*Hub
+	tables   map[string]*TopicTable
+	declared int // handlers declared, for naming places in JSON configs
+
+	stopping  chan struct{}
+	stopOnce  sync.Once
+	hookedSrv sync.Map // *http.Server -> struct{}: shutdown hook registered
+
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (*App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "sse", New: func() caddy.Module { return new(App) }}
+}
+
+// Provision sets up the app.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.logger = ctx.Logger()
+	a.hubs = make(map[string]*Hub)
+	a.tables = make(map[string]*TopicTable)
+	a.stopping = make(chan struct{})
+	return nil
+}
+
+// hub returns the named hub, taking it from the pool on first use by this
+// configuration, together with this configuration's topic table for it.
+func (a *App) hub(name string) (*Hub, *TopicTable, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if h, ok := a.hubs[name]; ok {
+		return h, a.tables[name], nil
+	}
+	v, _, err := hubs.LoadOrNew(name, func() (caddy.Destructor, error) {
+		return pooledHub{NewHub()}, nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	h := v.(pooledHub).Hub
+	a.hubs[name] = h
+	a.tables[name] = NewTopicTable()
+	return h, a.tables[name], nil
+}
+
+// declare adds a handler's topics to its hub's table, rejecting a topic
+// declared elsewhere in this configuration with other settings.
+func (a *App) declare(table *TopicTable, decls []TopicDecl) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.declared++
+	place := fmt.Sprintf("sse handler #%d", a.declared)
+	for _, d := range decls {
+		if err := table.Add(d, place); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Start drops, from the pooled hubs, topics this configuration no longer
+// declares and applies changed ring settings at once.
+func (a *App) Start() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for name, h := range a.hubs {
+		h.Prune(a.tables[name].Ring)
+	}
+	return nil
+}
+
+// Stop closes this configuration's open streams: on exit Caddy's HTTP app
+// waits for requests to end, and an event stream never ends by itself.
+func (a *App) Stop() error {
+	a.closeStreams()
+	return nil
+}
+
+// Cleanup releases the hubs; the last configuration using one destroys it.
+func (a *App) Cleanup() error {
+	a.closeStreams()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for name := range a.hubs {
+		if _, err := hubs.Delete(name); err != nil {
+			a.logger.Error("releasing hub", zap.String("hub", name), zap.Error(err))
+		}
+	}
+	return nil
+}
+
+func (a *App) closeStreams() {
+	a.stopOnce.Do(func() { close(a.stopping) })
+}
+
+// hookShutdown makes the shutdown of the stdlib server serving r close this
+// configuration's streams. The http app's Stop waits for open requests on
+// exit and may run before this app's Stop, so the server's own shutdown
+// signal is the one that cannot come too late.
+func (a *App) hookShutdown(r *http.Request) {
+	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if !ok {
+		return
+	}
+	if _, loaded := a.hookedSrv.LoadOrStore(srv, struct{}{}); !loaded {
+		srv.RegisterOnShutdown(a.closeStreams)
+	}
+}
+
+// appFrom loads the configuration's sse app (Caddy creates and starts it
+// even when the JSON config has no "sse" app).
+func appFrom(ctx caddy.Context) (*App, error) {
+	v, err := ctx.App("sse")
+	if err != nil {
+		return nil, err
+	}
+	return v.(*App), nil
+}
+
+// TopicConfig declares one or more topics with the same ring settings.
+type TopicConfig struct {
+	// Topic names: literal ("news"), with "*" segments ("chat/*"), or
+	// with placeholders resolved per subscriber ("user/{http.auth.user.id}").
+	Names []string `json:"names"`
+	// Events kept per topic for resuming subscribers; 0 keeps none.
+	// Default: 1000.
+	Replay *int `json:"replay,omitempty"`
+	// Bytes kept per topic. Default: 4MiB.
+	ReplaySize int64 `json:"replay_size,omitempty"`
+	// Events older than this are dropped. Default: kept until evicted.
+	ReplayAge caddy.Duration `json:"replay_age,omitempty"`
+	// For names with "*" or placeholders: how many concrete topics are held
+	// at once; beyond it the least recently used idle one is forgotten.
+	// Default: 10000.
+	MaxTopics int `json:"max_topics,omitempty"`
+}
+
+func (tc TopicConfig) decls() ([]TopicDecl, error) {
+	if len(tc.Names) == 0 {
+		return nil, errors.New("topic: no name given")
+	}
+	ring := DefaultRingConfig()
+	if tc.Replay != nil {
+		if *tc.Replay < 0 {
+			return nil, fmt.Errorf("topic %s: replay must not be negative", tc.Names[0])
+		}
+		ring.Replay = *tc.Replay
+	}
+	if tc.ReplaySize < 0 {
+		return nil, fmt.Errorf("topic %s: replay_size must not be negative", tc.Names[0])
+	}
+	if tc.ReplaySize > 0 {
+		ring.ReplaySize = tc.ReplaySize
+	}
+	if tc.ReplayAge < 0 {
+		return nil, fmt.Errorf("topic %s: replay_age must not be negative", tc.Names[0])
+	}
+	ring.ReplayAge = time.Duration(tc.ReplayAge)
+	maxTopics := tc.MaxTopics
+	if maxTopics < 0 {
+		return nil, fmt.Errorf("topic %s: max_topics must not be negative", tc.Names[0])
+	}
+	if maxTopics == 0 {
+		maxTopics = DefaultMaxTopics
+	}
+	var out []TopicDecl
+	for _, n := range tc.Names {
+		if err := ValidateDeclName(n); err != nil {
+			return nil, err
+		}
+		d := TopicDecl{Name: n, Ring: ring}
+		if !d.IsLiteral() {
+			d.MaxTopics = maxTopics
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Defaults of the sse handler (DESIGN.md and README).
+const (
+	DefaultHeartbeat              = 15 * time.Second
+	DefaultQueue                  = 256
+	DefaultWriteTimeout           = 10 * time.Second
+	DefaultMaxTopicsPerSubscriber = 64
+	DefaultHubName                = "default"
+)
+
+// SSEHandler serves declared topics to EventSource clients.
+type SSEHandler struct {
+	// Hub isolates topics: handlers of different hubs share nothing.
+	// Default: "default".
+	Hub string `json:"hub,omitempty"`
+	// Topics this route serves.
+	Topics []TopicConfig `json:"topics,omitempty"`
+	// A comment is sent after this much silence; 0 disables it.
+	// Default: 15s.
+	Heartbeat *caddy.Duration `json:"heartbeat,omitempty"`
+	// Reconnect delay sent to clients in a retry field. Default: none
+	// (the browser's own).
+	Retry caddy.Duration `json:"retry,omitempty"`
+	// Open streams this route serves at once; beyond it clients are asked
+	// to come back later. Default: no limit.
+	MaxSubscribers int `json:"max_subscribers,omitempty"`
+	// Events waiting per subscriber before it is dropped as slow.
+	// Default: 256.
+	Queue int `json:"queue,omitempty"`
+	// A write taking longer drops the subscriber. Default: 10s.
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+	// How many ?topic= one request may name. Default: 64.
+	MaxTopicsPerSubscriber int `json:"max_topics_per_subscriber,omitempty"`
+
+	app         *App
+	hub         *Hub
+	table       *TopicTable
+	literals    []string    // served when no ?topic= is given
+	perRequest  []TopicDecl // names with placeholders, resolved per request
+	wildcards   [][]string  // '*' patterns a subscriber may pick from
+	heartbeat   time.Duration
+	subscribers atomic.Int64
+	logger      *zap.Logger
+	topicPlaces []string // file:line of each Topics entry, when adapted from a Caddyfile
+}
+
+// CaddyModule returns the Caddy module information.
+func (*SSEHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.sse", New: func() caddy.Module { return new(SSEHandler) }}
+}
+
+// Provision declares the handler's topics and applies defaults.
+func (h *SSEHandler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	if h.Hub == "" {
+		h.Hub = DefaultHubName
+	}
+	h.heartbeat = DefaultHeartbeat
+	if h.Heartbeat != nil {
+		h.heartbeat = time.Duration(*h.Heartbeat)
+	}
+	if h.Queue == 0 {
+		h.Queue = DefaultQueue
+	}
+	if h.WriteTimeout == 0 {
+		h.WriteTimeout = caddy.Duration(DefaultWriteTimeout)
+	}
+	if h.MaxTopicsPerSubscriber == 0 {
+		h.MaxTopicsPerSubscriber = DefaultMaxTopicsPerSubscriber
+	}
+	var decls []TopicDecl
+	for _, tc := range h.Topics {
+		ds, err := tc.decls()
+		if err != nil {
+			return err
+		}
+		decls = append(decls, ds...)
+	}
+	for _, d := range decls {
+		switch {
+		case d.HasPlaceholder():
+			h.perRequest = append(h.perRequest, d)
+		case d.IsLiteral():
+			h.literals = append(h.literals, d.Name)
+		default:
+			h.wildcards = append(h.wildcards, patternSegments(d.Name))
+		}
+	}
+	app, err := appFrom(ctx)
+	if err != nil {
+		return err
+	}
+	h.app = app
+	h.hub, h.table, err = app.hub(h.Hub)
+	if err != nil {
+		return err
+	}
+	return app.declare(h.table, decls)
+}
+
+// Validate checks the handler's settings.
+func (h *SSEHandler) Validate() error {
+	switch {
+	case len(h.Topics) == 0:
+		return errors.New("sse: no topic declared")
+	case h.heartbeat < 0:
+		return errors.New("sse: heartbeat must not be negative")
+	case h.Retry < 0:
+		return errors.New("sse: retry must not be negative")
+	case h.MaxSubscribers < 0:
+		return errors.New("sse: max_subscribers must not be negative")
+	case h.Queue < 0:
+		return errors.New("sse: queue must not be negative")
+	case h.WriteTimeout < 0:
+		return errors.New("sse: write_timeout must not be negative")
+	case h.MaxTopicsPerSubscriber < 0:
+		return errors.New("sse: max_topics_per_subscriber must not be negative")
+	}
+	return nil
+}
+
+// Defaults of the sse_publish handler.
+const (
+	DefaultMaxBody  = 1 << 20
+	DefaultMaxEvent = 256 << 10
+)
+
+// PublishHandler accepts events over HTTP POST and publishes them to the
+// topics of its hub.
+type PublishHandler struct {
+	// Hub to publish to. Default: "default".
+	Hub string `json:"hub,omitempty"`
+	// Bearer tokens accepted (placeholders such as {env.X} are resolved
+	// at load). A request carrying a wrong bearer token is refused.
+	Tokens []string `json:"tokens,omitempty"`
+	// Client addresses (IPs or CIDR ranges) allowed without a token; the
+	// single value "none" allows none. Default: loopback only.
+	AllowFrom []string `json:"allow_from,omitempty"`
+	// Largest request body, except a held text/event-stream. Default: 1MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+	// Largest data of one event. Default: 256KiB.
+	MaxEvent int64 `json:"max_event,omitempty"`
+
+	tokens    [][]byte
+	allowFrom []netip.Prefix
+	hub       *Hub
+	table     *TopicTable
+	logger    *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (*PublishHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.sse_publish", New: func() caddy.Module { return new(PublishHandler) }}
+}
+
+var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+
+// Provision resolves tokens and address ranges and finds the hub.
+func (p *PublishHandler) Provision(ctx caddy.Context) error {
+	p.logger = ctx.Logger()
+	if p.Hub == "" {
+		p.Hub = DefaultHubName
+	}
+	if p.MaxBody == 0 {
+		p.MaxBody = DefaultMaxBody
+	}
+	if p.MaxEvent == 0 {
+		p.MaxEvent = DefaultMaxEvent
+	}
+	repl := caddy.NewReplacer()
+	for i, t := range p.Tokens {
+		v := strings.TrimSpace(repl.ReplaceAll(t, ""))
+		if v == "" {
+			return fmt.Errorf("sse_publish: token #%d (%s) is empty; is the environment variable set?", i+1, t)
+		}
+		p.tokens = append(p.tokens, []byte(v))
+	}
+	allow, err := parseAllowFrom(p.AllowFrom)
+	if err != nil {
+		return err
+	}
+	p.allowFrom = allow
+	app, err := appFrom(ctx)
+	if err != nil {
+		return err
+	}
+	p.hub, p.table, err = app.hub(p.Hub)
+	if err != nil {
+		return err
+	}
+	p.logger.Debug("publish handler ready",
+		zap.String("hub", p.Hub),
+		zap.Int("tokens", len(p.tokens)),
+		zap.String("max_body", humanize.IBytes(uint64(p.MaxBody))),
+		zap.String("max_event", humanize.IBytes(uint64(p.MaxEvent))))
+	return nil
+}
+
+func parseAllowFrom(vals []string) ([]netip.Prefix, error) {
+	if vals == nil {
+		return loopback, nil
+	}
+	if len(vals) == 1 && vals[0] == "none" {
+		return nil, nil
+	}
+	var out []netip.Prefix
+	for _, v := range vals {
+		if v == "none" {
+			return nil, errors.New("sse_publish: allow_from none cannot be combined with addresses")
+		}
+		if strings.Contains(v, "/") {
+			pfx, err := netip.ParsePrefix(v)
+			if err != nil {
+				return nil, fmt.Errorf("sse_publish: allow_from %q: %v", v, err)
+			}
+			out = append(out, pfx.Masked())
+			continue
+		}
+		addr, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("sse_publish: allow_from %q is neither an IP address nor a CIDR range", v)
+		}
+		out = append(out, netip.PrefixFrom(addr, addr.BitLen()))
+	}
+	return out, nil
+}
+
+// Validate checks the handler's settings.
+func (p *PublishHandler) Validate() error {
+	if p.MaxBody < 0 || p.MaxEvent < 0 {
+		return errors.New("sse_publish: max_body and max_event must not be negative")
+	}
+	return nil
+}
+
+// Interface guards
+var (
+	_ caddy.App                   = (*App)(nil)
+	_ caddy.Provisioner           = (*App)(nil)
+	_ caddy.CleanerUpper          = (*App)(nil)
+	_ caddy.Provisioner           = (*SSEHandler)(nil)
+	_ caddy.Validator             = (*SSEHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*SSEHandler)(nil)
+	_ caddy.Provisioner           = (*PublishHandler)(nil)
+	_ caddy.Validator             = (*PublishHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*PublishHandler)(nil)
+)

@@ -1,0 +1,239 @@
+package caddysse
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+// ServeHTTP publishes the events of a POST body. Every answer, errors
+// included, is JSON.
+func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		return writePublishError(w, &PublishError{Status: http.StatusMethodNotAllowed, Msg: "publish with POST"})
+	}
+	if perr := p.authorize(r); perr != nil {
+		if perr.Status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sse_publish"`)
+		}
+		return writePublishError(w, perr)
+	}
+	mediaType := "text/plain"
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil {
+			return writePublishError(w, &PublishError{Status: http.StatusUnsupportedMediaType, Field: "Content-Type", Msg: "malformed Content-Type: " + err.Error()})
+		}
+		mediaType = mt
+	}
+	if mediaType == "text/event-stream" {
+		return p.publishStream(w, r)
+	}
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.MaxBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return writePublishError(w, tooLarge("", "body is larger than max_body (%d bytes)", p.MaxBody))
+		}
+		return writePublishError(w, badRequest("", "reading body: %v", err))
+	}
+	var msgs []*Message
+	var perr *PublishError
+	array := false
+	switch mediaType {
+	case "application/json":
+		msgs, array, perr = parseJSONBody(body, p.MaxEvent)
+	case "application/x-www-form-urlencoded":
+		msgs, perr = parseFormBody(body, p.MaxEvent)
+	case "text/plain":
+		msgs, perr = parseTextBody(body, r.URL.Query(), p.MaxEvent)
+	default:
+		perr = &PublishError{Status: http.StatusUnsupportedMediaType, Field: "Content-Type",
+			Msg: fmt.Sprintf("Content-Type %s is not accepted; use application/json, application/x-www-form-urlencoded, text/plain or text/event-stream", mediaType)}
+	}
+	if perr != nil {
+		return writePublishError(w, perr)
+	}
+	pubs := make([]Publication, len(msgs))
+	for i, m := range msgs {
+		prefix := ""
+		if array {
+			prefix = fmt.Sprintf("[%d].", i)
+		}
+		refs, perr := p.resolve(m.Topics, prefix)
+		if perr != nil {
+			return writePublishError(w, perr)
+		}
+		pubs[i] = Publication{Message: m, Topics: refs}
+	}
+	results, err := p.hub.Publish(pubs)
+	if err != nil {
+		return writePublishError(w, hubError(err))
+	}
+	if array {
+		return writeJSON(w, http.StatusOK, results)
+	}
+	return writeJSON(w, http.StatusOK, results[0])
+}
+
+// publishStream publishes each event of a text/event-stream body as soon as
+// it is parsed. max_body does not apply (the publisher may hold the request
+// open); max_event caps each event.
+func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request) error {
+	topics := r.URL.Query()["topic"]
+	refs, perr := p.resolve(topics, "")
+	if perr != nil {
+		return writePublishError(w, perr)
+	}
+	var results []PublishResult
+	parser := &streamParser{
+		topics:   topics,
+		maxEvent: p.MaxEvent,
+		emit: func(m *Message) error {
+			res, err := p.hub.Publish([]Publication{{Message: m, Topics: refs}})
+			if err != nil {
+				return hubError(err)
+			}
+			results = append(results, res[0])
+			return nil
+		},
+	}
+	if err := parser.readAll(r.Body); err != nil {
+		var pe *PublishError
+		if !errors.As(err, &pe) {
+			pe = badRequest("", "reading body: %v", err)
+		}
+		pe.Msg = fmt.Sprintf("%s (%d events were published before it)", pe.Msg, len(results))
+		return writeJSON(w, pe.Status, struct {
+			Error     string          `json:"error"`
+			Field     string          `json:"field,omitempty"`
+			Published int             `json:"published"`
+			Results   []PublishResult `json:"results"`
+		}{pe.Msg, pe.Field, len(results), nonNil(results)})
+	}
+	if c := p.logger.Check(zap.DebugLevel, "stream published"); c != nil {
+		c.Write(zap.Strings("topics", topics), zap.Int("events", len(results)))
+	}
+	return writeJSON(w, http.StatusOK, nonNil(results))
+}
+
+func nonNil(r []PublishResult) []PublishResult {
+	if r == nil {
+		return []PublishResult{}
+	}
+	return r
+}
+
+// resolve checks topic names against the hub's declarations.
+func (p *PublishHandler) resolve(topics []string, prefix string) ([]TopicRef, *PublishError) {
+	if len(topics) == 0 {
+		return nil, badRequest(prefix+"topic", "no topic given")
+	}
+	refs := make([]TopicRef, 0, len(topics))
+	seen := make(map[string]bool, len(topics))
+	for _, t := range topics {
+		if err := ValidTopicName(t); err != nil {
+			return nil, badRequest(prefix+"topic", "%s", err.Error())
+		}
+		if seen[t] {
+			continue
+		}
+		seen[t] = true
+		ref, ok := p.table.Lookup(t)
+		if !ok {
+			return nil, &PublishError{Status: http.StatusNotFound, Field: prefix + "topic",
+				Msg: fmt.Sprintf("topic %q is not declared by any sse handler of hub %q", t, p.Hub)}
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
+
+func hubError(err error) *PublishError {
+	return &PublishError{Status: http.StatusServiceUnavailable, Msg: err.Error()}
+}
+
+// authorize accepts a matching bearer token from anywhere, or no token from
+// an allowed address. A wrong bearer token is refused wherever it comes
+// from. Other schemes (basic_auth in front of this handler) are not ours to
+// judge and count as no token.
+func (p *PublishHandler) authorize(r *http.Request) *PublishError {
+	if token, ok := bearerToken(r.Header.Get("Authorization")); ok {
+		if p.tokenMatches(token) {
+			return nil
+		}
+		return &PublishError{Status: http.StatusUnauthorized, Field: "Authorization", Msg: "invalid bearer token"}
+	}
+	if addr, ok := clientAddr(r); ok {
+		for _, pfx := range p.allowFrom {
+			if pfx.Contains(addr) {
+				return nil
+			}
+		}
+	}
+	if len(p.tokens) == 0 {
+		return &PublishError{Status: http.StatusForbidden, Msg: "publishing is not allowed from this address"}
+	}
+	return &PublishError{Status: http.StatusUnauthorized, Field: "Authorization", Msg: "a bearer token is required"}
+}
+
+// tokenMatches compares against every token in constant time, so timing
+// tells neither which token nor how much of one matched.
+func (p *PublishHandler) tokenMatches(token string) bool {
+	match := 0
+	for _, t := range p.tokens {
+		match |= subtle.ConstantTimeCompare([]byte(token), t)
+	}
+	return match == 1
+}
+
+func bearerToken(h string) (string, bool) {
+	const prefix = "bearer "
+	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(prefix):]), true
+}
+
+// clientAddr is Caddy's client IP, which honours trusted_proxies.
+func clientAddr(r *http.Request) (netip.Addr, bool) {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	if ip == "" {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return netip.Addr{}, false
+		}
+		ip = host
+	}
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return addr.Unmap().WithZone(""), true
+}
+
+func writePublishError(w http.ResponseWriter, e *PublishError) error {
+	return writeJSON(w, e.Status, struct {
+		Error string `json:"error"`
+		Field string `json:"field,omitempty"`
+	}{e.Msg, e.Field})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}

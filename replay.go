@@ -1,0 +1,132 @@
+package caddysse
+
+import (
+	"sort"
+	"time"
+)
+
+// now is the clock of the replay rings; tests replace it so that age-based
+// eviction is tested without sleeping.
+var now = time.Now
+
+// RingConfig bounds what a topic keeps for resuming subscribers. These are a
+// topic's settings: two declarations of one topic must agree on them.
+type RingConfig struct {
+	Replay     int           // events kept; 0 keeps none
+	ReplaySize int64         // bytes kept
+	ReplayAge  time.Duration // events older than this are dropped; 0: no age limit
+}
+
+// Defaults from DESIGN.md.
+const (
+	DefaultReplay     = 1000
+	DefaultReplaySize = 4 << 20
+)
+
+// DefaultRingConfig is what a topic declared without settings gets.
+func DefaultRingConfig() RingConfig {
+	return RingConfig{Replay: DefaultReplay, ReplaySize: DefaultReplaySize}
+}
+
+// ring is one topic's history: the newest events that fit its RingConfig, in
+// id order. It remembers the highest sequence number it ever evicted, which
+// is what tells a resuming subscriber whether it missed something.
+// It is not safe for concurrent use; the hub's lock guards it.
+type ring struct {
+	cfg        RingConfig
+	events     []*Event // events[start:] are retained, oldest first
+	start      int
+	bytes      int64
+	evictedSeq uint64
+}
+
+func newRing(cfg RingConfig) *ring { return &ring{cfg: cfg} }
+
+func (r *ring) len() int { return len(r.events) - r.start }
+
+// setConfig applies new limits (a reload may change them), evicting at once
+// what no longer fits.
+func (r *ring) setConfig(cfg RingConfig) {
+	r.cfg = cfg
+	r.trim()
+}
+
+func (r *ring) append(e *Event) {
+	r.events = append(r.events, e)
+	r.bytes += e.Size()
+	r.trim()
+}
+
+// after returns the retained events with a sequence number above seq.
+func (r *ring) after(seq uint64) []*Event {
+	r.expire()
+	live := r.events[r.start:]
+	i := sort.Search(len(live), func(i int) bool { return live[i].ID.Seq > seq })
+	return live[i:]
+}
+
+// gapAfter reports whether an event newer than seq has been evicted, i.e.
+// whether a subscriber that has everything up to seq missed something.
+func (r *ring) gapAfter(seq uint64) bool {
+	r.expire()
+	return r.evictedSeq > seq
+}
+
+func (r *ring) trim() {
+	for r.len() > 0 && (r.len() > r.cfg.Replay || r.bytes > r.cfg.ReplaySize) {
+		r.evictOldest()
+	}
+	r.expire()
+}
+
+func (r *ring) expire() {
+	if r.cfg.ReplayAge <= 0 {
+		return
+	}
+	cutoff := now().Add(-r.cfg.ReplayAge)
+	for r.len() > 0 && r.events[r.start].Time.Before(cutoff) {
+		r.evictOldest()
+	}
+}
+
+func (r *ring) evictOldest() {
+	e := r.events[r.start]
+	r.events[r.start] = nil // let the event be collected
+	r.start++
+	r.bytes -= e.Size()
+	if e.ID.Seq > r.evictedSeq {
+		r.evictedSeq = e.ID.Seq
+	}
+	// Compact once the dead prefix dominates, so memory follows what is
+	// retained and appends stay amortised O(1).
+	if r.start >= 32 && r.start*2 >= len(r.events) {
+		n := copy(r.events, r.events[r.start:])
+		clear(r.events[n:])
+		r.events = r.events[:n]
+		r.start = 0
+	}
+}
+
+// mergeEvents merges id-ordered lists into one, dropping the duplicates of
+// an event published to several of them.
+func mergeEvents(lists [][]*Event) []*Event {
+	switch len(lists) {
+	case 0:
+		return nil
+	case 1:
+		return append([]*Event(nil), lists[0]...)
+	}
+	var all []*Event
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].ID.Seq < all[j].ID.Seq })
+	out := all[:0]
+	for _, e := range all {
+		if len(out) > 0 && out[len(out)-1].ID.Seq == e.ID.Seq {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}

@@ -1,0 +1,299 @@
+package caddysse
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+// Fixed bytes of the stream.
+var (
+	streamOpening = []byte(": caddy-sse\n\n")
+	heartbeatLine = []byte(": heartbeat\n\n")
+)
+
+// maxBatchBytes bounds how much a subscriber's writer gathers from its queue
+// before flushing: many queued events leave in one flush, yet a backlog does
+// not become one giant write.
+const maxBatchBytes = 64 << 10
+
+// ServeHTTP serves an event stream. The subscriber is registered with the
+// hub before anything is flushed, so once a client has read the opening
+// comment, every event published after that reaches it.
+func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return plainError(w, http.StatusMethodNotAllowed, "event streams are read with GET")
+	}
+	refs, status, msg := h.resolveTopics(r)
+	if status != 0 {
+		return plainError(w, status, msg)
+	}
+
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	// no-transform keeps encode and other proxies from compressing or
+	// buffering the stream.
+	hdr.Set("Cache-Control", "no-cache, no-transform")
+	hdr.Set("X-Accel-Buffering", "no")
+	if r.Method == http.MethodHead {
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+
+	if n := h.subscribers.Add(1); h.MaxSubscribers > 0 && n > int64(h.MaxSubscribers) {
+		h.subscribers.Add(-1)
+		return h.comeBackLater(w, "too many subscribers on this route")
+	}
+	defer h.subscribers.Add(-1)
+
+	sub, replay, err := h.hub.Subscribe(refs, lastEventID(r), h.Queue)
+	if errors.Is(err, ErrTooManyTopics) {
+		return h.comeBackLater(w, "too many topics in this hub")
+	}
+	if err != nil {
+		return plainError(w, http.StatusServiceUnavailable, "event hub unavailable: "+err.Error())
+	}
+	defer sub.Close()
+	h.app.hookShutdown(r)
+
+	s := stream{w: w, rc: http.NewResponseController(w), timeout: time.Duration(h.WriteTimeout)}
+	w.WriteHeader(http.StatusOK)
+	s.add(streamOpening)
+	if h.Retry > 0 {
+		s.add(retryField(time.Duration(h.Retry)))
+	}
+	if replay.Reset != nil {
+		s.add(replay.Reset.Wire())
+	}
+	if err := s.flush(); err != nil {
+		return nil
+	}
+	for _, ev := range replay.Events {
+		s.add(ev.Wire)
+		if s.pending >= maxBatchBytes {
+			if err := s.flush(); err != nil {
+				return nil
+			}
+		}
+	}
+	if err := s.flush(); err != nil {
+		return nil
+	}
+	if c := h.logger.Check(zap.DebugLevel, "subscribed"); c != nil {
+		c.Write(zap.Strings("topics", topicNames(refs)), zap.Int("replayed", len(replay.Events)),
+			zap.Bool("reset", replay.Reset != nil))
+	}
+	h.pump(&s, sub, r)
+	return nil
+}
+
+// pump copies live events to the client until it leaves, is dropped as slow
+// or the configuration stops.
+func (h *SSEHandler) pump(s *stream, sub *Subscription, r *http.Request) {
+	var heartbeat <-chan time.Time
+	var timer *time.Timer
+	if h.heartbeat > 0 {
+		timer = time.NewTimer(h.heartbeat)
+		defer timer.Stop()
+		heartbeat = timer.C
+	}
+	events := sub.Events()
+	for {
+		select {
+		case ev := <-events:
+			s.add(ev.Wire)
+			// Gather what else is already queued into the same flush.
+		gather:
+			for s.pending < maxBatchBytes {
+				select {
+				case ev := <-events:
+					s.add(ev.Wire)
+				default:
+					break gather
+				}
+			}
+		case <-heartbeat:
+			s.add(heartbeatLine)
+		case <-sub.Done():
+			// Dropped: the queue overflowed (a slow client) or the hub
+			// closed. Closing the stream makes the client resume by id.
+			h.logger.Debug("subscriber dropped: queue full", zap.String("remote", r.RemoteAddr))
+			return
+		case <-h.app.stopping:
+			// Reload or shutdown: ask for a quick, jittered reconnect.
+			s.add(retryField(time.Duration(500+rand.IntN(1000)) * time.Millisecond))
+			_ = s.flush()
+			return
+		case <-r.Context().Done():
+			return
+		}
+		if err := s.flush(); err != nil {
+			h.logger.Debug("subscriber write failed", zap.String("remote", r.RemoteAddr), zap.Error(err))
+			return
+		}
+		if timer != nil {
+			timer.Reset(h.heartbeat)
+		}
+	}
+}
+
+// comeBackLater answers 200 with a jittered retry of several seconds and
+// closes: EventSource reconnects later by itself, where a 503 would make it
+// give up for good.
+func (h *SSEHandler) comeBackLater(w http.ResponseWriter, why string) error {
+	w.WriteHeader(http.StatusOK)
+	s := stream{w: w, rc: http.NewResponseController(w), timeout: time.Duration(h.WriteTimeout)}
+	s.add(retryField(time.Duration(5000+rand.IntN(10000)) * time.Millisecond))
+	s.add([]byte(": " + why + "; come back later\n\n"))
+	_ = s.flush()
+	return nil
+}
+
+// stream writes to one subscriber. Every flush carries a write deadline that
+// is cleared afterwards: a dead peer is dropped within the timeout, and no
+// deadline is left armed while the stream idles (over HTTP/2 an expired
+// deadline resets the stream).
+type stream struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	pending int
+	err     error
+}
+
+func (s *stream) add(b []byte) {
+	if s.err != nil {
+		return
+	}
+	if s.pending == 0 && s.timeout > 0 {
+		s.setDeadline(time.Now().Add(s.timeout))
+	}
+	s.pending += len(b)
+	_, s.err = s.w.Write(b)
+}
+
+func (s *stream) flush() error {
+	if s.err == nil && s.pending > 0 {
+		s.err = s.rc.Flush()
+	}
+	if s.pending > 0 && s.timeout > 0 {
+		s.setDeadline(time.Time{})
+	}
+	s.pending = 0
+	return s.err
+}
+
+func (s *stream) setDeadline(t time.Time) {
+	// HTTP/3 and some wrapped writers cannot set deadlines; the stream
+	// then relies on the queue bound alone.
+	_ = s.rc.SetWriteDeadline(t)
+}
+
+// lastEventID is the client's resume point: the Last-Event-ID header, else
+// the last_event_id query parameter (for a page resuming on first connect).
+func lastEventID(r *http.Request) string {
+	if v := r.Header.Get("Last-Event-ID"); v != "" {
+		return v
+	}
+	return r.URL.Query().Get("last_event_id")
+}
+
+// resolveTopics turns the request into the topics it subscribes to. It
+// answers an HTTP status and message when the request cannot be served.
+func (h *SSEHandler) resolveTopics(r *http.Request) ([]TopicRef, int, string) {
+	offered, status, msg := h.resolvePerRequest(r)
+	if status != 0 {
+		return nil, status, msg
+	}
+	requested := r.URL.Query()["topic"]
+	if len(requested) > h.MaxTopicsPerSubscriber {
+		return nil, http.StatusBadRequest, fmt.Sprintf("%d topics requested; this route allows %d per connection", len(requested), h.MaxTopicsPerSubscriber)
+	}
+	var names []string
+	if len(requested) == 0 {
+		names = append(append(names, h.literals...), offered...)
+		if len(names) == 0 {
+			return nil, http.StatusBadRequest, "name the topics to subscribe to with ?topic="
+		}
+	} else {
+		for _, t := range requested {
+			if err := ValidTopicName(t); err != nil {
+				return nil, http.StatusBadRequest, err.Error()
+			}
+			if !h.serves(t, offered) {
+				return nil, http.StatusNotFound, fmt.Sprintf("topic %q is not served here", t)
+			}
+			if !slices.Contains(names, t) {
+				names = append(names, t)
+			}
+		}
+	}
+	refs := make([]TopicRef, 0, len(names))
+	for _, n := range names {
+		ref, ok := h.table.Lookup(n)
+		if !ok { // cannot happen: the route's own declarations are in the table
+			return nil, http.StatusNotFound, fmt.Sprintf("topic %q is not declared", n)
+		}
+		refs = append(refs, ref)
+	}
+	return refs, 0, ""
+}
+
+func (h *SSEHandler) serves(name string, offered []string) bool {
+	if slices.Contains(h.literals, name) || slices.Contains(offered, name) {
+		return true
+	}
+	for _, segs := range h.wildcards {
+		if matchSegments(segs, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// resolvePerRequest resolves the placeholder topics for this subscriber: it
+// gets exactly those, and an empty or invalid resolution is refused.
+func (h *SSEHandler) resolvePerRequest(r *http.Request) ([]string, int, string) {
+	if len(h.perRequest) == 0 {
+		return nil, 0, ""
+	}
+	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if repl == nil {
+		return nil, http.StatusForbidden, "topic placeholders cannot be resolved"
+	}
+	out := make([]string, 0, len(h.perRequest))
+	for _, d := range h.perRequest {
+		name, err := repl.ReplaceOrErr(d.Name, true, true)
+		if err != nil || ValidTopicName(name) != nil || !matchSegments(patternSegments(d.Name), name) {
+			return nil, http.StatusForbidden, "this request may not subscribe here"
+		}
+		out = append(out, name)
+	}
+	return out, 0, ""
+}
+
+func topicNames(refs []TopicRef) []string {
+	out := make([]string, len(refs))
+	for i, r := range refs {
+		out[i] = r.Name
+	}
+	return out
+}
+
+// plainError answers a subscribe error in plain text, not as an event
+// stream, so a browser's EventSource stops instead of retrying.
+func plainError(w http.ResponseWriter, status int, msg string) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintln(w, msg)
+	return nil
+}
