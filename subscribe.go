@@ -124,13 +124,19 @@ func (h *SSEHandler) pump(s *stream, sub *Subscription, r *http.Request) {
 			s.add(heartbeatLine)
 		case <-sub.Done():
 			// Dropped: the queue overflowed (a slow client) or the hub
-			// closed. Closing the stream makes the client resume by id.
+			// closed. The client resumes by id. An expired deadline makes
+			// the server's final write fail at once, closing the
+			// connection instead of blocking on a full socket.
 			h.logger.Debug("subscriber dropped: queue full", zap.String("remote", r.RemoteAddr))
+			s.setDeadline(time.Now())
 			return
 		case <-h.app.stopping:
-			// Reload or shutdown: ask for a quick, jittered reconnect.
+			// Reload or shutdown: ask for a quick, jittered reconnect. The
+			// deadline stays armed so a stuck client cannot hold up the
+			// server's shutdown with the final write.
 			s.add(retryField(time.Duration(500+rand.IntN(1000)) * time.Millisecond))
 			_ = s.flush()
+			s.setDeadline(time.Now().Add(s.timeout))
 			return
 		case <-r.Context().Done():
 			return

@@ -1,0 +1,608 @@
+package caddysse
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+)
+
+// TestCaddyfileAdaptErrors adapts bad Caddyfiles and checks that the error
+// names the option (and, for a topic declared twice, both places).
+func TestCaddyfileAdaptErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want []string // substrings the error must contain
+	}{
+		{
+			name: "unknown sse option",
+			src: `:8080
+sse {
+	topic news
+	heartbeats 5s
+}`,
+			want: []string{`unrecognized sse option "heartbeats"`, "Caddyfile:4"},
+		},
+		{
+			name: "unknown topic option",
+			src: `:8080
+sse {
+	topic news {
+		replay_count 5
+	}
+}`,
+			want: []string{`unrecognized topic option "replay_count"`, "Caddyfile:4"},
+		},
+		{
+			name: "unknown sse_publish option",
+			src: `:8080
+sse_publish {
+	tokens abc
+}`,
+			want: []string{`unrecognized sse_publish option "tokens"`, "Caddyfile:3"},
+		},
+		{
+			name: "sse argument outside the block",
+			src: `:8080
+sse /events news`,
+			want: []string{"wrong argument count", "Caddyfile:2"},
+		},
+		{
+			name: "topic with no name",
+			src: `:8080
+sse {
+	topic
+}`,
+			want: []string{"topic", "at least one name", "Caddyfile:3"},
+		},
+		{
+			name: "topic with no name but a block",
+			src: `:8080
+sse {
+	topic {
+		replay 5
+	}
+}`,
+			want: []string{"topic", "at least one name"},
+		},
+		{
+			name: "bad topic name characters",
+			src: `:8080
+sse {
+	topic news!
+}`,
+			want: []string{"topic", `"news!"`, "character", "Caddyfile:3"},
+		},
+		{
+			name: "bad topic name with a space-free unicode letter",
+			src: `:8080
+sse {
+	topic nachrichten/über
+}`,
+			want: []string{"topic", "nachrichten/über", "character"},
+		},
+		{
+			name: "star inside a segment",
+			src: `:8080
+sse {
+	topic chat/room*
+}`,
+			want: []string{"topic", `"chat/room*"`, "'*' must be a whole segment"},
+		},
+		{
+			name: "unclosed placeholder",
+			src: `:8080
+sse {
+	topic user/{http.auth.user.id
+}`,
+			want: []string{"topic", "placeholder"},
+		},
+		{
+			name: "name longer than 256",
+			src:  ":8080\nsse {\n\ttopic " + strings.Repeat("a", 257) + "\n}",
+			want: []string{"topic", "256"},
+		},
+		{
+			name: "replay negative",
+			src: `:8080
+sse {
+	topic news {
+		replay -1
+	}
+}`,
+			want: []string{"replay", `"-1"`, "Caddyfile:4"},
+		},
+		{
+			name: "replay not a number",
+			src: `:8080
+sse {
+	topic news {
+		replay many
+	}
+}`,
+			want: []string{"replay", `"many"`},
+		},
+		{
+			name: "replay_size garbage",
+			src: `:8080
+sse {
+	topic news {
+		replay_size lots
+	}
+}`,
+			want: []string{"replay_size", `"lots"`, "Caddyfile:4"},
+		},
+		{
+			name: "replay_size zero",
+			src: `:8080
+sse {
+	topic news {
+		replay_size 0
+	}
+}`,
+			want: []string{"replay_size", `"0"`},
+		},
+		{
+			name: "replay_age zero",
+			src: `:8080
+sse {
+	topic news {
+		replay_age 0
+	}
+}`,
+			want: []string{"replay_age", `"0"`, "Caddyfile:4"},
+		},
+		{
+			name: "replay_age garbage",
+			src: `:8080
+sse {
+	topic news {
+		replay_age forever
+	}
+}`,
+			want: []string{"replay_age", `"forever"`},
+		},
+		{
+			name: "max_topics zero",
+			src: `:8080
+sse {
+	topic chat/* {
+		max_topics 0
+	}
+}`,
+			want: []string{"max_topics", `"0"`},
+		},
+		{
+			name: "heartbeat garbage",
+			src: `:8080
+sse {
+	topic news
+	heartbeat often
+}`,
+			want: []string{"heartbeat", `"often"`, "Caddyfile:4"},
+		},
+		{
+			name: "heartbeat missing value",
+			src: `:8080
+sse {
+	topic news
+	heartbeat
+}`,
+			want: []string{"wrong argument count", "heartbeat", "Caddyfile:4"},
+		},
+		{
+			name: "retry garbage",
+			src: `:8080
+sse {
+	topic news
+	retry soon
+}`,
+			want: []string{"retry", `"soon"`},
+		},
+		{
+			name: "write_timeout zero",
+			src: `:8080
+sse {
+	topic news
+	write_timeout 0s
+}`,
+			want: []string{"write_timeout", `"0s"`},
+		},
+		{
+			name: "max_subscribers negative",
+			src: `:8080
+sse {
+	topic news
+	max_subscribers -5
+}`,
+			want: []string{"max_subscribers", `"-5"`},
+		},
+		{
+			name: "queue zero",
+			src: `:8080
+sse {
+	topic news
+	queue 0
+}`,
+			want: []string{"queue", `"0"`, "Caddyfile:4"},
+		},
+		{
+			name: "max_topics_per_subscriber zero",
+			src: `:8080
+sse {
+	topic news
+	max_topics_per_subscriber 0
+}`,
+			want: []string{"max_topics_per_subscriber", `"0"`},
+		},
+		{
+			name: "hub with two names",
+			src: `:8080
+sse {
+	topic news
+	hub a b
+}`,
+			// Caddy's ArgErr names the extra token and the line, not the option
+			want: []string{"wrong argument count", "'b'", "Caddyfile:4"},
+		},
+		{
+			name: "sse with no topics",
+			src: `:8080
+sse /events {
+	heartbeat 5s
+}`,
+			want: []string{"sse", "at least one topic"},
+		},
+		{
+			name: "sse with no block",
+			src: `:8080
+sse /events`,
+			want: []string{"sse", "at least one topic"},
+		},
+		{
+			name: "allow_from bad CIDR",
+			src: `:8080
+sse_publish {
+	allow_from 10.0.0.0/33
+}`,
+			want: []string{"allow_from", `"10.0.0.0/33"`, "Caddyfile:3"},
+		},
+		{
+			name: "allow_from not an address",
+			src: `:8080
+sse_publish {
+	allow_from localhost
+}`,
+			want: []string{"allow_from", `"localhost"`},
+		},
+		{
+			name: "allow_from with no value",
+			src: `:8080
+sse_publish {
+	allow_from
+}`,
+			want: []string{"wrong argument count", "allow_from"},
+		},
+		{
+			name: "allow_from none mixed with an address",
+			src: `:8080
+sse_publish {
+	allow_from none 10.0.0.1
+}`,
+			want: []string{"allow_from", "none"},
+		},
+		{
+			name: "allow_from none mixed with an address on another line",
+			src: `:8080
+sse_publish {
+	allow_from none
+	allow_from 10.0.0.1
+}`,
+			want: []string{"allow_from", "none"},
+		},
+		{
+			name: "token missing value",
+			src: `:8080
+sse_publish {
+	token
+}`,
+			want: []string{"wrong argument count", "token"},
+		},
+		{
+			name: "max_body garbage",
+			src: `:8080
+sse_publish {
+	max_body huge
+}`,
+			want: []string{"max_body", `"huge"`},
+		},
+		{
+			name: "max_event zero",
+			src: `:8080
+sse_publish {
+	max_event 0
+}`,
+			want: []string{"max_event", `"0"`},
+		},
+		{
+			name: "same topic twice in one directive with different settings",
+			src: `:8080
+sse {
+	topic news
+	topic news {
+		replay 5
+	}
+}`,
+			want: []string{`topic "news"`, "different settings", "Caddyfile:3", "Caddyfile:4"},
+		},
+		{
+			name: "same topic in two sites with different settings",
+			src: `a.example.com {
+	sse /events {
+		topic news {
+			replay 100
+		}
+	}
+}
+
+b.example.com {
+	sse /events {
+		topic alerts news {
+			replay 50
+		}
+	}
+}`,
+			want: []string{`topic "news"`, "different settings", "Caddyfile:3", "Caddyfile:11"},
+		},
+		{
+			name: "same topic in two sites, explicit default against another size",
+			src: `a.example.com {
+	sse /events {
+		topic news {
+			replay_size 4MiB
+		}
+	}
+}
+
+b.example.com {
+	sse /events {
+		topic news {
+			replay_size 1MiB
+		}
+	}
+}`,
+			want: []string{`topic "news"`, "different settings", "Caddyfile:3", "Caddyfile:11"},
+		},
+		{
+			name: "same pattern in two sites with different replay_age",
+			src: `a.example.com {
+	sse /events {
+		topic chat/* {
+			replay_age 1h
+		}
+	}
+}
+
+b.example.com {
+	sse /events {
+		topic chat/*
+	}
+}`,
+			want: []string{`topic "chat/*"`, "different settings", "Caddyfile:3", "Caddyfile:11"},
+		},
+		{
+			name: "same topic in two sites of the same explicit hub",
+			src: `a.example.com {
+	sse /events {
+		topic news
+		hub tenant
+	}
+}
+
+b.example.com {
+	sse /events {
+		topic news {
+			replay 0
+		}
+		hub tenant
+	}
+}`,
+			want: []string{`topic "news"`, "different settings", "Caddyfile:3", "Caddyfile:10"},
+		},
+		{
+			name: "same topic in a site and in a nested handle block",
+			src: `a.example.com {
+	sse /events {
+		topic news
+	}
+}
+
+b.example.com {
+	handle /api/* {
+		route {
+			sse /api/events {
+				topic news {
+					replay 5
+				}
+			}
+		}
+	}
+}`,
+			want: []string{`topic "news"`, "different settings", "Caddyfile:3", "Caddyfile:11"},
+		},
+	}
+
+	adapter := caddyconfig.GetAdapter("caddyfile")
+	if adapter == nil {
+		t.Fatal("caddyfile adapter not registered")
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, _, err := adapter.Adapt([]byte(tt.src+"\n"), nil)
+			if err == nil {
+				t.Fatalf("adapting succeeded, want an error containing %q; got JSON:\n%s", tt.want, out)
+			}
+			t.Logf("error: %v", err)
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// jsonConfig wraps handler routes (JSON) in an http server config.
+func jsonConfig(routes ...string) string {
+	return `{"apps": {"http": {"servers": {"srv0": {
+		"listen": ["127.0.0.1:0"],
+		"routes": [` + strings.Join(routes, ",") + `]
+	}}}}}`
+}
+
+// TestConfigValidateJSON loads JSON configs through caddy.Validate, which
+// provisions and validates every module without starting servers: JSON
+// has no Caddyfile adapter to catch mistakes, so the handlers must.
+func TestConfigValidateJSON(t *testing.T) {
+	const unset = "CADDYSSE_TEST_UNSET_VAR_XYZ"
+	if _, ok := os.LookupEnv(unset); ok {
+		t.Fatalf("%s must not be set for this test", unset)
+	}
+	t.Setenv("CADDYSSE_TEST_TOKEN", "s3cret")
+
+	tests := []struct {
+		name string
+		cfg  string
+		want []string // nil: the config must be valid
+	}{
+		{
+			name: "good config",
+			cfg: jsonConfig(
+				`{"match": [{"path": ["/events"]}], "handle": [{"handler": "sse",
+					"topics": [
+						{"names": ["news", "prices"], "replay": 10, "replay_size": 65536, "replay_age": 3600000000000},
+						{"names": ["chat/*", "user/{http.auth.user.id}"], "max_topics": 50},
+						{"names": ["quiet"], "replay": 0}
+					],
+					"heartbeat": 0, "retry": 3000000000, "max_subscribers": 100,
+					"queue": 16, "write_timeout": 5000000000, "max_topics_per_subscriber": 4}]}`,
+				// the same topics declared identically (defaults written out count as the same)
+				`{"match": [{"path": ["/events2"]}], "handle": [{"handler": "sse",
+					"topics": [
+						{"names": ["news"], "replay": 10, "replay_size": 65536, "replay_age": 3600000000000},
+						{"names": ["quiet"], "replay": 0, "replay_size": 4194304}
+					]}]}`,
+				// another hub may give the same topic other settings
+				`{"match": [{"path": ["/other"]}], "handle": [{"handler": "sse", "hub": "other",
+					"topics": [{"names": ["news"], "replay": 99}]}]}`,
+				`{"match": [{"path": ["/publish"]}], "handle": [{"handler": "sse_publish",
+					"tokens": ["{env.CADDYSSE_TEST_TOKEN}", "literal-token"],
+					"allow_from": ["10.0.0.0/8", "192.168.1.7", "::1"],
+					"max_body": 2097152, "max_event": 65536}]}`,
+				`{"match": [{"path": ["/publish-none"]}], "handle": [{"handler": "sse_publish",
+					"hub": "other", "tokens": ["{env.CADDYSSE_TEST_TOKEN}"], "allow_from": ["none"]}]}`,
+			),
+		},
+		{
+			name: "same topic with different settings in two handlers of one hub",
+			cfg: jsonConfig(
+				`{"match": [{"path": ["/a"]}], "handle": [{"handler": "sse", "topics": [{"names": ["news"], "replay": 10}]}]}`,
+				`{"match": [{"path": ["/b"]}], "handle": [{"handler": "sse", "topics": [{"names": ["news"], "replay": 20}]}]}`,
+			),
+			want: []string{`topic "news"`, "different settings", "sse handler #1", "sse handler #2"},
+		},
+		{
+			name: "same topic with different settings in two handlers of a named hub",
+			cfg: jsonConfig(
+				`{"match": [{"path": ["/a"]}], "handle": [{"handler": "sse", "hub": "h", "topics": [{"names": ["chat/*"]}]}]}`,
+				`{"match": [{"path": ["/b"]}], "handle": [{"handler": "sse", "hub": "h", "topics": [{"names": ["chat/*"], "replay_age": 60000000000}]}]}`,
+			),
+			want: []string{`topic "chat/*"`, "different settings", "sse handler #1", "sse handler #2"},
+		},
+		{
+			name: "token from an unset environment variable",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_publish", "tokens": ["{env.` + unset + `}"]}]}`),
+			want: []string{"token", "{env." + unset + "}", "empty"},
+		},
+		{
+			name: "blank token",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_publish", "tokens": ["  "]}]}`),
+			want: []string{"token", "empty"},
+		},
+		{
+			name: "negative queue",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"names": ["news"]}], "queue": -1}]}`),
+			want: []string{"queue", "negative"},
+		},
+		{
+			name: "negative heartbeat",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"names": ["news"]}], "heartbeat": -1}]}`),
+			want: []string{"heartbeat", "negative"},
+		},
+		{
+			name: "negative replay",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"names": ["news"], "replay": -1}]}]}`),
+			want: []string{"replay", "negative"},
+		},
+		{
+			name: "no topics",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse"}]}`),
+			want: []string{"sse", "topic"},
+		},
+		{
+			name: "topic entry with no names",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"replay": 5}]}]}`),
+			want: []string{"topic", "name"},
+		},
+		{
+			name: "bad topic name",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"names": ["chat/ro*m"]}]}]}`),
+			want: []string{`"chat/ro*m"`, "'*' must be a whole segment"},
+		},
+		{
+			name: "allow_from bad CIDR",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_publish", "allow_from": ["10.0.0.0/33"]}]}`),
+			want: []string{"allow_from", `"10.0.0.0/33"`},
+		},
+		{
+			name: "allow_from none mixed with an address",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_publish", "allow_from": ["none", "10.0.0.1"]}]}`),
+			want: []string{"allow_from", "none"},
+		},
+		{
+			name: "negative max_body",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_publish", "max_body": -1}]}`),
+			want: []string{"max_body", "negative"},
+		},
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := new(caddy.Config)
+			if err := json.Unmarshal([]byte(tt.cfg), cfg); err != nil {
+				t.Fatalf("test config is not JSON: %v", err)
+			}
+			err := caddy.Validate(cfg)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("valid config rejected: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("config accepted, want an error containing %q", tt.want)
+			}
+			t.Logf("error: %v", err)
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not mention %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,232 @@
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// caddyBin is the Caddy built from ../cmd/caddy for this test run.
+var caddyBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "caddy-sse-it")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	caddyBin = filepath.Join(dir, "caddy")
+	args := []string{"build", "-o", caddyBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "../cmd/caddy")...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building caddy:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// caddyProc is one running Caddy process serving a test's Caddyfile.
+type caddyProc struct {
+	t         *testing.T
+	cmd       *exec.Cmd
+	dir       string
+	port      int    // the site port, {PORT} in a test's Caddyfile
+	port2     int    // a second site port, {PORT2}
+	adminAddr string // admin API address
+	base      string // http://127.0.0.1:port
+	exited    chan struct{}
+	exitErr   error
+
+	mu      sync.Mutex
+	log     bytes.Buffer
+	logGrew chan struct{} // closed and replaced on every log line
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// globalOptions keep a test's Caddy on loopback, out of the user's trust
+// store and data directories.
+func globalOptions(adminAddr string) string {
+	return fmt.Sprintf(`{
+	admin %s
+	persist_config off
+	skip_install_trust
+	local_certs
+	auto_https disable_redirects
+}
+`, adminAddr)
+}
+
+// startCaddy runs Caddy with site, a Caddyfile fragment in which {PORT} is
+// replaced by a free port; it returns once Caddy serves the configuration.
+func startCaddy(t *testing.T, site string) *caddyProc {
+	t.Helper()
+	p := &caddyProc{t: t, dir: t.TempDir(), port: freePort(t), port2: freePort(t), exited: make(chan struct{}), logGrew: make(chan struct{})}
+	p.adminAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p.base = fmt.Sprintf("http://127.0.0.1:%d", p.port)
+	cfgPath := filepath.Join(p.dir, "Caddyfile")
+	if err := os.WriteFile(cfgPath, []byte(p.caddyfile(site)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	p.cmd.Dir = p.dir
+	p.cmd.Env = append(os.Environ(), "HOME="+p.dir, "XDG_DATA_HOME="+p.dir, "XDG_CONFIG_HOME="+p.dir)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stdout = io.Discard
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan struct{})
+	go p.readLog(stderr, ready)
+	go func() {
+		p.exitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(p.kill)
+	select {
+	case <-ready:
+	case <-p.exited:
+		t.Fatalf("caddy exited before serving: %v\n%s", p.exitErr, p.logs())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("caddy did not become ready\n%s", p.logs())
+	}
+	return p
+}
+
+func (p *caddyProc) caddyfile(site string) string {
+	site = strings.ReplaceAll(site, "{PORT2}", fmt.Sprint(p.port2))
+	return globalOptions(p.adminAddr) + strings.ReplaceAll(site, "{PORT}", fmt.Sprint(p.port))
+}
+
+// readLog keeps Caddy's log for failure messages and signals readiness when
+// Caddy says it serves its configuration.
+func (p *caddyProc) readLog(r io.Reader, ready chan struct{}) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	once := sync.Once{}
+	for sc.Scan() {
+		line := sc.Text()
+		p.mu.Lock()
+		p.log.WriteString(line + "\n")
+		close(p.logGrew)
+		p.logGrew = make(chan struct{})
+		p.mu.Unlock()
+		if strings.Contains(line, "serving initial configuration") {
+			once.Do(func() { close(ready) })
+		}
+	}
+}
+
+// waitLog waits until Caddy has logged a line containing substr.
+func (p *caddyProc) waitLog(substr string) {
+	p.t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		p.mu.Lock()
+		found, grew := strings.Contains(p.log.String(), substr), p.logGrew
+		p.mu.Unlock()
+		if found {
+			return
+		}
+		select {
+		case <-grew:
+		case <-p.exited:
+			p.t.Fatalf("caddy exited before logging %q", substr)
+		case <-deadline:
+			p.t.Fatalf("caddy did not log %q\n%s", substr, p.logs())
+		}
+	}
+}
+
+func (p *caddyProc) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
+}
+
+// reload loads a new site fragment through the admin API; it returns once
+// the new configuration runs.
+func (p *caddyProc) reload(site string) {
+	p.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+p.adminAddr+"/load", strings.NewReader(p.caddyfile(site)))
+	req.Header.Set("Content-Type", "text/caddyfile")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		p.t.Fatalf("reload: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(resp.Body)
+		p.t.Fatalf("reload: %s: %s", resp.Status, body)
+	}
+	// The old server closes its idle keep-alive connections, and a POST on
+	// one of them would fail without a retry (as with any server reload).
+	client.CloseIdleConnections()
+	h2Client.CloseIdleConnections()
+}
+
+// stop sends SIGTERM and waits for the process to exit, failing the test if
+// it takes longer than limit.
+func (p *caddyProc) stop(limit time.Duration) time.Duration {
+	p.t.Helper()
+	start := time.Now()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+	case <-time.After(limit):
+		p.t.Fatalf("caddy did not exit within %v of SIGTERM\n%s", limit, p.logs())
+	}
+	return time.Since(start)
+}
+
+func (p *caddyProc) kill() {
+	select {
+	case <-p.exited:
+	default:
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	if p.t.Failed() {
+		p.t.Logf("caddy log:\n%s", p.logs())
+	}
+	if strings.Contains(p.logs(), "DATA RACE") {
+		p.t.Errorf("the race detector reported a race in caddy:\n%s", p.logs())
+	}
+}
+
+// ctx returns a context bounded by the test's deadline safety net.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,236 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	sse "github.com/tmaxmax/go-sse"
+)
+
+// eventWait is the safety net for awaiting one event; tests never sleep.
+const eventWait = 10 * time.Second
+
+// client never decompresses on its own, so a test sees what Caddy sent.
+var client = &http.Client{Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 64}}
+
+// h2Client speaks HTTP/2 over TLS to Caddy's internal certificates.
+var h2Client = &http.Client{Transport: &http.Transport{
+	TLSClientConfig:    &tls.Config{InsecureSkipVerify: true},
+	ForceAttemptHTTP2:  true,
+	DisableCompression: true,
+}}
+
+// subscriber is one open event stream, decoded with go-sse's WHATWG parser
+// (not our own), with the raw bytes kept for comments and fields that the
+// parser does not surface.
+type subscriber struct {
+	t      *testing.T
+	resp   *http.Response
+	events chan sse.Event
+	cancel context.CancelFunc
+	closed chan struct{} // the stream ended
+
+	mu    sync.Mutex
+	raw   bytes.Buffer
+	grown chan struct{} // closed and replaced whenever raw grows
+}
+
+// subscribe opens url (with optional headers, as "Key: value" strings) on
+// c and waits for the response headers. It does not check the status.
+func subscribe(t *testing.T, c *http.Client, url string, headers ...string) *subscriber {
+	t.Helper()
+	ctx, cancel := context.WithCancel(testCtx(t))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("subscribe %s: %v", url, err)
+	}
+	s := &subscriber{t: t, resp: resp, events: make(chan sse.Event, 4096), cancel: cancel,
+		closed: make(chan struct{}), grown: make(chan struct{})}
+	t.Cleanup(s.close)
+	go s.read()
+	return s
+}
+
+func (s *subscriber) read() {
+	defer close(s.closed)
+	defer close(s.events)
+	body := io.TeeReader(s.resp.Body, rawRecorder{s})
+	for ev, err := range sse.Read(body, &sse.ReadConfig{MaxEventSize: 4 << 20}) {
+		if err != nil {
+			return
+		}
+		s.events <- ev
+	}
+}
+
+type rawRecorder struct{ s *subscriber }
+
+func (r rawRecorder) Write(b []byte) (int, error) {
+	r.s.mu.Lock()
+	r.s.raw.Write(b)
+	close(r.s.grown)
+	r.s.grown = make(chan struct{})
+	r.s.mu.Unlock()
+	return len(b), nil
+}
+
+func (s *subscriber) close() {
+	s.cancel()
+	s.resp.Body.Close()
+}
+
+// next returns the next event, failing the test if none arrives in time or
+// the stream ends.
+func (s *subscriber) next() sse.Event {
+	s.t.Helper()
+	select {
+	case ev, ok := <-s.events:
+		if !ok {
+			s.t.Fatalf("stream ended while an event was awaited; raw so far:\n%s", s.rawString())
+		}
+		return ev
+	case <-time.After(eventWait):
+		s.t.Fatalf("no event within %v; raw so far:\n%s", eventWait, s.rawString())
+	}
+	return sse.Event{}
+}
+
+// waitRaw waits until the raw stream contains substr.
+func (s *subscriber) waitRaw(substr string) {
+	s.t.Helper()
+	deadline := time.After(eventWait)
+	for {
+		s.mu.Lock()
+		found := strings.Contains(s.raw.String(), substr)
+		grown := s.grown
+		s.mu.Unlock()
+		if found {
+			return
+		}
+		select {
+		case <-grown:
+		case <-s.closed:
+			if !strings.Contains(s.rawString(), substr) {
+				s.t.Fatalf("stream ended without %q; raw:\n%s", substr, s.rawString())
+			}
+			return
+		case <-deadline:
+			s.t.Fatalf("no %q within %v; raw:\n%s", substr, eventWait, s.rawString())
+		}
+	}
+}
+
+// waitEnd waits for the server to close the stream, returning the events
+// still unread.
+func (s *subscriber) waitEnd() []sse.Event {
+	s.t.Helper()
+	var rest []sse.Event
+	deadline := time.After(eventWait)
+	for {
+		select {
+		case ev, ok := <-s.events:
+			if !ok {
+				return rest
+			}
+			rest = append(rest, ev)
+		case <-deadline:
+			s.t.Fatalf("stream not closed by the server within %v", eventWait)
+		}
+	}
+}
+
+func (s *subscriber) rawString() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.raw.String()
+}
+
+// ready waits for the opening comment: from then on the subscriber is
+// registered and receives every event published.
+func (s *subscriber) ready() *subscriber {
+	s.t.Helper()
+	if s.resp.StatusCode != http.StatusOK {
+		s.t.Fatalf("subscribe: status %s", s.resp.Status)
+	}
+	s.waitRaw(": caddy-sse\n")
+	return s
+}
+
+// publishResult is the publish API's answer for one event.
+type publishResult struct {
+	ID        string `json:"id"`
+	Delivered int    `json:"delivered"`
+}
+
+// post sends a publish request and returns status and body.
+func post(t *testing.T, c *http.Client, url, contentType string, body io.Reader, headers ...string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// publishJSON publishes one event object and returns its result, failing
+// the test on any status but 200.
+func publishJSON(t *testing.T, url string, event map[string]any) publishResult {
+	t.Helper()
+	b, _ := json.Marshal(event)
+	status, body := post(t, client, url, "application/json", bytes.NewReader(b))
+	if status != http.StatusOK {
+		t.Fatalf("publish %s: %d %s", b, status, body)
+	}
+	var res publishResult
+	if err := json.Unmarshal(body, &res); err != nil {
+		t.Fatalf("publish answer %s: %v", body, err)
+	}
+	return res
+}
+
+func publishData(t *testing.T, url, topic, data string) publishResult {
+	t.Helper()
+	return publishJSON(t, url, map[string]any{"topic": topic, "data": data})
+}
+
+func mustStatus(t *testing.T, what string, got, want int, body []byte) {
+	t.Helper()
+	if got != want {
+		t.Fatalf("%s: status %d, want %d; body: %s", what, got, want, body)
+	}
+}
+
+func seqData(i int) string { return fmt.Sprintf("event-%04d", i) }
+
+func stringsReader(s string) io.Reader { return strings.NewReader(s) }
