@@ -97,7 +97,7 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			for _, n := range tc.Names {
 				if err := ValidateDeclName(n); err != nil {
-					return d.Errf("topic: %v", err)
+					return d.Errf("%v", err)
 				}
 			}
 			for tn := d.Nesting(); d.NextBlock(tn); {
@@ -276,7 +276,10 @@ func countArg(d *caddyfile.Dispenser, dst *int, zeroOK bool) error {
 		return err
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || (n == 0 && !zeroOK) {
+	if zeroOK && (err != nil || n < 0) {
+		return d.Errf("%s: %q is not a whole number of 0 or more", opt, v)
+	}
+	if !zeroOK && (err != nil || n <= 0) {
 		return d.Errf("%s: %q is not a positive whole number", opt, v)
 	}
 	*dst = n
@@ -285,8 +288,11 @@ func countArg(d *caddyfile.Dispenser, dst *int, zeroOK bool) error {
 
 func parsePositiveDuration(d *caddyfile.Dispenser, opt, v string) (caddy.Duration, error) {
 	dur, err := caddy.ParseDuration(v)
-	if err != nil || dur <= 0 {
+	if err != nil {
 		return 0, d.Errf("%s: %q is not a duration such as 15s", opt, v)
+	}
+	if dur <= 0 {
+		return 0, d.Errf("%s: %q must be a positive duration", opt, v)
 	}
 	return caddy.Duration(dur), nil
 }

@@ -178,6 +178,16 @@ sse {
 			want: []string{"max_topics", `"0"`},
 		},
 		{
+			name: "max_topics on literal names only",
+			src: `:8080
+sse {
+	topic news alerts {
+		max_topics 10
+	}
+}`,
+			want: []string{"max_topics", "news", "* segments or placeholders"},
+		},
+		{
 			name: "heartbeat garbage",
 			src: `:8080
 sse {

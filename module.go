@@ -85,11 +85,17 @@ func (a *App) hub(name string) (*Hub, *TopicTable, error) {
 
 // declare adds a handler's topics to its hub's table, rejecting a topic
 // declared elsewhere in this configuration with other settings.
-func (a *App) declare(table *TopicTable, decls []TopicDecl) error {
+func (a *App) declare(hub string, table *TopicTable, decls []TopicDecl) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.declared++
-	place := fmt.Sprintf("sse handler #%d", a.declared)
+	names := make([]string, len(decls))
+	for i, d := range decls {
+		names[i] = d.Name
+	}
+	// Handlers are provisioned in no fixed order across servers, so the
+	// number alone would not say which one is meant; the topics do.
+	place := fmt.Sprintf("sse handler #%d (hub %q, topics %s)", a.declared, hub, strings.Join(names, ", "))
 	for _, d := range decls {
 		if err := table.Add(d, place); err != nil {
 			return err
@@ -204,6 +210,7 @@ func (tc TopicConfig) decls() ([]TopicDecl, error) {
 		maxTopics = DefaultMaxTopics
 	}
 	var out []TopicDecl
+	literalOnly := true
 	for _, n := range tc.Names {
 		if err := ValidateDeclName(n); err != nil {
 			return nil, err
@@ -211,8 +218,12 @@ func (tc TopicConfig) decls() ([]TopicDecl, error) {
 		d := TopicDecl{Name: n, Ring: ring}
 		if !d.IsLiteral() {
 			d.MaxTopics = maxTopics
+			literalOnly = false
 		}
 		out = append(out, d)
+	}
+	if tc.MaxTopics != 0 && literalOnly {
+		return nil, fmt.Errorf("topic %s: max_topics applies only to names with * segments or placeholders", tc.Names[0])
 	}
 	return out, nil
 }
@@ -313,7 +324,7 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	return app.declare(h.table, decls)
+	return app.declare(h.Hub, h.table, decls)
 }
 
 // Validate checks the handler's settings.
@@ -389,7 +400,10 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 	for i, t := range p.Tokens {
 		v := strings.TrimSpace(repl.ReplaceAll(t, ""))
 		if v == "" {
-			return fmt.Errorf("sse_publish: token #%d (%s) is empty; is the environment variable set?", i+1, t)
+			if strings.Contains(t, "{") {
+				return fmt.Errorf("sse_publish: token #%d (%s) is empty once resolved; is the environment variable set?", i+1, t)
+			}
+			return fmt.Errorf("sse_publish: token #%d is empty", i+1)
 		}
 		p.tokens = append(p.tokens, []byte(v))
 	}
