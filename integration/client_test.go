@@ -54,8 +54,9 @@ func subscribe(t *testing.T, c *http.Client, url string, headers ...string) *sub
 		t.Fatal(err)
 	}
 	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+		if k, v, ok := strings.Cut(h, ":"); ok {
+			req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+		}
 	}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -234,3 +235,5 @@ func mustStatus(t *testing.T, what string, got, want int, body []byte) {
 func seqData(i int) string { return fmt.Sprintf("event-%04d", i) }
 
 func stringsReader(s string) io.Reader { return strings.NewReader(s) }
+
+func itoa(i int) string { return fmt.Sprint(i) }
