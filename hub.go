@@ -25,6 +25,7 @@ type Hub struct {
 	forgottenSeq uint64         // highest seq of any topic dropped from memory
 	subscribers  int
 	closed       bool
+	op           uint64 // counts Publish and Subscribe calls, to pin their topics
 }
 
 // TopicRef is a concrete topic name with the settings of the declaration it
@@ -44,6 +45,7 @@ type topic struct {
 	ring     *ring
 	subs     map[*Subscription]struct{}
 	lastUsed uint64 // seq at the last publish or subscribe, for LRU forgetting
+	pinned   uint64 // h.op of the last call that used it
 }
 
 // ErrTooManyTopics is returned when a pattern declaration already holds its
@@ -84,12 +86,12 @@ type PublishResult struct {
 // nothing: it fails before any of it is published.
 func (h *Hub) Publish(pubs []Publication) ([]PublishResult, error) {
 	results := make([]PublishResult, len(pubs))
-	var dropped []*Subscription
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
 		return nil, ErrHubClosed
 	}
+	h.op++
 	// Create every topic first: that is the only step that can fail.
 	for _, p := range pubs {
 		for _, ref := range p.Topics {
@@ -120,14 +122,11 @@ func (h *Hub) Publish(pubs []Publication) ([]PublishResult, error) {
 				case s.queue <- ev:
 					delivered++
 				default:
-					dropped = append(dropped, s)
+					h.removeLocked(s, true)
 				}
 			}
 		}
 		results[i] = PublishResult{ID: id.String(), Delivered: delivered}
-	}
-	for _, s := range dropped {
-		h.removeLocked(s, true)
 	}
 	h.mu.Unlock()
 	return results, nil
@@ -137,6 +136,7 @@ func (h *Hub) Publish(pubs []Publication) ([]PublishResult, error) {
 // settings (a reload may have changed them).
 func (h *Hub) topicLocked(ref TopicRef) (*topic, error) {
 	if t, ok := h.topics[ref.Name]; ok {
+		t.pinned = h.op
 		if t.ring.cfg != ref.Ring {
 			t.ring.setConfig(ref.Ring)
 		}
@@ -147,7 +147,7 @@ func (h *Hub) topicLocked(ref TopicRef) (*topic, error) {
 			return nil, ErrTooManyTopics
 		}
 	}
-	t := &topic{name: ref.Name, group: ref.Group, ring: newRing(ref.Ring), subs: make(map[*Subscription]struct{})}
+	t := &topic{name: ref.Name, group: ref.Group, ring: newRing(ref.Ring), subs: make(map[*Subscription]struct{}), pinned: h.op}
 	// A topic that was forgotten may have held events; whoever resumes
 	// on it must be told they may have missed them.
 	t.ring.evictedSeq = h.forgottenSeq
@@ -164,7 +164,7 @@ func (h *Hub) topicLocked(ref TopicRef) (*topic, error) {
 func (h *Hub) forgetIdleLocked(group string, max int) bool {
 	var idle []*topic
 	for _, t := range h.topics {
-		if t.group == group && len(t.subs) == 0 {
+		if t.group == group && len(t.subs) == 0 && t.pinned != h.op {
 			idle = append(idle, t)
 		}
 	}
@@ -302,6 +302,7 @@ func (h *Hub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscrip
 	if h.closed {
 		return nil, Replay{}, ErrHubClosed
 	}
+	h.op++
 	for _, ref := range refs {
 		t, err := h.topicLocked(ref)
 		if err != nil {
@@ -350,6 +351,13 @@ func (h *Hub) replayLocked(topics []*topic, resume string) Replay {
 		}
 	}
 	rp.Events = mergeEvents(lists)
+	if evicted > 0 {
+		i := 0
+		for i < len(rp.Events) && rp.Events[i].ID.Seq <= evicted {
+			i++
+		}
+		rp.Events = rp.Events[i:]
+	}
 	return rp
 }
 

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -115,11 +117,12 @@ func decodeJSONMessage(r json.RawMessage, prefix string) (*Message, *PublishErro
 	var jm jsonMessage
 	dec := json.NewDecoder(bytes.NewReader(r))
 	dec.DisallowUnknownFields()
+	where := strings.TrimSuffix(prefix, ".") // "[2]" names the element itself
 	if err := dec.Decode(&jm); err != nil {
-		return nil, badRequest(prefix, "malformed event object: %v", err)
+		return nil, badRequest(where, "malformed event object: %v", err)
 	}
-	if dec.More() {
-		return nil, badRequest(prefix, "malformed JSON: trailing data after the event")
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, badRequest(where, "malformed JSON: trailing data after the event")
 	}
 	m := &Message{Name: jm.Event}
 	switch {
@@ -150,7 +153,7 @@ func decodeJSONMessage(r json.RawMessage, prefix string) (*Message, *PublishErro
 	}
 	if jm.Retry != nil {
 		ms, err := strconv.ParseInt(string(*jm.Retry), 10, 64)
-		if err != nil || ms < 0 {
+		if err != nil || ms < 0 || ms > int64(math.MaxInt64/time.Millisecond) {
 			return nil, badRequest(prefix+"retry", "retry must be a whole, non-negative number of milliseconds")
 		}
 		m.Retry = time.Duration(ms) * time.Millisecond
@@ -189,7 +192,7 @@ func metaMessage(vals url.Values, data string, maxEvent int64) ([]*Message, *Pub
 	m := &Message{Topics: vals["topic"], Name: vals.Get("event"), Data: data}
 	if r := vals.Get("retry"); r != "" {
 		ms, err := strconv.ParseInt(r, 10, 64)
-		if err != nil || ms < 0 {
+		if err != nil || ms < 0 || ms > int64(math.MaxInt64/time.Millisecond) {
 			return nil, badRequest("retry", "retry must be a whole, non-negative number of milliseconds")
 		}
 		m.Retry = time.Duration(ms) * time.Millisecond
@@ -245,10 +248,18 @@ func (p *streamParser) readAll(r io.Reader) error {
 func (p *streamParser) feed(b []byte) error {
 	if !p.started {
 		// A UTF-8 BOM may open the stream; it may also arrive split.
-		if len(p.line) == 0 && len(b) > 0 && b[0] == 0xEF {
-			if len(b) >= 3 && b[1] == 0xBB && b[2] == 0xBF {
-				b = b[3:]
+		bom := []byte("\xEF\xBB\xBF")
+		n := min(len(bom)-len(p.line), len(b))
+		if bytes.Equal(b[:n], bom[len(p.line):len(p.line)+n]) {
+			p.line = append(p.line, b[:n]...)
+			b = b[n:]
+			if len(p.line) < len(bom) {
+				return nil
 			}
+			p.line = p.line[:0]
+		} else {
+			b = append(append([]byte(nil), p.line...), b...)
+			p.line = p.line[:0]
 		}
 		p.started = true
 	}
@@ -313,7 +324,7 @@ func (p *streamParser) processLine(line []byte) error {
 		p.data = append(p.data, '\n')
 		p.hasData = true
 	case "retry":
-		if ms, err := strconv.ParseUint(string(value), 10, 63); err == nil && isDigits(value) {
+		if ms, err := strconv.ParseUint(string(value), 10, 63); err == nil && isDigits(value) && ms <= uint64(math.MaxInt64/time.Millisecond) {
 			p.retry = time.Duration(ms) * time.Millisecond
 		}
 	}

@@ -84,7 +84,7 @@ func patternSegments(name string) []string {
 	segs := strings.Split(name, "/")
 	for i, s := range segs {
 		if s == "*" || strings.Contains(s, "{") {
-			segs[i] = ""
+			segs[i] = "*"
 		}
 	}
 	return segs
@@ -105,7 +105,7 @@ func matchSegments(pattern []string, name string) bool {
 			}
 			seg, name = name[:j], name[j+1:]
 		}
-		if p == "" {
+		if p == "*" {
 			if seg == "" {
 				return false
 			}
