@@ -21,6 +21,12 @@ import (
 // caddyBin is the Caddy built from ../cmd/caddy for this test run.
 var caddyBin string
 
+// certFile and keyFile are a self-signed certificate for 127.0.0.1, used by
+// TLS sites as "tls {CERT} {KEY}": Caddy loads it while provisioning, so TLS
+// is ready when Caddy says it serves (an issued certificate would arrive
+// asynchronously, with no signal when it is cached).
+var certFile, keyFile string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "caddy-sse-it")
 	if err != nil {
@@ -28,6 +34,10 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	caddyBin = filepath.Join(dir, "caddy")
+	if certFile, keyFile, err = writeSelfSignedCert(dir); err != nil {
+		fmt.Fprintln(os.Stderr, "making a test certificate:", err)
+		os.Exit(1)
+	}
 	args := []string{"build", "-o", caddyBin}
 	if raceEnabled {
 		args = append(args, "-race")
@@ -124,7 +134,7 @@ func startCaddy(t *testing.T, site string) *caddyProc {
 }
 
 func (p *caddyProc) caddyfile(site string) string {
-	site = strings.ReplaceAll(site, "{PORT2}", fmt.Sprint(p.port2))
+	site = strings.NewReplacer("{PORT2}", fmt.Sprint(p.port2), "{CERT}", certFile, "{KEY}", keyFile).Replace(site)
 	return globalOptions(p.adminAddr) + strings.ReplaceAll(site, "{PORT}", fmt.Sprint(p.port))
 }
 

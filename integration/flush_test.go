@@ -26,7 +26,7 @@ func TestFlushingThroughEncodeOverHTTP2(t *testing.T) {
 	t.Parallel()
 	c := startCaddy(t, `
 https://127.0.0.1:{PORT} {
-	tls internal
+	tls {CERT} {KEY}
 	route {
 		encode gzip zstd
 		sse /events {
@@ -37,7 +37,6 @@ https://127.0.0.1:{PORT} {
 	}
 }
 `)
-	c.waitLog("certificate obtained successfully")
 	base := fmt.Sprintf("https://127.0.0.1:%d", c.port)
 	s := subscribe(t, h2Client, base+"/events", "Accept-Encoding: gzip, zstd").ready()
 	if s.resp.ProtoMajor != 2 {

@@ -57,7 +57,7 @@ func TestWriteDeadlineDoesNotKillIdleHTTP2Stream(t *testing.T) {
 	t.Parallel()
 	c := startCaddy(t, `
 https://127.0.0.1:{PORT} {
-	tls internal
+	tls {CERT} {KEY}
 	sse /events {
 		topic news
 		heartbeat 400ms
@@ -66,7 +66,6 @@ https://127.0.0.1:{PORT} {
 	sse_publish /publish
 }
 `)
-	c.waitLog("certificate obtained successfully")
 	base := "https://127.0.0.1:" + itoa(c.port)
 	s := subscribe(t, h2Client, base+"/events").ready()
 	if s.resp.ProtoMajor != 2 {
