@@ -66,9 +66,6 @@ func bodyTestFormat(msgs []*Message) string {
 }
 
 func TestParseJSONBody(t *testing.T) {
-	bad := func(field string) bodyTestWantErr {
-		return bodyTestWantErr{status: http.StatusBadRequest, field: field}
-	}
 	tests := []struct {
 		name      string
 		body      string
@@ -225,9 +222,6 @@ func TestParseJSONBodyHugeRetry(t *testing.T) {
 }
 
 func TestParseFormBody(t *testing.T) {
-	bad := func(field string) bodyTestWantErr {
-		return bodyTestWantErr{status: http.StatusBadRequest, field: field}
-	}
 	tests := []struct {
 		name     string
 		body     string
@@ -282,9 +276,6 @@ func TestParseFormBody(t *testing.T) {
 }
 
 func TestParseTextBody(t *testing.T) {
-	bad := func(field string) bodyTestWantErr {
-		return bodyTestWantErr{status: http.StatusBadRequest, field: field}
-	}
 	tests := []struct {
 		name     string
 		body     string
@@ -629,4 +620,9 @@ func TestHugeRetryOtherFormats(t *testing.T) {
 	if r := got[0].Retry; r != 0 && r.Milliseconds() != ms {
 		t.Errorf("stream: retry %d became %d ms", int64(ms), r.Milliseconds())
 	}
+}
+
+// bad is the expected 400 naming field.
+func bad(field string) bodyTestWantErr {
+	return bodyTestWantErr{status: http.StatusBadRequest, field: field}
 }
