@@ -207,6 +207,8 @@ func unmarshalTopicOption(d *caddyfile.Dispenser, tc *TopicConfig) error {
 //		max_body   <size>           # whole request, not a held event stream (default 1MiB)
 //		max_event  <size>           # one event's data (default 256KiB)
 //		hub        <name>           # hub to publish to (default "default")
+//		body_timeout        <duration>  # time to read a whole body (default 30s)
+//		stream_idle_timeout <duration>  # silence allowed in a held event stream (default 5m)
 //	}
 func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -247,6 +249,20 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "hub":
 			if err := oneArg(d, &p.Hub); err != nil {
 				return err
+			}
+		case "body_timeout", "stream_idle_timeout":
+			var v string
+			if err := oneArg(d, &v); err != nil {
+				return err
+			}
+			dur, err := parsePositiveDuration(d, opt, v)
+			if err != nil {
+				return err
+			}
+			if opt == "body_timeout" {
+				p.BodyTimeout = dur
+			} else {
+				p.StreamIdleTimeout = dur
 			}
 		default:
 			return d.Errf("unrecognized sse_publish option %q", opt)

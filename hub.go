@@ -24,6 +24,8 @@ type Hub struct {
 	groupSizes   map[string]int // concrete topics held per pattern declaration
 	forgottenSeq uint64         // highest seq of any topic dropped from memory
 	subscribers  int
+	published    uint64 // events published, for stats
+	dropped      uint64 // subscribers dropped for a full queue, for stats
 	closed       bool
 	op           uint64 // counts Publish and Subscribe calls, to pin their topics
 }
@@ -122,10 +124,12 @@ func (h *Hub) Publish(pubs []Publication) ([]PublishResult, error) {
 				case s.queue <- ev:
 					delivered++
 				default:
+					h.dropped++
 					h.removeLocked(s, true)
 				}
 			}
 		}
+		h.published++
 		results[i] = PublishResult{ID: id.String(), Delivered: delivered}
 	}
 	h.mu.Unlock()
@@ -372,18 +376,37 @@ func truncateBytes(s string, n int) string {
 	return s[:n]
 }
 
-// Stats is a snapshot for logs and tests.
+// Stats is a snapshot of a hub, for the admin API, logs and tests.
 type Stats struct {
-	Topics      int
-	Subscribers int
-	LastSeq     uint64
+	Epoch       string `json:"epoch"`
+	LastID      string `json:"last_id"`
+	LastSeq     uint64 `json:"-"`
+	Topics      int    `json:"topics"`
+	Subscribers int    `json:"subscribers"`
+	Published   uint64 `json:"published"`
+	DroppedSlow uint64 `json:"dropped_slow"`
+	Retained    int    `json:"retained_events"`
+	RetainedB   int64  `json:"retained_bytes"`
 }
 
 // Stats reports the hub's size.
 func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return Stats{Topics: len(h.topics), Subscribers: h.subscribers, LastSeq: h.seq}
+	st := Stats{
+		Epoch:       h.epoch,
+		LastID:      ID{Epoch: h.epoch, Seq: h.seq}.String(),
+		LastSeq:     h.seq,
+		Topics:      len(h.topics),
+		Subscribers: h.subscribers,
+		Published:   h.published,
+		DroppedSlow: h.dropped,
+	}
+	for _, t := range h.topics {
+		st.Retained += t.ring.len()
+		st.RetainedB += t.ring.bytes
+	}
+	return st
 }
 
 // Close drops every subscriber and refuses further use; it is called when

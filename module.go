@@ -350,8 +350,10 @@ func (h *SSEHandler) Validate() error {
 
 // Defaults of the sse_publish handler.
 const (
-	DefaultMaxBody  = 1 << 20
-	DefaultMaxEvent = 256 << 10
+	DefaultMaxBody           = 1 << 20
+	DefaultMaxEvent          = 256 << 10
+	DefaultBodyTimeout       = 30 * time.Second
+	DefaultStreamIdleTimeout = 5 * time.Minute
 )
 
 // PublishHandler accepts events over HTTP POST and publishes them to the
@@ -369,6 +371,12 @@ type PublishHandler struct {
 	MaxBody int64 `json:"max_body,omitempty"`
 	// Largest data of one event. Default: 256KiB.
 	MaxEvent int64 `json:"max_event,omitempty"`
+	// Time allowed to read a whole body (not a held event stream), so a
+	// slow-dripping publisher cannot hold a request forever. Default: 30s.
+	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
+	// Longest silence allowed inside a held text/event-stream body.
+	// Default: 5m.
+	StreamIdleTimeout caddy.Duration `json:"stream_idle_timeout,omitempty"`
 
 	tokens    [][]byte
 	allowFrom []netip.Prefix
@@ -395,6 +403,12 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 	}
 	if p.MaxEvent == 0 {
 		p.MaxEvent = DefaultMaxEvent
+	}
+	if p.BodyTimeout == 0 {
+		p.BodyTimeout = caddy.Duration(DefaultBodyTimeout)
+	}
+	if p.StreamIdleTimeout == 0 {
+		p.StreamIdleTimeout = caddy.Duration(DefaultStreamIdleTimeout)
 	}
 	repl := caddy.NewReplacer()
 	for i, t := range p.Tokens {
@@ -461,6 +475,9 @@ func parseAllowFrom(vals []string) ([]netip.Prefix, error) {
 func (p *PublishHandler) Validate() error {
 	if p.MaxBody < 0 || p.MaxEvent < 0 {
 		return errors.New("sse_publish: max_body and max_event must not be negative")
+	}
+	if p.BodyTimeout < 0 || p.StreamIdleTimeout < 0 {
+		return errors.New("sse_publish: body_timeout and stream_idle_timeout must not be negative")
 	}
 	return nil
 }

@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -41,11 +43,18 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		return p.publishStream(w, r)
 	}
 
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(time.Duration(p.BodyTimeout)))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, p.MaxBody))
+	_ = rc.SetReadDeadline(time.Time{})
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			return writePublishError(w, tooLarge("", "body is larger than max_body (%d bytes)", p.MaxBody))
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return writePublishError(w, &PublishError{Status: http.StatusRequestTimeout,
+				Msg: fmt.Sprintf("body not received within body_timeout (%v)", time.Duration(p.BodyTimeout))})
 		}
 		return writePublishError(w, badRequest("", "reading body: %v", err))
 	}
@@ -110,9 +119,17 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request) e
 			return nil
 		},
 	}
-	if err := parser.readAll(r.Body); err != nil {
+	body := idleReader{r: r.Body, rc: http.NewResponseController(w), idle: time.Duration(p.StreamIdleTimeout)}
+	err := parser.readAll(body)
+	_ = body.rc.SetReadDeadline(time.Time{})
+	if err != nil {
 		var pe *PublishError
-		if !errors.As(err, &pe) {
+		switch {
+		case errors.As(err, &pe):
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			pe = &PublishError{Status: http.StatusRequestTimeout,
+				Msg: fmt.Sprintf("the stream was silent longer than stream_idle_timeout (%v)", body.idle)}
+		default:
 			pe = badRequest("", "reading body: %v", err)
 		}
 		pe.Msg = fmt.Sprintf("%s (%d events were published before it)", pe.Msg, len(results))
@@ -127,6 +144,19 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request) e
 		c.Write(zap.Strings("topics", topics), zap.Int("events", len(results)))
 	}
 	return writeJSON(w, http.StatusOK, nonNil(results))
+}
+
+// idleReader gives each read of a held stream a fresh deadline: a publisher
+// may pause between events, but not go silent forever.
+type idleReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (ir idleReader) Read(b []byte) (int, error) {
+	_ = ir.rc.SetReadDeadline(time.Now().Add(ir.idle))
+	return ir.r.Read(b)
 }
 
 func nonNil(r []PublishResult) []PublishResult {

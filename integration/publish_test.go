@@ -1,13 +1,16 @@
 package integration
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPublishBodyFormats(t *testing.T) {
@@ -188,4 +191,59 @@ http://127.0.0.1:{PORT} {
 	check("/token", 200, "Authorization: Bearer s3cret-token") // from the environment
 	check("/token", 200, "Authorization: bearer second-token")
 	check("/elsewhere", 403) // loopback is not in allow_from and no token exists
+}
+
+// Slow-dripping publishers are cut off by body_timeout (a whole body) and
+// stream_idle_timeout (silence inside a held stream), while other
+// publishers and subscribers are served meanwhile.
+func TestSlowPublishersAreCutOff(t *testing.T) {
+	t.Parallel()
+	c := startCaddy(t, `
+http://127.0.0.1:{PORT} {
+	sse /events {
+		topic news
+	}
+	sse_publish /publish {
+		body_timeout 300ms
+		stream_idle_timeout 300ms
+	}
+}
+`)
+	s := subscribe(t, client, c.base+"/events").ready()
+	addr := strings.TrimPrefix(c.base, "http://")
+
+	// Half a JSON body, then nothing.
+	stalled := rawRequest(t, addr, "POST /publish HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"topic\":")
+	// One event of a held stream, then silence.
+	held := rawRequest(t, addr, "POST /publish?topic=news HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"11\r\ndata: from-held\n\n\r\n")
+	if ev := s.next(); ev.Data != "from-held" {
+		t.Fatalf("got %+v, want the held stream's first event", ev)
+	}
+	publishData(t, c.base+"/publish", "news", "others still publish")
+	if ev := s.next(); ev.Data != "others still publish" {
+		t.Fatalf("got %+v", ev)
+	}
+	for name, conn := range map[string]*bufio.Reader{"partial body": stalled, "held stream": held} {
+		status, err := conn.ReadString('\n')
+		if err != nil || !strings.Contains(status, " 408 ") {
+			t.Errorf("%s: answer %q (%v), want 408", name, status, err)
+		}
+	}
+}
+
+// rawRequest writes a hand-made request on a new connection and returns
+// the reader of its answer; reads are bounded by the event wait.
+func rawRequest(t *testing.T, addr, request string) *bufio.Reader {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetReadDeadline(time.Now().Add(eventWait))
+	if _, err := io.WriteString(conn, request); err != nil {
+		t.Fatal(err)
+	}
+	return bufio.NewReader(conn)
 }
