@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -239,4 +240,31 @@ func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// hubStats is one hub's entry of the admin API's GET /sse/stats.
+type hubStats struct {
+	Epoch       string `json:"epoch"`
+	LastID      string `json:"last_id"`
+	Topics      int    `json:"topics"`
+	Subscribers int    `json:"subscribers"`
+	Published   uint64 `json:"published"`
+	DroppedSlow uint64 `json:"dropped_slow"`
+}
+
+// stats reads a hub's statistics from the admin API.
+func (p *caddyProc) stats(hub string) hubStats {
+	p.t.Helper()
+	resp, err := http.Get("http://" + p.adminAddr + "/sse/stats")
+	if err != nil {
+		p.t.Fatalf("stats: %v", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Hubs map[string]hubStats `json:"hubs"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		p.t.Fatalf("stats: %v", err)
+	}
+	return out.Hubs[hub]
 }
