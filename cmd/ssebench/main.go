@@ -1,0 +1,144 @@
+// Command ssebench loads an SSE hub the way users do: N real EventSource
+// subscriptions over loopback, events published at a set rate through the
+// hub's HTTP publish API, and delivery measured end to end.
+//
+//	ssebench -sub 'http://127.0.0.1:8080/events?topic=bench' \
+//	         -pub 'http://127.0.0.1:8080/_sse/publish?topic=bench' \
+//	         -subs 1000 -rate 500 -size 256 -duration 10s -pid $(pgrep caddy)
+//
+// It drives caddy-sse and Nchan alike (-mode nchan posts raw bodies to an
+// Nchan publisher location). Each event's data carries its sequence number
+// and send time, so every subscriber counts what it lost, got twice or got
+// out of order (all must be 0) and the latency of each delivery.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+type config struct {
+	subURL, pubURL string
+	mode           string // post, batch, stream, nchan
+	subs           int
+	rate           float64 // events per second; 0: as fast as publishers go
+	size           int     // bytes of data per event
+	duration       time.Duration
+	batch          int // events per POST in batch mode
+	publishers     int // concurrent publish connections (post, batch, nchan)
+	connectConc    int // subscriptions opened at once
+	http2          bool
+	pid            int
+	jsonOut        bool
+	label          string
+	event          string // event name to publish ("" for the default)
+	settle         time.Duration
+}
+
+func main() {
+	var c config
+	flag.StringVar(&c.subURL, "sub", "", "subscribe URL (EventSource endpoint)")
+	flag.StringVar(&c.pubURL, "pub", "", "publish URL")
+	flag.StringVar(&c.mode, "mode", "post", "publish shape: post (one event per POST), batch (JSON array), stream (one held text/event-stream body), nchan (raw body to an Nchan publisher)")
+	flag.IntVar(&c.subs, "subs", 100, "subscribers")
+	flag.Float64Var(&c.rate, "rate", 100, "events per second to publish; 0 = as fast as possible")
+	flag.IntVar(&c.size, "size", 256, "bytes of data per event")
+	flag.DurationVar(&c.duration, "duration", 10*time.Second, "how long to publish")
+	flag.IntVar(&c.batch, "batch", 50, "events per POST in batch mode")
+	flag.IntVar(&c.publishers, "publishers", 4, "concurrent publish connections")
+	flag.IntVar(&c.connectConc, "connect-concurrency", 200, "subscriptions opened at once")
+	flag.BoolVar(&c.http2, "http2", false, "subscribe over HTTP/2 (https URLs; certificates are not verified)")
+	flag.IntVar(&c.pid, "pid", 0, "server process id, to report its memory and CPU from /proc")
+	flag.BoolVar(&c.jsonOut, "json", false, "print the report as JSON")
+	flag.StringVar(&c.label, "label", "", "a name for this run in the report")
+	flag.StringVar(&c.event, "event", "", "event name to publish")
+	flag.DurationVar(&c.settle, "settle", 3*time.Second, "how long to wait for the last deliveries after publishing stops")
+	flag.Parse()
+
+	if err := c.check(); err != nil {
+		fmt.Fprintln(os.Stderr, "ssebench:", err)
+		os.Exit(2)
+	}
+	raiseFileLimit()
+
+	// Bounded in time whatever happens: connect, publish, settle, plus slack.
+	limit := c.duration + c.settle + 2*time.Minute
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	rep, err := run(ctx, c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ssebench:", err)
+		os.Exit(1)
+	}
+	if c.jsonOut {
+		_ = json.NewEncoder(os.Stdout).Encode(rep)
+	} else {
+		rep.print(os.Stdout)
+	}
+	if rep.Lost+rep.Late > 0 {
+		os.Exit(3)
+	}
+}
+
+func (c *config) check() error {
+	switch {
+	case c.subURL == "" || c.pubURL == "":
+		return fmt.Errorf("-sub and -pub are required")
+	case c.subs < 1:
+		return fmt.Errorf("-subs must be at least 1")
+	case c.size < 32:
+		return fmt.Errorf("-size must be at least 32 bytes (sequence and timestamp travel in the data)")
+	case c.duration <= 0 || c.duration > 30*time.Minute:
+		return fmt.Errorf("-duration must be between 0 and 30m")
+	}
+	switch c.mode {
+	case "post", "batch", "stream", "nchan":
+	default:
+		return fmt.Errorf("-mode %q: use post, batch, stream or nchan", c.mode)
+	}
+	for _, u := range []string{c.subURL, c.pubURL} {
+		if err := loopbackOnly(u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// loopbackOnly refuses any target that is not this machine: a load tool
+// pointed elsewhere by mistake is an attack.
+func loopbackOnly(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%s: only loopback targets (127.0.0.0/8, ::1, localhost) are allowed", raw)
+	}
+	return nil
+}
+
+// raiseFileLimit lifts the soft descriptor limit to the hard one: 10,000
+// subscribers need 10,000 sockets.
+func raiseFileLimit() {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+}
