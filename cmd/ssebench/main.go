@@ -21,6 +21,8 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -36,7 +38,7 @@ type config struct {
 	publishers     int // concurrent publish connections (post, batch, nchan)
 	connectConc    int // subscriptions opened at once
 	http2          bool
-	pid            int
+	pids           []int
 	jsonOut        bool
 	label          string
 	event          string // event name to publish ("" for the default)
@@ -56,12 +58,28 @@ func main() {
 	flag.IntVar(&c.publishers, "publishers", 4, "concurrent publish connections")
 	flag.IntVar(&c.connectConc, "connect-concurrency", 200, "subscriptions opened at once")
 	flag.BoolVar(&c.http2, "http2", false, "subscribe over HTTP/2 (https URLs; certificates are not verified)")
-	flag.IntVar(&c.pid, "pid", 0, "server process id, to report its memory and CPU from /proc")
+	pidList := flag.String("pid", "", "server process ids, comma-separated (nginx: its workers), to report memory and CPU from /proc")
 	flag.BoolVar(&c.jsonOut, "json", false, "print the report as JSON")
 	flag.StringVar(&c.label, "label", "", "a name for this run in the report")
 	flag.StringVar(&c.event, "event", "", "event name to publish")
 	flag.DurationVar(&c.settle, "settle", 3*time.Second, "how long to wait for the last deliveries after publishing stops")
+	summary := flag.String("summarize", "", "instead of running: summarize a JSON-lines file of runs (bench/compare.sh)")
+	machine := flag.String("machine", "", "with -summarize: a description of the machine")
+	markdown := flag.String("markdown", "", "with -summarize: write the Markdown report here")
+	svg := flag.String("svg", "", "with -summarize: write the latency plot here")
 	flag.Parse()
+	if *summary != "" {
+		if err := summarize(*summary, *machine, *markdown, *svg); err != nil {
+			fmt.Fprintln(os.Stderr, "ssebench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	for _, f := range strings.Split(*pidList, ",") {
+		if pid, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && pid > 0 {
+			c.pids = append(c.pids, pid)
+		}
+	}
 
 	if err := c.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "ssebench:", err)

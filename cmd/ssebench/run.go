@@ -52,7 +52,7 @@ func run(ctx context.Context, c config) (*report, error) {
 	if c.mode == "stream" {
 		publishers = 1
 	}
-	baseRSS, _ := procRSS(c.pid)
+	baseRSS, _ := procRSS(c.pids)
 
 	// Connect every subscriber, c.connectConc at a time.
 	var counter atomic.Int64
@@ -95,7 +95,7 @@ func run(ctx context.Context, c config) (*report, error) {
 	sort.Slice(connects, func(i, j int) bool { return connects[i] < connects[j] })
 	rep.ConnectP50ms = ms(connects[len(connects)/2])
 	rep.ConnectP99ms = ms(connects[len(connects)*99/100])
-	if rss, ok := procRSS(c.pid); ok {
+	if rss, ok := procRSS(c.pids); ok {
 		rep.ServerRSSBaseKiB, rep.ServerRSSKiB = baseRSS, rss
 		rep.KiBPerSubscriber = float64(rss-baseRSS) / float64(len(live))
 	}
@@ -106,7 +106,7 @@ func run(ctx context.Context, c config) (*report, error) {
 		go func() { defer readers.Done(); s.read() }()
 	}
 
-	cpu0, _ := procCPU(c.pid)
+	cpu0, _ := procCPU(c.pids)
 	pubStart := time.Now()
 	pres := publish(ctx, &c)
 	var published uint64
@@ -129,7 +129,7 @@ func run(ctx context.Context, c config) (*report, error) {
 		}
 	}
 	window := lastDelivery.Sub(pubStart)
-	cpu1, _ := procCPU(c.pid)
+	cpu1, _ := procCPU(c.pids)
 
 	for _, s := range live {
 		s.body.Close()
@@ -148,7 +148,7 @@ func run(ctx context.Context, c config) (*report, error) {
 	rep.LatencyP90ms = ms(hist.quantile(0.90))
 	rep.LatencyP99ms = ms(hist.quantile(0.99))
 	rep.LatencyMaxms = ms(hist.max)
-	if c.pid > 0 {
+	if len(c.pids) > 0 {
 		rep.ServerCPUSeconds = cpu1 - cpu0
 		if rep.Delivered > 0 {
 			rep.CPUSecondsPerMillion = rep.ServerCPUSeconds / float64(rep.Delivered) * 1e6
@@ -159,43 +159,44 @@ func run(ctx context.Context, c config) (*report, error) {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// procRSS reads a process's resident memory in KiB.
-func procRSS(pid int) (int64, bool) {
-	if pid <= 0 {
-		return 0, false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			n, err := strconv.ParseInt(f[1], 10, 64)
-			return n, err == nil
+// procRSS sums the resident memory of processes, in KiB.
+func procRSS(pids []int) (int64, bool) {
+	var total int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return 0, false
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				total += n
+			}
 		}
 	}
-	return 0, false
+	return total, len(pids) > 0
 }
 
-// procCPU reads a process's user+system CPU seconds. Linux reports clock
-// ticks of 1/100 s in /proc/<pid>/stat.
-func procCPU(pid int) (float64, bool) {
-	if pid <= 0 {
-		return 0, false
+// procCPU sums the user+system CPU seconds of processes. Linux reports
+// clock ticks of 1/100 s in /proc/<pid>/stat.
+func procCPU(pids []int) (float64, bool) {
+	var total float64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, false
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')') // the command name may contain spaces
+		f := strings.Fields(s[i+1:])
+		if len(f) < 13 {
+			return 0, false
+		}
+		utime, _ := strconv.ParseFloat(f[11], 64)
+		stime, _ := strconv.ParseFloat(f[12], 64)
+		total += (utime + stime) / 100
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')') // the command name may contain spaces
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, false
-	}
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100, true
+	return total, len(pids) > 0
 }
 
 func (r *report) print(w io.Writer) {

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Measures caddy-sse and Nchan side by side on this machine, in one run:
+#   bash bench/compare.sh            # all scenarios, 3 alternating rounds
+#   ROUNDS=1 SCENARIOS="fanout" bash bench/compare.sh
+# Builds Caddy with the module and the load tool, installs Debian's nginx and
+# libnginx-mod-nchan if missing, starts each server fresh on loopback for
+# every run, alternates the systems, and writes bench/RESULTS.md and
+# bench/latency.svg. Everything stays on 127.0.0.1 and stops by itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${ROUNDS:-3}
+SCENARIOS=${SCENARIOS:-"idle fanout-1k fanout-5k fanout sustained publish stream"}
+SYSTEMS=${SYSTEMS:-"caddy-sse nchan"}
+OUT=bench/out
+mkdir -p "$OUT"
+ulimit -n "$(ulimit -Hn)" # 10,000 subscribers need 10,000 sockets on each side
+
+echo "== building"
+go build -o "$OUT/caddy" ./cmd/caddy
+go build -o "$OUT/ssebench" ./cmd/ssebench
+if [[ " $SYSTEMS " == *" nchan "* ]] && [ ! -f /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
+	echo "== installing nginx and libnginx-mod-nchan"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >/dev/null
+	systemctl stop nginx 2>/dev/null || pkill -x nginx || true
+fi
+
+CADDY_PORT=18090
+NCHAN_PORT=18091
+server_pid=""
+
+start_server() { # system -> sets server_pid and pids (what to measure)
+	case "$1" in
+	caddy-sse)
+		SSE_BENCH_PORT=$CADDY_PORT SSE_BENCH_ADMIN_PORT=18099 \
+			"$OUT/caddy" run --config bench/Caddyfile.bench --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
+		server_pid=$!
+		wait_port $CADDY_PORT
+		pids=$server_pid
+		base="http://127.0.0.1:$CADDY_PORT"
+		;;
+	nchan)
+		prefix=$(mktemp -d)
+		sed -e "s#@PREFIX@#$prefix#g" -e "s#@PORT@#$NCHAN_PORT#g" bench/nchan.conf >"$prefix/nginx.conf"
+		nginx -p "$prefix" -c "$prefix/nginx.conf" >"$OUT/nginx.log" 2>&1 &
+		server_pid=$!
+		wait_port $NCHAN_PORT
+		pids=$(pgrep -P "$server_pid" | paste -sd, -)
+		pids="$server_pid,$pids"
+		base="http://127.0.0.1:$NCHAN_PORT"
+		;;
+	esac
+}
+
+stop_server() {
+	kill -TERM "$server_pid" 2>/dev/null || true
+	wait "$server_pid" 2>/dev/null || true
+}
+
+wait_port() { # readiness: the port accepts connections (bounded)
+	for _ in $(seq 1 200); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "server on port $1 did not start" >&2
+	return 1
+}
+
+# scenario -> load tool arguments (without URLs)
+args_for() {
+	case "$1" in
+	idle)      echo "-subs 10000 -rate 1 -duration 2s -connect-concurrency 500" ;;
+	fanout)    echo "-subs 10000 -rate 1 -duration 10s -connect-concurrency 500" ;;
+	sustained) echo "-subs 1000 -rate 500 -duration 10s" ;;
+	publish)   echo "-subs 100 -rate 0 -duration 5s -publishers 8" ;;
+	stream)    echo "-subs 10 -rate 0 -duration 5s -mode stream" ;;
+	fanout-1k) echo "-subs 1000 -rate 1 -duration 10s" ;;
+	fanout-5k) echo "-subs 5000 -rate 1 -duration 10s -connect-concurrency 500" ;;
+	esac
+}
+
+results="$OUT/results.jsonl"
+: >"$results"
+for round in $(seq 1 "$ROUNDS"); do
+	for scenario in $SCENARIOS; do
+		for system in $SYSTEMS; do
+			if [ "$system" = nchan ] && [ "$scenario" = stream ]; then
+				continue # Nchan has no streaming HTTP publisher
+			fi
+			echo "== round $round: $scenario on $system"
+			start_server "$system"
+			# shellcheck disable=SC2046
+			"$OUT/ssebench" -json -label "$system/$scenario" \
+				-sub "$base/events?topic=bench" -pub "$base/publish?topic=bench" \
+				-pid "$pids" $(args_for "$scenario") >>"$results" || echo "   (run reported a failure)"
+			tail -n 1 "$results" | cut -c1-200
+			stop_server
+		done
+	done
+done
+
+"$OUT/ssebench" -summarize "$results" -machine "$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)" \
+	-markdown bench/RESULTS.md -svg bench/latency.svg
+echo "== wrote bench/RESULTS.md and bench/latency.svg"
