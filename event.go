@@ -180,18 +180,25 @@ func truncate(s string, n int) string {
 
 // encodeEvent renders one event in the text/event-stream format. Data is
 // split on LF, CR and CRLF, so a lone CR never reaches the wire inside a line
-// (a browser would end the line there and mangle the event).
+// (a browser would end the line there and mangle the event). It allocates
+// exactly once: the buffer is sized before anything is written.
 func encodeEvent(id ID, m *Message) []byte {
-	idStr := id.String()
-	n := len("id: \n") + len(idStr) + len("data: \n") + len(m.Data) + 1
-	if m.Name != "" && m.Name != "message" {
+	named := m.Name != "" && m.Name != "message"
+	breaks := strings.Count(m.Data, "\n") + strings.Count(m.Data, "\r")
+	n := len("id: -\n") + len(id.Epoch) + 20 + (breaks+1)*len("data: \n") + len(m.Data) + 1
+	if named {
 		n += len("event: \n") + len(m.Name)
 	}
-	b := make([]byte, 0, n+16)
+	if m.Retry > 0 {
+		n += len("retry: \n") + 20
+	}
+	b := make([]byte, 0, n)
 	b = append(b, "id: "...)
-	b = append(b, idStr...)
+	b = append(b, id.Epoch...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, id.Seq, 10)
 	b = append(b, '\n')
-	if m.Name != "" && m.Name != "message" {
+	if named {
 		b = append(b, "event: "...)
 		b = append(b, m.Name...)
 		b = append(b, '\n')
@@ -206,22 +213,42 @@ func encodeEvent(id ID, m *Message) []byte {
 }
 
 // appendData writes data as "data: " lines. Each line keeps its leading
-// spaces: the one space after the colon is the one a parser strips.
+// spaces: the one space after the colon is the one a parser strips. The next
+// CR and LF are searched with IndexByte (vectorised) and remembered, so no
+// byte is scanned twice.
 func appendData(b []byte, data string) []byte {
-	for {
-		i := strings.IndexAny(data, "\r\n")
+	nextLF, nextCR := indexFrom(data, '\n', 0), indexFrom(data, '\r', 0)
+	start := 0
+	for nextLF >= 0 || nextCR >= 0 {
+		i, skip := nextLF, 1
+		if nextCR >= 0 && (nextLF < 0 || nextCR < nextLF) {
+			i = nextCR
+			if nextLF == i+1 {
+				skip = 2 // CRLF is one line break
+			}
+		}
 		b = append(b, "data: "...)
-		if i < 0 {
-			b = append(b, data...)
-			return append(b, '\n')
-		}
-		b = append(b, data[:i]...)
+		b = append(b, data[start:i]...)
 		b = append(b, '\n')
-		if data[i] == '\r' && i+1 < len(data) && data[i+1] == '\n' {
-			i++
+		start = i + skip
+		if nextLF >= 0 && nextLF < start {
+			nextLF = indexFrom(data, '\n', start)
 		}
-		data = data[i+1:]
+		if nextCR >= 0 && nextCR < start {
+			nextCR = indexFrom(data, '\r', start)
+		}
 	}
+	b = append(b, "data: "...)
+	b = append(b, data[start:]...)
+	return append(b, '\n')
+}
+
+// indexFrom is strings.IndexByte starting at from, as an absolute index.
+func indexFrom(s string, c byte, from int) int {
+	if i := strings.IndexByte(s[from:], c); i >= 0 {
+		return from + i
+	}
+	return -1
 }
 
 // retryField is a stand-alone "retry:" line, ending a (field-only) event.
