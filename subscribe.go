@@ -64,7 +64,8 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	defer sub.Close()
 	h.app.hookShutdown(r)
 
-	s := stream{w: w, rc: http.NewResponseController(w), timeout: time.Duration(h.WriteTimeout)}
+	s := newStream(w, time.Duration(h.WriteTimeout))
+	defer s.release()
 	w.WriteHeader(http.StatusOK)
 	s.add(streamOpening)
 	if h.Retry > 0 {
@@ -91,7 +92,7 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		c.Write(zap.Strings("topics", topicNames(refs)), zap.Int("replayed", len(replay.Events)),
 			zap.Bool("reset", replay.Reset != nil))
 	}
-	h.pump(&s, sub, r)
+	h.pump(s, sub, r)
 	return nil
 }
 
@@ -156,30 +157,70 @@ func (h *SSEHandler) pump(s *stream, sub *Subscription, r *http.Request) {
 // give up for good.
 func (h *SSEHandler) comeBackLater(w http.ResponseWriter, why string) error {
 	w.WriteHeader(http.StatusOK)
-	s := stream{w: w, rc: http.NewResponseController(w), timeout: time.Duration(h.WriteTimeout)}
+	s := newStream(w, time.Duration(h.WriteTimeout))
+	defer s.release()
 	s.add(retryField(time.Duration(5000+rand.IntN(10000)) * time.Millisecond))
 	s.add([]byte(": " + why + "; come back later\n\n"))
 	_ = s.flush()
 	return nil
 }
 
-// stream writes to one subscriber. Every flush carries a write deadline that
-// is cleared afterwards: a dead peer is dropped within the timeout, and no
-// deadline is left armed while the stream idles (over HTTP/2 an expired
-// deadline resets the stream).
+// stream writes to one subscriber, bounding every write by the route's
+// write_timeout so a dead peer is dropped.
+//
+// Caddy (2.11.9+) already wraps responses in an IdleTimeoutWriter that
+// re-arms a write deadline before every write and flush, and clears it
+// between writes on HTTP/2 (where an armed deadline resets an idle stream).
+// The stream hands it our timeout through Override, so each write costs no
+// deadline work of ours. Only where that writer is absent (the server's
+// write_idle_timeout disabled) does the stream arm and clear deadlines
+// itself around each flush.
 type stream struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
+	managed bool   // Caddy's IdleTimeoutWriter enforces timeout
+	restore func() // undoes the Override
 	pending int
 	err     error
+}
+
+func newStream(w http.ResponseWriter, timeout time.Duration) *stream {
+	s := &stream{w: w, rc: http.NewResponseController(w), timeout: timeout}
+	if iw := idleTimeoutWriter(w); iw != nil && timeout > 0 {
+		s.restore = iw.Override(timeout, 0, 0)
+		s.managed = true
+	}
+	return s
+}
+
+// idleTimeoutWriter finds Caddy's IdleTimeoutWriter under w, if any.
+func idleTimeoutWriter(w http.ResponseWriter) *caddyhttp.IdleTimeoutWriter {
+	for range 16 { // wrappers are few; bound the walk anyway
+		if iw, ok := w.(*caddyhttp.IdleTimeoutWriter); ok {
+			return iw
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
+}
+
+// release gives Caddy's writer back its own settings.
+func (s *stream) release() {
+	if s.restore != nil {
+		s.restore()
+	}
 }
 
 func (s *stream) add(b []byte) {
 	if s.err != nil {
 		return
 	}
-	if s.pending == 0 && s.timeout > 0 {
+	if s.pending == 0 && !s.managed && s.timeout > 0 {
 		s.setDeadline(time.Now().Add(s.timeout))
 	}
 	s.pending += len(b)
@@ -190,13 +231,16 @@ func (s *stream) flush() error {
 	if s.err == nil && s.pending > 0 {
 		s.err = s.rc.Flush()
 	}
-	if s.pending > 0 && s.timeout > 0 {
+	if s.pending > 0 && !s.managed && s.timeout > 0 {
 		s.setDeadline(time.Time{})
 	}
 	s.pending = 0
 	return s.err
 }
 
+// setDeadline sets the write deadline; under Caddy's IdleTimeoutWriter it
+// becomes a ceiling the idle deadline cannot pass, which is what the drop
+// and shutdown paths need.
 func (s *stream) setDeadline(t time.Time) {
 	// HTTP/3 and some wrapped writers cannot set deadlines; the stream
 	// then relies on the queue bound alone.

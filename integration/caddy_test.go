@@ -63,6 +63,7 @@ type caddyProc struct {
 	port2     int    // a second site port, {PORT2}
 	adminAddr string // admin API address
 	base      string // http://127.0.0.1:port
+	global    string // extra global options
 	exited    chan struct{}
 	exitErr   error
 
@@ -84,22 +85,30 @@ func freePort(t *testing.T) int {
 
 // globalOptions keep a test's Caddy on loopback, out of the user's trust
 // store and data directories.
-func globalOptions(adminAddr string) string {
+// extra is more global options, for tests that need them.
+func globalOptions(adminAddr, extra string) string {
 	return fmt.Sprintf(`{
 	admin %s
 	persist_config off
 	skip_install_trust
 	local_certs
 	auto_https disable_redirects
+	%s
 }
-`, adminAddr)
+`, adminAddr, extra)
 }
 
 // startCaddy runs Caddy with site, a Caddyfile fragment in which {PORT} is
 // replaced by a free port; it returns once Caddy serves the configuration.
 func startCaddy(t *testing.T, site string) *caddyProc {
 	t.Helper()
-	p := &caddyProc{t: t, dir: t.TempDir(), port: freePort(t), port2: freePort(t), exited: make(chan struct{}), logGrew: make(chan struct{})}
+	return startCaddyWith(t, "", site)
+}
+
+// startCaddyWith is startCaddy with extra global options.
+func startCaddyWith(t *testing.T, global, site string) *caddyProc {
+	t.Helper()
+	p := &caddyProc{global: global, t: t, dir: t.TempDir(), port: freePort(t), port2: freePort(t), exited: make(chan struct{}), logGrew: make(chan struct{})}
 	p.adminAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	p.base = fmt.Sprintf("http://127.0.0.1:%d", p.port)
 	cfgPath := filepath.Join(p.dir, "Caddyfile")
@@ -136,7 +145,7 @@ func startCaddy(t *testing.T, site string) *caddyProc {
 
 func (p *caddyProc) caddyfile(site string) string {
 	site = strings.NewReplacer("{PORT2}", fmt.Sprint(p.port2), "{CERT}", certFile, "{KEY}", keyFile).Replace(site)
-	return globalOptions(p.adminAddr) + strings.ReplaceAll(site, "{PORT}", fmt.Sprint(p.port))
+	return globalOptions(p.adminAddr, p.global) + strings.ReplaceAll(site, "{PORT}", fmt.Sprint(p.port))
 }
 
 // readLog keeps Caddy's log for failure messages and signals readiness when

@@ -79,7 +79,26 @@ func TestShutdownWithOpenStreamsIsPrompt(t *testing.T) {
 // publisher is never slowed to the slow one's pace.
 func TestSlowSubscriberIsDroppedFastOneKeepsUp(t *testing.T) {
 	t.Parallel()
-	c := startCaddy(t, `
+	forEachDeadlineKeeper(t, testSlowSubscriberIsDropped)
+}
+
+// forEachDeadlineKeeper runs a test with write deadlines kept by Caddy's
+// idle-timeout writer (the default) and by the stream itself (the server's
+// write_idle timeout disabled).
+func forEachDeadlineKeeper(t *testing.T, test func(t *testing.T, global string)) {
+	for name, global := range map[string]string{
+		"caddy idle writer": "",
+		"own deadlines":     "servers {\n\t\ttimeouts {\n\t\t\twrite_idle -1s\n\t\t}\n\t}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, global)
+		})
+	}
+}
+
+func testSlowSubscriberIsDropped(t *testing.T, global string) {
+	c := startCaddyWith(t, global, `
 http://127.0.0.1:{PORT} {
 	sse /events {
 		topic firehose {

@@ -55,7 +55,11 @@ http://127.0.0.1:{PORT} {
 // write timeout must keep coming, and events after them still arrive.
 func TestWriteDeadlineDoesNotKillIdleHTTP2Stream(t *testing.T) {
 	t.Parallel()
-	c := startCaddy(t, `
+	forEachDeadlineKeeper(t, testIdleHTTP2Stream)
+}
+
+func testIdleHTTP2Stream(t *testing.T, global string) {
+	c := startCaddyWith(t, global, `
 https://127.0.0.1:{PORT} {
 	tls {CERT} {KEY}
 	sse /events {
