@@ -192,8 +192,8 @@ func (tc TopicConfig) decls() ([]TopicDecl, error) {
 		}
 		ring.Replay = *tc.Replay
 	}
-	if tc.ReplaySize < 0 {
-		return nil, fmt.Errorf("topic %s: replay_size must not be negative", tc.Names[0])
+	if tc.ReplaySize < 0 || tc.ReplaySize > maxSize {
+		return nil, fmt.Errorf("topic %s: replay_size must not be negative or over 1TiB", tc.Names[0])
 	}
 	if tc.ReplaySize > 0 {
 		ring.ReplaySize = tc.ReplaySize
@@ -348,6 +348,10 @@ func (h *SSEHandler) Validate() error {
 	return nil
 }
 
+// maxSize caps every size setting, as the Caddyfile does: beyond it a value
+// means "no limit" by mistake and invites overflow.
+const maxSize = 1 << 40
+
 // Defaults of the sse_publish handler.
 const (
 	DefaultMaxBody           = 1 << 20
@@ -473,8 +477,8 @@ func parseAllowFrom(vals []string) ([]netip.Prefix, error) {
 
 // Validate checks the handler's settings.
 func (p *PublishHandler) Validate() error {
-	if p.MaxBody < 0 || p.MaxEvent < 0 {
-		return errors.New("sse_publish: max_body and max_event must not be negative")
+	if p.MaxBody < 0 || p.MaxEvent < 0 || p.MaxBody > maxSize || p.MaxEvent > maxSize {
+		return errors.New("sse_publish: max_body and max_event must not be negative or over 1TiB")
 	}
 	if p.BodyTimeout < 0 || p.StreamIdleTimeout < 0 {
 		return errors.New("sse_publish: body_timeout and stream_idle_timeout must not be negative")

@@ -174,10 +174,8 @@ func parseFormBody(body []byte, maxEvent int64) ([]*Message, *PublishError) {
 			return nil, badRequest(k, "unknown form field %q; fields are topic, event, data, retry", truncate(k, 64))
 		}
 	}
-	for _, k := range []string{"event", "data", "retry"} {
-		if len(vals[k]) > 1 {
-			return nil, badRequest(k, "%s is given %d times", k, len(vals[k]))
-		}
+	if len(vals["data"]) > 1 {
+		return nil, badRequest("data", "data is given %d times", len(vals["data"]))
 	}
 	return metaMessage(vals, vals.Get("data"), maxEvent)
 }
@@ -188,11 +186,18 @@ func parseTextBody(body []byte, query url.Values, maxEvent int64) ([]*Message, *
 	return metaMessage(query, string(body), maxEvent)
 }
 
+// metaMessage builds the event of a form or a text/plain body from its
+// fields (form) or query (text/plain), which carry event and retry once.
 func metaMessage(vals url.Values, data string, maxEvent int64) ([]*Message, *PublishError) {
+	for _, k := range []string{"event", "retry"} {
+		if len(vals[k]) > 1 {
+			return nil, badRequest(k, "%s is given %d times", k, len(vals[k]))
+		}
+	}
 	m := &Message{Topics: vals["topic"], Name: vals.Get("event"), Data: data}
 	if r := vals.Get("retry"); r != "" {
 		ms, err := strconv.ParseInt(r, 10, 64)
-		if err != nil || ms < 0 || ms > int64(math.MaxInt64/time.Millisecond) {
+		if err != nil || !isDigits([]byte(r)) || ms > int64(math.MaxInt64/time.Millisecond) {
 			return nil, badRequest("retry", "retry must be a whole, non-negative number of milliseconds")
 		}
 		m.Retry = time.Duration(ms) * time.Millisecond
@@ -292,7 +297,8 @@ func (p *streamParser) feed(b []byte) error {
 }
 
 func (p *streamParser) grow(b []byte) error {
-	if int64(len(p.line)+len(b)) > p.maxEvent+maxFieldOverhead {
+	// Subtract rather than add: maxEvent may be as large as int64 allows.
+	if int64(len(p.line)+len(b))-maxFieldOverhead > p.maxEvent {
 		return tooLarge("data", "a line of the event stream is longer than max_event (%d bytes)", p.maxEvent)
 	}
 	p.line = append(p.line, b...)
