@@ -1,6 +1,7 @@
 package caddysse
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
@@ -60,6 +62,28 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.hubs = make(map[string]*Hub)
 	a.tables = make(map[string]*TopicTable)
 	a.stopping = make(chan struct{})
+	// Caddy emits "stopping" before it stops any app of a configuration,
+	// on reload and on exit. Apps stop in no fixed order, and the HTTP
+	// app's shutdown waits for open requests (HTTP/3 included, where no
+	// stdlib server hook exists), so this is the signal that always comes
+	// in time to close our streams.
+	ev, err := ctx.App("events")
+	if err != nil {
+		return err
+	}
+	if events, ok := ev.(*caddyevents.App); ok {
+		if err := events.On("stopping", stoppingHandler{a}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stoppingHandler closes the app's streams when Caddy starts stopping it.
+type stoppingHandler struct{ a *App }
+
+func (h stoppingHandler) Handle(context.Context, caddy.Event) error {
+	h.a.closeStreams()
 	return nil
 }
 
@@ -140,9 +164,8 @@ func (a *App) closeStreams() {
 }
 
 // hookShutdown makes the shutdown of the stdlib server serving r close this
-// configuration's streams. The http app's Stop waits for open requests on
-// exit and may run before this app's Stop, so the server's own shutdown
-// signal is the one that cannot come too late.
+// configuration's streams too: a second path beside the "stopping" event,
+// for servers shut down without it. HTTP/3 requests carry no stdlib server.
 func (a *App) hookShutdown(r *http.Request) {
 	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
 	if !ok {

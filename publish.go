@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -31,6 +32,12 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		}
 		return writePublishError(w, perr)
 	}
+	// The query carries the topics of text/plain and event-stream bodies;
+	// parse it strictly so a malformed ?topic= is an error, not ignored.
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return writePublishError(w, badRequest("query", "malformed query: %v", err))
+	}
 	mediaType := "text/plain"
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
@@ -40,7 +47,7 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		mediaType = mt
 	}
 	if mediaType == "text/event-stream" {
-		return p.publishStream(w, r)
+		return p.publishStream(w, r, query)
 	}
 
 	rc := http.NewResponseController(w)
@@ -67,7 +74,7 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 	case "application/x-www-form-urlencoded":
 		msgs, perr = parseFormBody(body, p.MaxEvent)
 	case "text/plain":
-		msgs, perr = parseTextBody(body, r.URL.Query(), p.MaxEvent)
+		msgs, perr = parseTextBody(body, query, p.MaxEvent)
 	default:
 		perr = &PublishError{Status: http.StatusUnsupportedMediaType, Field: "Content-Type",
 			Msg: fmt.Sprintf("Content-Type %s is not accepted; use application/json, application/x-www-form-urlencoded, text/plain or text/event-stream", mediaType)}
@@ -100,8 +107,8 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 // publishStream publishes each event of a text/event-stream body as soon as
 // it is parsed. max_body does not apply (the publisher may hold the request
 // open); max_event caps each event.
-func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request) error {
-	topics := r.URL.Query()["topic"]
+func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, query url.Values) error {
+	topics := query["topic"]
 	refs, perr := p.resolve(topics, "")
 	if perr != nil {
 		return writePublishError(w, perr)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
 	"time"
 
@@ -32,7 +33,13 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		w.Header().Set("Allow", "GET, HEAD")
 		return plainError(w, http.StatusMethodNotAllowed, "event streams are read with GET")
 	}
-	refs, status, msg := h.resolveTopics(r)
+	// Parse the query strictly: URL.Query drops what it cannot parse, and a
+	// mistyped ?topic= must not quietly become "all topics".
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return plainError(w, http.StatusBadRequest, "malformed query: "+err.Error())
+	}
+	refs, status, msg := h.resolveTopics(r, query)
 	if status != 0 {
 		return plainError(w, status, msg)
 	}
@@ -54,7 +61,7 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	}
 	defer h.subscribers.Add(-1)
 
-	sub, replay, err := h.hub.Subscribe(refs, lastEventID(r), h.Queue)
+	sub, replay, err := h.hub.Subscribe(refs, lastEventID(r, query), h.Queue)
 	if errors.Is(err, ErrTooManyTopics) {
 		return h.comeBackLater(w, "too many topics in this hub")
 	}
@@ -249,21 +256,21 @@ func (s *stream) setDeadline(t time.Time) {
 
 // lastEventID is the client's resume point: the Last-Event-ID header, else
 // the last_event_id query parameter (for a page resuming on first connect).
-func lastEventID(r *http.Request) string {
+func lastEventID(r *http.Request, query url.Values) string {
 	if v := r.Header.Get("Last-Event-ID"); v != "" {
 		return v
 	}
-	return r.URL.Query().Get("last_event_id")
+	return query.Get("last_event_id")
 }
 
 // resolveTopics turns the request into the topics it subscribes to. It
 // answers an HTTP status and message when the request cannot be served.
-func (h *SSEHandler) resolveTopics(r *http.Request) ([]TopicRef, int, string) {
+func (h *SSEHandler) resolveTopics(r *http.Request, query url.Values) ([]TopicRef, int, string) {
 	offered, status, msg := h.resolvePerRequest(r)
 	if status != 0 {
 		return nil, status, msg
 	}
-	requested := r.URL.Query()["topic"]
+	requested := query["topic"]
 	if len(requested) > h.MaxTopicsPerSubscriber {
 		return nil, http.StatusBadRequest, fmt.Sprintf("%d topics requested; this route allows %d per connection", len(requested), h.MaxTopicsPerSubscriber)
 	}

@@ -118,18 +118,27 @@ func startCaddyWith(t *testing.T, global, site string) *caddyProc {
 	p.cmd = exec.Command(caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
 	p.cmd.Dir = p.dir
 	p.cmd.Env = append(os.Environ(), "HOME="+p.dir, "XDG_DATA_HOME="+p.dir, "XDG_CONFIG_HOME="+p.dir)
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Caddy writes into an io.Pipe rather than cmd.StderrPipe: Wait closes
+	// the latter as soon as the process exits and the last lines (those of
+	// a shutdown) would be lost. exited is closed once the log is complete.
+	pr, pw := io.Pipe()
+	p.cmd.Stderr = pw
 	p.cmd.Stdout = io.Discard
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	ready := make(chan struct{})
-	go p.readLog(stderr, ready)
+	readDone := make(chan struct{})
 	go func() {
-		p.exitErr = p.cmd.Wait()
+		p.readLog(pr, ready)
+		_, _ = io.Copy(io.Discard, pr) // a line too long for the scanner must not block Caddy
+		close(readDone)
+	}()
+	go func() {
+		err := p.cmd.Wait()
+		pw.Close()
+		<-readDone
+		p.exitErr = err
 		close(p.exited)
 	}()
 	t.Cleanup(p.kill)
@@ -236,8 +245,9 @@ func (p *caddyProc) kill() {
 		_ = p.cmd.Process.Kill()
 		<-p.exited
 	}
-	if p.t.Failed() {
-		p.t.Logf("caddy log:\n%s", p.logs())
+	if p.t.Failed() { // the tail: several Caddys may fail at once
+		lines := strings.Split(strings.TrimSpace(p.logs()), "\n")
+		p.t.Logf("caddy on port %d, last lines of its log:\n%s", p.port, strings.Join(lines[max(0, len(lines)-40):], "\n"))
 	}
 	if strings.Contains(p.logs(), "DATA RACE") {
 		p.t.Errorf("the race detector reported a race in caddy:\n%s", p.logs())
