@@ -78,8 +78,10 @@ func BenchmarkFanout1k(b *testing.B) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := 0; n < b.N; n++ {
-				<-s.Events()
+			var batch []*Event
+			for n := 0; n < b.N; n += len(batch) {
+				<-s.Ready()
+				batch = s.Take(batch[:0])
 			}
 		}()
 	}

@@ -120,10 +120,9 @@ func (h *Hub) Publish(pubs []Publication) ([]PublishResult, error) {
 					continue // already queued through another of its topics
 				}
 				s.lastSeq = h.seq
-				select {
-				case s.queue <- ev:
+				if s.offer(ev) {
 					delivered++
-				default:
+				} else {
 					h.dropped++
 					h.removeLocked(s, true)
 				}
@@ -222,20 +221,60 @@ func (h *Hub) Prune(keep func(name string) (RingConfig, bool)) {
 	}
 }
 
-// Subscription is one subscriber's registration. Events arrive on Events in
-// id order; Done is closed when the hub drops the subscriber (its queue
-// overflowed, or the hub closed), after which it must resume by id.
+// Subscription is one subscriber's registration. When events wait for it,
+// Ready is signalled and Take collects them, in id order. Done is closed
+// when the hub drops the subscriber (its queue overflowed, or the hub
+// closed), after which it must resume by id.
+//
+// The queue is a slice that exists only while events wait: an idle
+// subscriber costs no queue memory however large its bound, and a writer
+// that wakes up takes everything pending at once.
 type Subscription struct {
 	hub     *Hub
 	topics  []*topic
-	queue   chan *Event
+	max     int           // queue bound
+	ready   chan struct{} // capacity 1: "something is pending"
 	done    chan struct{}
 	lastSeq uint64 // guarded by hub.mu: dedupes multi-topic fan-out
 	removed bool   // guarded by hub.mu
+
+	mu      sync.Mutex
+	pending []*Event
 }
 
-// Events delivers live events.
-func (s *Subscription) Events() <-chan *Event { return s.queue }
+// Ready receives a value when events are waiting.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Take appends the waiting events to dst and returns it.
+func (s *Subscription) Take(dst []*Event) []*Event {
+	s.mu.Lock()
+	dst = append(dst, s.pending...)
+	clear(s.pending)
+	if cap(s.pending) > 64 {
+		s.pending = nil // a burst's backing array is not kept for an idle stream
+	} else {
+		s.pending = s.pending[:0]
+	}
+	s.mu.Unlock()
+	return dst
+}
+
+// offer queues ev, reporting false when the queue is full. It never blocks:
+// the hub calls it under its lock.
+func (s *Subscription) offer(ev *Event) bool {
+	s.mu.Lock()
+	if len(s.pending) >= s.max {
+		s.mu.Unlock()
+		return false
+	}
+	s.pending = append(s.pending, ev)
+	s.mu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default: // already signalled
+	}
+	return true
+}
 
 // Done is closed when the hub has dropped this subscriber.
 func (s *Subscription) Done() <-chan struct{} { return s.done }
@@ -298,7 +337,8 @@ func (h *Hub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscrip
 	}
 	s := &Subscription{
 		hub:   h,
-		queue: make(chan *Event, queueLen),
+		max:   queueLen,
+		ready: make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
 	h.mu.Lock()

@@ -52,15 +52,11 @@ func hubTestSubscribe(t *testing.T, h *Hub, refs []TopicRef, resume string, queu
 // hubTestDrain takes what is queued for s without waiting: everything a
 // returned Publish queued is already there.
 func hubTestDrain(s *Subscription) []*Event {
-	var out []*Event
-	for {
-		select {
-		case ev := <-s.Events():
-			out = append(out, ev)
-		default:
-			return out
-		}
+	select {
+	case <-s.Ready():
+	default:
 	}
+	return s.Take(nil)
 }
 
 func hubTestSeq(t *testing.T, id string) uint64 {
@@ -252,8 +248,8 @@ func TestHubQueueLenAtLeastOne(t *testing.T) {
 	h := NewHub()
 	for _, q := range []int{0, -5} {
 		s, _ := hubTestSubscribe(t, h, hubTestRefs("a"), "", q)
-		if cap(s.queue) != 1 {
-			t.Fatalf("queue %d gave a channel of capacity %d, want 1", q, cap(s.queue))
+		if s.max != 1 {
+			t.Fatalf("queue %d gave a bound of %d, want 1", q, s.max)
 		}
 	}
 	if r := hubTestPublish(t, h, "x", hubTestRefs("a")...); r.Delivered != 2 {
@@ -630,8 +626,8 @@ func TestHubDropInBatchLeavesNoGap(t *testing.T) {
 			var seqs []uint64
 			for {
 				select {
-				case ev := <-s.Events():
-					seqs = append(seqs, ev.ID.Seq)
+				case <-s.Ready():
+					seqs = append(seqs, hubTestSeqs(s.Take(nil))...)
 				case <-s.Done():
 					// Everything queued for it was queued before Done closed.
 					seqs = append(seqs, hubTestSeqs(hubTestDrain(s))...)

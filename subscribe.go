@@ -113,21 +113,21 @@ func (h *SSEHandler) pump(s *stream, sub *Subscription, r *http.Request) {
 		defer timer.Stop()
 		heartbeat = timer.C
 	}
-	events := sub.Events()
+	var batch []*Event
 	for {
 		select {
-		case ev := <-events:
-			s.add(ev.Wire)
-			// Gather what else is already queued into the same flush.
-		gather:
-			for s.pending < maxBatchBytes {
-				select {
-				case ev := <-events:
-					s.add(ev.Wire)
-				default:
-					break gather
+		case <-sub.Ready():
+			// Everything pending leaves together: one flush per 64 KiB.
+			batch = sub.Take(batch[:0])
+			for _, ev := range batch {
+				s.add(ev.Wire)
+				if s.pending >= maxBatchBytes {
+					if err := s.flush(); err != nil {
+						return
+					}
 				}
 			}
+			clear(batch) // do not pin events past their rings
 		case <-heartbeat:
 			s.add(heartbeatLine)
 		case <-sub.Done():
