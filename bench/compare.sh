@@ -100,5 +100,5 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 "$OUT/ssebench" -summarize "$results" -machine "$(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -r)" \
-	-markdown bench/RESULTS.md -svg bench/latency.svg
+	-markdown bench/RESULTS.md -svg bench/latency.svg -notes bench/NOTES.md
 echo "== wrote bench/RESULTS.md and bench/latency.svg"

@@ -67,9 +67,10 @@ func main() {
 	machine := flag.String("machine", "", "with -summarize: a description of the machine")
 	markdown := flag.String("markdown", "", "with -summarize: write the Markdown report here")
 	svg := flag.String("svg", "", "with -summarize: write the latency plot here")
+	notes := flag.String("notes", "", "with -summarize: a Markdown file of analysis to append")
 	flag.Parse()
 	if *summary != "" {
-		if err := summarize(*summary, *machine, *markdown, *svg); err != nil {
+		if err := summarize(*summary, *machine, *markdown, *svg, *notes); err != nil {
 			fmt.Fprintln(os.Stderr, "ssebench:", err)
 			os.Exit(1)
 		}

@@ -32,7 +32,8 @@ var tableMetrics = []metric{
 }
 
 // summarize reads the JSON lines of compare.sh and writes the comparison.
-func summarize(path, machine, markdownPath, svgPath string) error {
+// notesPath, if set, is hand-written analysis appended to the report.
+func summarize(path, machine, markdownPath, svgPath, notesPath string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -81,18 +82,15 @@ func summarize(path, machine, markdownPath, svgPath string) error {
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", m.name, strings.Join(cells, " | "), ratio)
 	}
-	fmt.Fprintf(&b, "\nLost, duplicated or out-of-order deliveries over all runs:")
-	for _, sys := range systems {
+	fmt.Fprintf(&b, "\nDeliveries lost (never received, counting everything after a subscriber was dropped as slow) or duplicated/out of order, over all runs:\n\n")
+	fmt.Fprintf(&b, "| run | lost | duplicated or out of order |\n|---|---|---|\n")
+	for _, label := range order {
 		var lost, late int64
-		for _, label := range order {
-			if strings.HasPrefix(label, sys+"/") {
-				for _, r := range runs[label] {
-					lost += r.Lost
-					late += r.Late
-				}
-			}
+		for _, r := range runs[label] {
+			lost += r.Lost
+			late += r.Late
 		}
-		fmt.Fprintf(&b, " %s %d lost, %d duplicated or out of order;", sys, lost, late)
+		fmt.Fprintf(&b, "| %s | %d | %d |\n", label, lost, late)
 	}
 	fmt.Fprintf(&b, "\n\nLatency against subscriber count: [latency.svg](latency.svg).\n\n## Every run\n\n```\n")
 	for _, label := range order {
@@ -101,6 +99,14 @@ func summarize(path, machine, markdownPath, svgPath string) error {
 		}
 	}
 	fmt.Fprintf(&b, "```\n")
+	if notesPath != "" {
+		notes, err := os.ReadFile(notesPath)
+		if err != nil {
+			return err
+		}
+		b.WriteString("\n")
+		b.Write(notes)
+	}
 	if markdownPath != "" {
 		if err := os.WriteFile(markdownPath, []byte(b.String()), 0o644); err != nil {
 			return err
