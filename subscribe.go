@@ -59,21 +59,65 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		h.subscribers.Add(-1)
 		return h.comeBackLater(w, "too many subscribers on this route")
 	}
-	defer h.subscribers.Add(-1)
 
 	sub, replay, err := h.hub.Subscribe(refs, lastEventID(r, query), h.Queue)
 	if errors.Is(err, ErrTooManyTopics) {
+		h.subscribers.Add(-1)
 		return h.comeBackLater(w, "too many topics in this hub")
 	}
 	if err != nil {
+		h.subscribers.Add(-1)
 		return plainError(w, http.StatusServiceUnavailable, "event hub unavailable: "+err.Error())
 	}
-	defer sub.Close()
 	h.app.hookShutdown(r)
-
-	s := newStream(w, time.Duration(h.WriteTimeout))
-	defer s.release()
+	release := func() {
+		sub.Close()
+		h.subscribers.Add(-1)
+	}
+	if c := h.logger.Check(zap.DebugLevel, "subscribed"); c != nil {
+		c.Write(zap.Strings("topics", topicNames(refs)), zap.Int("replayed", len(replay.Events)),
+			zap.Bool("reset", replay.Reset != nil))
+	}
+	timeout := time.Duration(h.WriteTimeout)
 	w.WriteHeader(http.StatusOK)
+
+	// HTTP/1.1: once Caddy has sent the headers (header directives, the
+	// access log and encode all saw a normal 200), the connection is taken
+	// over. net/http's goroutines and buffers and Caddy's per-request state
+	// are released, and a goroutine with a small stack of its own serves
+	// the stream: a third of the memory per idle subscriber.
+	if r.ProtoMajor == 1 {
+		if raw := hijackStream(w, timeout); raw != nil {
+			go func() {
+				defer release()
+				h.serve(raw, sub, replay, raw.gone, r.RemoteAddr)
+				raw.finish()
+			}()
+			return nil
+		}
+	}
+	defer release()
+	s := newStream(w, timeout)
+	defer s.release()
+	h.serve(s, sub, replay, r.Context().Done(), r.RemoteAddr)
+	return nil
+}
+
+// sink is where a subscriber's bytes go: the ResponseWriter (HTTP/2, HTTP/3)
+// or a hijacked HTTP/1.1 connection.
+type sink interface {
+	add(b []byte)          // queue bytes for the next flush
+	flush() error          // send what was added
+	buffered() int         // bytes added since the last flush
+	setDeadline(time.Time) // bound the final writes (drop, shutdown)
+	writeTimeout() time.Duration
+}
+
+// serve sends the opening, the retry field, a reset and the replay, then
+// live events until the client leaves (gone), is dropped as slow, or the
+// configuration stops. The subscriber was registered before the opening
+// was sent, so nothing published after the client read it is missed.
+func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone <-chan struct{}, remote string) {
 	s.add(streamOpening)
 	if h.Retry > 0 {
 		s.add(retryField(time.Duration(h.Retry)))
@@ -81,31 +125,24 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	if replay.Reset != nil {
 		s.add(replay.Reset.Wire())
 	}
-	if err := s.flush(); err != nil {
-		return nil
+	if s.flush() != nil {
+		return
 	}
 	for _, ev := range replay.Events {
 		s.add(ev.Wire)
-		if s.pending >= maxBatchBytes {
-			if err := s.flush(); err != nil {
-				return nil
-			}
+		if s.buffered() >= maxBatchBytes && s.flush() != nil {
+			return
 		}
 	}
-	if err := s.flush(); err != nil {
-		return nil
+	if s.flush() != nil {
+		return
 	}
-	if c := h.logger.Check(zap.DebugLevel, "subscribed"); c != nil {
-		c.Write(zap.Strings("topics", topicNames(refs)), zap.Int("replayed", len(replay.Events)),
-			zap.Bool("reset", replay.Reset != nil))
-	}
-	h.pump(s, sub, r)
-	return nil
+	h.pump(s, sub, gone, remote)
 }
 
 // pump copies live events to the client until it leaves, is dropped as slow
 // or the configuration stops.
-func (h *SSEHandler) pump(s *stream, sub *Subscription, r *http.Request) {
+func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remote string) {
 	var heartbeat <-chan time.Time
 	var timer *time.Timer
 	if h.heartbeat > 0 {
@@ -121,7 +158,7 @@ func (h *SSEHandler) pump(s *stream, sub *Subscription, r *http.Request) {
 			batch = sub.Take(batch[:0])
 			for _, ev := range batch {
 				s.add(ev.Wire)
-				if s.pending >= maxBatchBytes {
+				if s.buffered() >= maxBatchBytes {
 					if err := s.flush(); err != nil {
 						return
 					}
@@ -133,9 +170,9 @@ func (h *SSEHandler) pump(s *stream, sub *Subscription, r *http.Request) {
 		case <-sub.Done():
 			// Dropped: the queue overflowed (a slow client) or the hub
 			// closed. The client resumes by id. An expired deadline makes
-			// the server's final write fail at once, closing the
-			// connection instead of blocking on a full socket.
-			h.logger.Debug("subscriber dropped: queue full", zap.String("remote", r.RemoteAddr))
+			// the final write fail at once, closing the connection instead
+			// of blocking on a full socket.
+			h.logger.Debug("subscriber dropped: queue full", zap.String("remote", remote))
 			s.setDeadline(time.Now())
 			return
 		case <-h.app.stopping:
@@ -144,13 +181,13 @@ func (h *SSEHandler) pump(s *stream, sub *Subscription, r *http.Request) {
 			// server's shutdown with the final write.
 			s.add(retryField(time.Duration(500+rand.IntN(1000)) * time.Millisecond))
 			_ = s.flush()
-			s.setDeadline(time.Now().Add(s.timeout))
+			s.setDeadline(time.Now().Add(s.writeTimeout()))
 			return
-		case <-r.Context().Done():
+		case <-gone:
 			return
 		}
 		if err := s.flush(); err != nil {
-			h.logger.Debug("subscriber write failed", zap.String("remote", r.RemoteAddr), zap.Error(err))
+			h.logger.Debug("subscriber write failed", zap.String("remote", remote), zap.Error(err))
 			return
 		}
 		if timer != nil {
@@ -215,6 +252,9 @@ func idleTimeoutWriter(w http.ResponseWriter) *caddyhttp.IdleTimeoutWriter {
 	}
 	return nil
 }
+
+func (s *stream) buffered() int               { return s.pending }
+func (s *stream) writeTimeout() time.Duration { return s.timeout }
 
 // release gives Caddy's writer back its own settings.
 func (s *stream) release() {
