@@ -79,6 +79,12 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 			zap.Bool("reset", replay.Reset != nil))
 	}
 	timeout := time.Duration(h.WriteTimeout)
+	if r.ProtoMajor == 1 {
+		// The connection ends with the stream (it is taken over below):
+		// say so, or a client that reads a clean end of stream would
+		// put the connection back in its pool and fail its next request.
+		hdr.Set("Connection", "close")
+	}
 	w.WriteHeader(http.StatusOK)
 
 	// HTTP/1.1: once Caddy has sent the headers (header directives, the
@@ -142,6 +148,12 @@ func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone <-chan
 
 // pump copies live events to the client until it leaves, is dropped as slow
 // or the configuration stops.
+//
+// Coalescing: a stream that was written less than `coalesce` ago waits out
+// the rest of that window before writing again, gathering what arrives
+// meanwhile into the same write. A quiet stream writes at once; a busy one
+// makes one syscall per window instead of one per event, which is what
+// bounds throughput once every core is busy.
 func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remote string) {
 	var heartbeat <-chan time.Time
 	var timer *time.Timer
@@ -150,21 +162,38 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 		defer timer.Stop()
 		heartbeat = timer.C
 	}
-	var batch []*Event
+	var (
+		batch      []*Event
+		lastWrite  time.Time
+		gather     *time.Timer
+		gathering  <-chan time.Time
+		coalesceBy = time.Duration(h.coalesce)
+	)
 	for {
 		select {
 		case <-sub.Ready():
-			// Everything pending leaves together: one flush per 64 KiB.
-			batch = sub.Take(batch[:0])
-			for _, ev := range batch {
-				s.add(ev.Wire)
-				if s.buffered() >= maxBatchBytes {
-					if err := s.flush(); err != nil {
-						return
+			if coalesceBy > 0 {
+				if wait := coalesceBy - time.Since(lastWrite); wait > 0 {
+					if gathering == nil {
+						if gather == nil {
+							gather = time.NewTimer(wait)
+							defer gather.Stop()
+						} else {
+							gather.Reset(wait)
+						}
+						gathering = gather.C
 					}
+					continue
 				}
 			}
-			clear(batch) // do not pin events past their rings
+			if !h.writeQueued(s, sub, &batch) {
+				return
+			}
+		case <-gathering:
+			gathering = nil
+			if !h.writeQueued(s, sub, &batch) {
+				return
+			}
 		case <-heartbeat:
 			s.add(heartbeatLine)
 		case <-sub.Done():
@@ -190,10 +219,27 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 			h.logger.Debug("subscriber write failed", zap.String("remote", remote), zap.Error(err))
 			return
 		}
+		if coalesceBy > 0 {
+			lastWrite = time.Now()
+		}
 		if timer != nil {
 			timer.Reset(h.heartbeat)
 		}
 	}
+}
+
+// writeQueued adds everything queued for sub, flushing every 64 KiB; the
+// caller flushes the rest. It reports false when the client is gone.
+func (h *SSEHandler) writeQueued(s sink, sub *Subscription, batch *[]*Event) bool {
+	*batch = sub.Take((*batch)[:0])
+	for _, ev := range *batch {
+		s.add(ev.Wire)
+		if s.buffered() >= maxBatchBytes && s.flush() != nil {
+			return false
+		}
+	}
+	clear(*batch) // do not pin events past their rings
+	return true
 }
 
 // comeBackLater answers 200 with a jittered retry of several seconds and

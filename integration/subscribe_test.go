@@ -36,6 +36,12 @@ func TestSubscribeReceivesPublishedEvents(t *testing.T) {
 		}
 	}
 
+	// HTTP/1.1 streams are taken over and end with their connection: a
+	// client must not put that connection back in its pool.
+	if !s.resp.Close {
+		t.Errorf("an HTTP/1.1 stream must be sent with Connection: close")
+	}
+
 	res := publishJSON(t, c.base+"/publish", map[string]any{"topic": "news", "event": "update", "data": "line 1\nline 2"})
 	if res.Delivered != 1 {
 		t.Errorf("delivered = %d, want 1", res.Delivered)
