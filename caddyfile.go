@@ -113,46 +113,24 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "heartbeat":
-			var v string
-			if err := oneArg(d, &v); err != nil {
-				return err
-			}
-			var dur caddy.Duration
-			if v != "off" {
-				pd, err := parsePositiveDuration(d, opt, v)
-				if err != nil {
-					return err
-				}
-				dur = pd
-			}
-			h.Heartbeat = &dur
-		case "coalesce":
-			var v string
-			if err := oneArg(d, &v); err != nil {
-				return err
-			}
-			var dur caddy.Duration
-			if v != "off" {
-				pd, err := parsePositiveDuration(d, opt, v)
-				if err != nil {
-					return err
-				}
-				dur = pd
-			}
-			h.Coalesce = &dur
-		case "retry", "write_timeout":
-			var v string
-			if err := oneArg(d, &v); err != nil {
-				return err
-			}
-			dur, err := parsePositiveDuration(d, opt, v)
+			dur, err := durationOrOffArg(d)
 			if err != nil {
 				return err
 			}
-			if opt == "retry" {
-				h.Retry = dur
-			} else {
-				h.WriteTimeout = dur
+			h.Heartbeat = &dur
+		case "coalesce":
+			dur, err := durationOrOffArg(d)
+			if err != nil {
+				return err
+			}
+			h.Coalesce = &dur
+		case "retry":
+			if err := durationArg(d, &h.Retry); err != nil {
+				return err
+			}
+		case "write_timeout":
+			if err := durationArg(d, &h.WriteTimeout); err != nil {
+				return err
 			}
 		case "max_subscribers":
 			if err := countArg(d, &h.MaxSubscribers, false); err != nil {
@@ -195,15 +173,9 @@ func unmarshalTopicOption(d *caddyfile.Dispenser, tc *TopicConfig) error {
 		}
 		tc.ReplaySize = int64(size)
 	case "replay_age":
-		var v string
-		if err := oneArg(d, &v); err != nil {
+		if err := durationArg(d, &tc.ReplayAge); err != nil {
 			return err
 		}
-		dur, err := parsePositiveDuration(d, opt, v)
-		if err != nil {
-			return err
-		}
-		tc.ReplayAge = dur
 	case "max_topics":
 		if err := countArg(d, &tc.MaxTopics, false); err != nil {
 			return err
@@ -265,19 +237,13 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &p.Hub); err != nil {
 				return err
 			}
-		case "body_timeout", "stream_idle_timeout":
-			var v string
-			if err := oneArg(d, &v); err != nil {
+		case "body_timeout":
+			if err := durationArg(d, &p.BodyTimeout); err != nil {
 				return err
 			}
-			dur, err := parsePositiveDuration(d, opt, v)
-			if err != nil {
+		case "stream_idle_timeout":
+			if err := durationArg(d, &p.StreamIdleTimeout); err != nil {
 				return err
-			}
-			if opt == "body_timeout" {
-				p.BodyTimeout = dur
-			} else {
-				p.StreamIdleTimeout = dur
 			}
 		default:
 			return d.Errf("unrecognized sse_publish option %q", opt)
@@ -315,6 +281,34 @@ func countArg(d *caddyfile.Dispenser, dst *int, zeroOK bool) error {
 	}
 	*dst = n
 	return nil
+}
+
+// durationArg reads the option's one argument as a positive duration.
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	opt := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	dur, err := parsePositiveDuration(d, opt, v)
+	if err != nil {
+		return err
+	}
+	*dst = dur
+	return nil
+}
+
+// durationOrOffArg reads a positive duration or "off", which is 0.
+func durationOrOffArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
+	opt := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return 0, err
+	}
+	if v == "off" {
+		return 0, nil
+	}
+	return parsePositiveDuration(d, opt, v)
 }
 
 func parsePositiveDuration(d *caddyfile.Dispenser, opt, v string) (caddy.Duration, error) {
