@@ -168,21 +168,20 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 		gather     *time.Timer
 		gathering  <-chan time.Time
 		coalesceBy = time.Duration(h.coalesce)
+		ready      = sub.Ready() // nil while gathering: events then wait without waking us
 	)
 	for {
 		select {
-		case <-sub.Ready():
+		case <-ready:
 			if coalesceBy > 0 {
 				if wait := coalesceBy - time.Since(lastWrite); wait > 0 {
-					if gathering == nil {
-						if gather == nil {
-							gather = time.NewTimer(wait)
-							defer gather.Stop()
-						} else {
-							gather.Reset(wait)
-						}
-						gathering = gather.C
+					if gather == nil {
+						gather = time.NewTimer(wait)
+						defer gather.Stop()
+					} else {
+						gather.Reset(wait)
 					}
+					gathering, ready = gather.C, nil
 					continue
 				}
 			}
@@ -190,7 +189,7 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 				return
 			}
 		case <-gathering:
-			gathering = nil
+			gathering, ready = nil, sub.Ready()
 			if !h.writeQueued(s, sub, &batch) {
 				return
 			}
