@@ -81,10 +81,9 @@ type Message struct {
 // and subscriber queue that holds it. Wire holds the encoded bytes, built
 // once, so fan-out to many subscribers copies nothing.
 type Event struct {
-	ID     ID
-	Topics []string
-	Time   time.Time
-	Wire   []byte
+	ID   ID
+	Time time.Time // when it was published, for replay_age
+	Wire []byte
 }
 
 // Size is what the event costs a ring's replay_size budget.

@@ -108,10 +108,8 @@ func (h *Hub) Publish(pubs []Publication) ([]PublishResult, error) {
 		h.seq++
 		id := ID{Epoch: h.epoch, Seq: h.seq}
 		ev := &Event{ID: id, Time: t0, Wire: encodeEvent(id, p.Message)}
-		ev.Topics = make([]string, len(p.Topics))
 		delivered := 0
-		for j, ref := range p.Topics {
-			ev.Topics[j] = ref.Name
+		for _, ref := range p.Topics {
 			t := h.topics[ref.Name]
 			t.lastUsed = h.seq
 			t.ring.append(ev)

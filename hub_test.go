@@ -110,9 +110,6 @@ func TestHubPublishSubscribe(t *testing.T) {
 	if ev.ID.String() != res[0].ID || ev.ID.Epoch != h.Epoch() {
 		t.Fatalf("event id %v, result id %q, hub epoch %q", ev.ID, res[0].ID, h.Epoch())
 	}
-	if !reflect.DeepEqual(ev.Topics, []string{"a"}) {
-		t.Fatalf("event topics %q, want [a]", ev.Topics)
-	}
 	if want := encodeEvent(ev.ID, msg); !bytes.Equal(ev.Wire, want) {
 		t.Fatalf("event wire %q, want %q", ev.Wire, want)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
@@ -44,9 +43,8 @@ type App struct {
 	tables   map[string]*TopicTable
 	declared int // handlers declared, for naming places in JSON configs
 
-	stopping  chan struct{}
-	stopOnce  sync.Once
-	hookedSrv sync.Map // *http.Server -> struct{}: shutdown hook registered
+	stopping chan struct{}
+	stopOnce sync.Once
 
 	logger *zap.Logger
 }
@@ -161,19 +159,6 @@ func (a *App) Cleanup() error {
 
 func (a *App) closeStreams() {
 	a.stopOnce.Do(func() { close(a.stopping) })
-}
-
-// hookShutdown makes the shutdown of the stdlib server serving r close this
-// configuration's streams too: a second path beside the "stopping" event,
-// for servers shut down without it. HTTP/3 requests carry no stdlib server.
-func (a *App) hookShutdown(r *http.Request) {
-	srv, ok := r.Context().Value(http.ServerContextKey).(*http.Server)
-	if !ok {
-		return
-	}
-	if _, loaded := a.hookedSrv.LoadOrStore(srv, struct{}{}); !loaded {
-		srv.RegisterOnShutdown(a.closeStreams)
-	}
 }
 
 // appFrom loads the configuration's sse app (Caddy creates and starts it

@@ -69,7 +69,6 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		h.subscribers.Add(-1)
 		return plainError(w, http.StatusServiceUnavailable, "event hub unavailable: "+err.Error())
 	}
-	h.app.hookShutdown(r)
 	release := func() {
 		sub.Close()
 		h.subscribers.Add(-1)
