@@ -154,7 +154,7 @@ func TestBrowserResume(t *testing.T) {
 			}
 		}
 		p.waitOpen("the browser reconnecting by itself")
-		if st := c.stats("default"); st.Subscribers != 1 {
+		if st := c.stats(t, "default"); st.Subscribers != 1 {
 			t.Errorf("after the reconnect the hub has %d subscribers, want 1 (the old stream's must be gone)", st.Subscribers)
 		}
 		p.waitSeen("the events missed while away, replayed", h.want)
@@ -172,7 +172,7 @@ func TestBrowserResume(t *testing.T) {
 		queue1 := exampleSite(t, [2]string{"retry 2s", "retry 2s\n\t\tqueue 1"})
 		disconnect(t, func() { c.reload(queue1) })
 		h.t = t
-		before := c.stats("default").DroppedSlow
+		before := c.stats(t, "default").DroppedSlow
 		disconnect(t, func() {
 			var batch []map[string]any
 			for i := range 50 {
@@ -194,7 +194,7 @@ func TestBrowserResume(t *testing.T) {
 					break
 				}
 			}
-			if after := c.stats("default").DroppedSlow; after != before+1 {
+			if after := c.stats(t, "default").DroppedSlow; after != before+1 {
 				t.Errorf("dropped_slow went from %d to %d, want one drop", before, after)
 			}
 		})

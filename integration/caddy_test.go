@@ -271,19 +271,15 @@ type hubStats struct {
 	DroppedSlow uint64 `json:"dropped_slow"`
 }
 
-// stats reads a hub's statistics from the admin API.
-func (p *caddyProc) stats(hub string) hubStats {
-	p.t.Helper()
-	resp, err := http.Get("http://" + p.adminAddr + "/sse/stats")
-	if err != nil {
-		p.t.Fatalf("stats: %v", err)
-	}
-	defer resp.Body.Close()
+// stats reads a hub's statistics from the admin API; t is the calling
+// (sub)test, which a failure stops.
+func (p *caddyProc) stats(t *testing.T, hub string) hubStats {
+	t.Helper()
 	var out struct {
 		Hubs map[string]hubStats `json:"hubs"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		p.t.Fatalf("stats: %v", err)
+	if err := json.Unmarshal(drillAdminGet(t, p, "/sse/stats"), &out); err != nil {
+		t.Fatalf("stats: %v", err)
 	}
 	return out.Hubs[hub]
 }

@@ -201,7 +201,7 @@ http://127.0.0.1:{PORT} {
 	peakGoroutines := drillGoroutines(t, c)
 	after, settleTook := settle(baseGoroutines + goroutineMargin)
 	heap := drillHeapInuse(t, c, true)
-	st := drillStats(t, c, "default")
+	st := c.stats(t, "default")
 	t.Logf("%d cycles in %v (%.0f/s) while %d events were published; goroutines: baseline %d, right after %d, settled to %d in %v; HeapInuse after GC: baseline %s, after %s; stats %+v",
 		cycles, took.Round(time.Millisecond), float64(cycles)/took.Seconds(), published,
 		baseGoroutines, peakGoroutines, after, settleTook.Round(time.Millisecond), drillMiB(baseHeap), drillMiB(heap), st)

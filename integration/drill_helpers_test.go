@@ -43,7 +43,7 @@ func drillAdminGet(t *testing.T, c *caddyProc, path string) []byte {
 	return b
 }
 
-// adminGet is drillAdminGet for goroutines other than the test's.
+// drillAdminGetErr is drillAdminGet for goroutines other than the test's.
 func drillAdminGetErr(c *caddyProc, path string) ([]byte, error) {
 	resp, err := drillAdmin.Get("http://" + c.adminAddr + path)
 	if err != nil {
@@ -55,18 +55,6 @@ func drillAdminGetErr(c *caddyProc, path string) ([]byte, error) {
 		return nil, fmt.Errorf("admin GET %s: %s %v: %.200s", path, resp.Status, err, b)
 	}
 	return b, nil
-}
-
-// drillStats is c.stats on a fresh connection.
-func drillStats(t *testing.T, c *caddyProc, hub string) hubStats {
-	t.Helper()
-	var out struct {
-		Hubs map[string]hubStats `json:"hubs"`
-	}
-	if err := json.Unmarshal(drillAdminGet(t, c, "/sse/stats"), &out); err != nil {
-		t.Fatalf("stats: %v", err)
-	}
-	return out.Hubs[hub]
 }
 
 // drillGoroutines reads Caddy's goroutine count from the first line of
@@ -147,7 +135,7 @@ func drillWaitSubscribers(t *testing.T, c *caddyProc, hub string, want int, limi
 	t.Helper()
 	last := -1
 	ok, took := drillPoll(limit, func() bool {
-		last = drillStats(t, c, hub).Subscribers
+		last = c.stats(t, hub).Subscribers
 		return last == want
 	})
 	if !ok {

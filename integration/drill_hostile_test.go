@@ -532,7 +532,7 @@ func drillHugeRequests(t *testing.T, c *caddyProc, limit int) {
 	})
 
 	t.Run("huge Last-Event-ID", func(t *testing.T) {
-		epoch := drillStats(t, c, "default").Epoch
+		epoch := c.stats(t, "default").Epoch
 		big := 40 << 10
 		if !fits(big) {
 			// Refused by Caddy; a smaller one still gets the reset.

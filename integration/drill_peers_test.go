@@ -185,7 +185,7 @@ http://127.0.0.1:{PORT} {
 	throttled := subscribe(t, client, "http://"+th.addr()+"/events?topic=firehose").ready()
 
 	fast := subscribe(t, client, c.base+"/events?topic=firehose").ready()
-	before := drillStats(t, c, "default")
+	before := c.stats(t, "default")
 	if before.Subscribers != 4 {
 		t.Fatalf("hub reports %d subscribers, want 4", before.Subscribers)
 	}
@@ -261,7 +261,7 @@ http://127.0.0.1:{PORT} {
 	// Each bad peer is gone within write_timeout (plus a margin for -race)
 	// after the last publish.
 	gone := drillWaitSubscribers(t, c, "default", 1, writeTimeout+5*time.Second)
-	after := drillStats(t, c, "default")
+	after := c.stats(t, "default")
 	t.Logf("slow subscribers gone %v after the last publish; dropped_slow %d -> %d",
 		gone.Round(time.Millisecond), before.DroppedSlow, after.DroppedSlow)
 	if after.DroppedSlow <= before.DroppedSlow {

@@ -251,7 +251,7 @@ func TestDrillReloadStorm(t *testing.T) {
 		}
 	}
 	t.Logf("reconnects per client: %s", strings.Join(reconnects, " "))
-	if st := drillStats(t, c, "default"); st.DroppedSlow != 0 {
+	if st := c.stats(t, "default"); st.DroppedSlow != 0 {
 		t.Errorf("stats after the storm: %+v; nobody should have been dropped as slow", st)
 	}
 	if lines := drillErrorLines(c.logs()); len(lines) > 0 {

@@ -74,7 +74,7 @@ http://127.0.0.1:{PORT} {
 			t.Fatalf("stream %d: %v", i, err)
 		}
 	}
-	if st := drillStats(t, c, "default"); st.Subscribers != streams {
+	if st := c.stats(t, "default"); st.Subscribers != streams {
 		t.Fatalf("hub reports %d subscribers, want %d", st.Subscribers, streams)
 	}
 	t.Logf("%d streams open after %v", streams, time.Since(opening).Round(time.Millisecond))

@@ -55,7 +55,7 @@ func TestSubscribeReceivesPublishedEvents(t *testing.T) {
 	if ev := s.next(); ev.Type != "" || ev.Data != "plain" {
 		t.Fatalf("got %+v, want a default-typed event", ev)
 	}
-	if st := c.stats("default"); st.Subscribers != 1 || st.Published != 2 {
+	if st := c.stats(t, "default"); st.Subscribers != 1 || st.Published != 2 {
 		t.Errorf("admin stats %+v, want 1 subscriber and 2 published", st)
 	}
 }
