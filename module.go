@@ -62,9 +62,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.stopping = make(chan struct{})
 	// Caddy emits "stopping" before it stops any app of a configuration,
 	// on reload and on exit. Apps stop in no fixed order, and the HTTP
-	// app's shutdown waits for open requests (HTTP/3 included, where no
-	// stdlib server hook exists), so this is the signal that always comes
-	// in time to close our streams.
+	// app's shutdown waits for open requests on every protocol, so this is
+	// the signal that always comes in time to close our streams.
 	ev, err := ctx.App("events")
 	if err != nil {
 		return err
