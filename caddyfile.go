@@ -78,7 +78,7 @@ func parsePublish(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		queue           <count>     # events waiting per subscriber before it is dropped (default 256)
 //		write_timeout   <duration>  # a write taking longer drops the subscriber (default 10s)
 //		max_topics_per_subscriber <count>  # ?topic= values per request (default 64)
-//		coalesce        <duration>|off  # gather a busy stream's events into one write (default 5ms)
+//		coalesce        <duration>|off  # gather a busy stream's events into one write (default 10ms)
 //	}
 //
 // A name is 1-256 characters from A-Z a-z 0-9 . _ ~ : @ / -; a segment "*"

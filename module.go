@@ -241,7 +241,7 @@ const (
 	DefaultQueue                  = 256
 	DefaultWriteTimeout           = 10 * time.Second
 	DefaultMaxTopicsPerSubscriber = 64
-	DefaultCoalesce               = 5 * time.Millisecond
+	DefaultCoalesce               = 10 * time.Millisecond
 	DefaultHubName                = "default"
 )
 

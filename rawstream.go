@@ -17,6 +17,7 @@ type rawStream struct {
 	timeout time.Duration
 	chunk   [][]byte // [chunk size line, event bytes..., CRLF]
 	pending int
+	armed   time.Time // the write deadline currently set
 	sizeBuf [18]byte
 	err     error
 	gone    chan struct{} // closed when the client closes its side
@@ -69,15 +70,29 @@ func (s *rawStream) flush() error {
 	size := strconv.AppendInt(s.sizeBuf[:0], int64(s.pending), 16)
 	s.chunk[0] = append(size, crlf...)
 	s.chunk = append(s.chunk, crlf)
-	if s.timeout > 0 {
-		// Armed per flush and left: on a raw HTTP/1.1 connection a
-		// deadline is only checked by the next write, which re-arms it.
-		_ = s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
-	}
+	s.armDeadline()
 	bufs := net.Buffers(s.chunk)
 	_, s.err = bufs.WriteTo(s.conn)
 	s.reset()
 	return s.err
+}
+
+// armDeadline gives the coming write between half and all of the write
+// timeout. Setting a deadline costs a runtime timer update, which was 8% of
+// the CPU of a 10,000-subscriber fan-out when done on every flush; a busy
+// stream now re-arms at most twice per timeout. The deadline is left set
+// between flushes: it is only checked by a write, and every write comes
+// through here first.
+func (s *rawStream) armDeadline() {
+	if s.timeout <= 0 {
+		return
+	}
+	now := time.Now()
+	if s.armed.Sub(now) >= s.timeout/2 {
+		return
+	}
+	s.armed = now.Add(s.timeout)
+	_ = s.conn.SetWriteDeadline(s.armed)
 }
 
 func (s *rawStream) reset() {
@@ -88,7 +103,10 @@ func (s *rawStream) reset() {
 
 func (s *rawStream) buffered() int               { return s.pending }
 func (s *rawStream) writeTimeout() time.Duration { return s.timeout }
-func (s *rawStream) setDeadline(t time.Time)     { _ = s.conn.SetWriteDeadline(t) }
+func (s *rawStream) setDeadline(t time.Time) {
+	s.armed = t
+	_ = s.conn.SetWriteDeadline(t)
+}
 
 // finish ends the chunked body when the connection is still healthy, so
 // the client sees a clean end of stream, then closes the connection.
