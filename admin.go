@@ -38,7 +38,8 @@ func (AdminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 		Hubs map[string]Stats `json:"hubs"`
 	}{Hubs: make(map[string]Stats)}
 	hubs.Range(func(key, value any) bool {
-		out.Hubs[key.(string)] = value.(pooledHub).Stats()
+		h := value.(pooledHub)
+		out.Hubs[h.name] = h.Stats()
 		return true
 	})
 	w.Header().Set("Content-Type", "application/json")

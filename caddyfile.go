@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -18,6 +19,66 @@ func init() {
 	// a plain Caddyfile needs no order option.
 	httpcaddyfile.RegisterDirectiveOrder("sse", httpcaddyfile.Before, "encode")
 	httpcaddyfile.RegisterDirectiveOrder("sse_publish", httpcaddyfile.Before, "encode")
+	httpcaddyfile.RegisterGlobalOption("sse", parseGlobalSSE)
+}
+
+// parseGlobalSSE parses the global option that configures the sse app:
+//
+//	sse {
+//		redis <url> {
+//			prefix  <string>  # default "sse:"
+//			backlog <n>       # bus entries kept for catching up (default 10000)
+//		}
+//	}
+func parseGlobalSSE(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("the sse global option is given twice")
+	}
+	app := new(App)
+	d.Next() // the option name
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "redis":
+			if app.Redis != nil {
+				return nil, d.Err("redis is given twice")
+			}
+			rc := &RedisConfig{}
+			if !d.NextArg() {
+				return nil, d.Err("redis needs a URL: redis://host:6379/0")
+			}
+			rc.URL = d.Val()
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			for d.NextBlock(1) {
+				switch d.Val() {
+				case "prefix":
+					if err := oneArg(d, &rc.Prefix); err != nil {
+						return nil, err
+					}
+				case "backlog":
+					var v string
+					if err := oneArg(d, &v); err != nil {
+						return nil, err
+					}
+					n, err := strconv.Atoi(v)
+					if err != nil || n < 1 {
+						return nil, d.Errf("backlog must be a positive number of events, not %q", v)
+					}
+					rc.Backlog = n
+				default:
+					return nil, d.Errf("unknown redis option %q (prefix, backlog)", d.Val())
+				}
+			}
+			app.Redis = rc
+		default:
+			return nil, d.Errf("unknown sse global option %q (redis)", d.Val())
+		}
+	}
+	return httpcaddyfile.App{Name: "sse", Value: caddyconfig.JSON(app, nil)}, nil
 }
 
 // stateKey holds, across all sse directives of one Caddyfile, the topic

@@ -182,22 +182,46 @@ func truncate(s string, n int) string {
 // (a browser would end the line there and mangle the event). It allocates
 // exactly once: the buffer is sized before anything is written.
 func encodeEvent(id ID, m *Message) []byte {
-	named := m.Name != "" && m.Name != "message"
+	b := make([]byte, 0, idLineLen(id)+bodyLen(m))
+	return appendBody(appendIDLine(b, id), m)
+}
+
+// encodeBody renders everything of an event but its id line: what the Redis
+// engine stores, since Redis assigns the id.
+func encodeBody(m *Message) []byte {
+	return appendBody(make([]byte, 0, bodyLen(m)), m)
+}
+
+// withID prefixes a body from encodeBody with its id line.
+func withID(id ID, body []byte) []byte {
+	return append(appendIDLine(make([]byte, 0, idLineLen(id)+len(body)), id), body...)
+}
+
+func idLineLen(id ID) int { return len("id: -\n") + len(id.Epoch) + 20 }
+
+func appendIDLine(b []byte, id ID) []byte {
+	b = append(b, "id: "...)
+	b = append(b, id.Epoch...)
+	b = append(b, '-')
+	b = strconv.AppendUint(b, id.Seq, 10)
+	return append(b, '\n')
+}
+
+// bodyLen is an upper bound of what appendBody writes.
+func bodyLen(m *Message) int {
 	breaks := strings.Count(m.Data, "\n") + strings.Count(m.Data, "\r")
-	n := len("id: -\n") + len(id.Epoch) + 20 + (breaks+1)*len("data: \n") + len(m.Data) + 1
-	if named {
+	n := (breaks+1)*len("data: \n") + len(m.Data) + 1
+	if m.Name != "" && m.Name != "message" {
 		n += len("event: \n") + len(m.Name)
 	}
 	if m.Retry > 0 {
 		n += len("retry: \n") + 20
 	}
-	b := make([]byte, 0, n)
-	b = append(b, "id: "...)
-	b = append(b, id.Epoch...)
-	b = append(b, '-')
-	b = strconv.AppendUint(b, id.Seq, 10)
-	b = append(b, '\n')
-	if named {
+	return n
+}
+
+func appendBody(b []byte, m *Message) []byte {
+	if m.Name != "" && m.Name != "message" {
 		b = append(b, "event: "...)
 		b = append(b, m.Name...)
 		b = append(b, '\n')

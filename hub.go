@@ -234,6 +234,7 @@ type Subscription struct {
 	ready   chan struct{} // capacity 1: "something is pending"
 	done    chan struct{}
 	lastSeq uint64 // guarded by hub.mu: dedupes multi-topic fan-out
+	floor   uint64 // guarded by hub.mu: live events up to this seq were replayed (Redis engine)
 	removed bool   // guarded by hub.mu
 
 	mu      sync.Mutex
@@ -302,6 +303,10 @@ func (h *Hub) removeLocked(s *Subscription, drop bool) {
 type Replay struct {
 	Reset  *Reset   // non-nil when the resume point could not be honoured whole
 	Events []*Event // retained events after the resume point, in id order
+	// Later, when not nil, means the replay is not known yet (the Redis
+	// engine is unreachable): it arrives on Later, and no live event may
+	// be sent before it. The subscriber's live events wait in its queue.
+	Later <-chan Replay
 }
 
 // Reset tells a subscriber that its resume point could not be honoured.
@@ -330,6 +335,36 @@ const maxEchoedIDLen = 128
 // every event is either in the replay or queued afterwards: no gap, no
 // duplicate.
 func (h *Hub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscription, Replay, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, err := h.registerLocked(refs, queueLen)
+	if err != nil {
+		return nil, Replay{}, err
+	}
+	var rp Replay
+	if resume != "" {
+		rp = h.replayLocked(s.topics, resume)
+	}
+	return s, rp, nil
+}
+
+// register adds a subscriber and returns the position it joins at: it
+// will be offered every event delivered after that id. The Redis engine
+// registers first and fetches the replay up to that position afterwards.
+func (h *Hub) register(refs []TopicRef, queueLen int) (*Subscription, ID, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, err := h.registerLocked(refs, queueLen)
+	if err != nil {
+		return nil, ID{}, err
+	}
+	return s, ID{Epoch: h.epoch, Seq: h.seq}, nil
+}
+
+func (h *Hub) registerLocked(refs []TopicRef, queueLen int) (*Subscription, error) {
+	if h.closed {
+		return nil, ErrHubClosed
+	}
 	if queueLen < 1 {
 		queueLen = 1
 	}
@@ -339,22 +374,13 @@ func (h *Hub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscrip
 		ready: make(chan struct{}, 1),
 		done:  make(chan struct{}),
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return nil, Replay{}, ErrHubClosed
-	}
 	h.op++
 	for _, ref := range refs {
 		t, err := h.topicLocked(ref)
 		if err != nil {
-			return nil, Replay{}, err
+			return nil, err
 		}
 		s.topics = append(s.topics, t)
-	}
-	var rp Replay
-	if resume != "" {
-		rp = h.replayLocked(s.topics, resume)
 	}
 	for _, t := range s.topics {
 		t.subs[s] = struct{}{}
@@ -362,19 +388,14 @@ func (h *Hub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscrip
 	}
 	s.lastSeq = h.seq
 	h.subscribers++
-	return s, rp, nil
+	return s, nil
 }
 
 func (h *Hub) replayLocked(topics []*topic, resume string) Replay {
 	id, ok := ParseID(resume)
 	if !ok || id.Epoch != h.epoch || id.Seq > h.seq {
-		return Replay{Reset: &Reset{
-			Reason:      "unknown",
-			LastEventID: truncateBytes(resume, maxEchoedIDLen),
-			ID:          ID{Epoch: h.epoch, Seq: h.seq},
-		}}
+		return unknownReset(resume, ID{Epoch: h.epoch, Seq: h.seq})
 	}
-	var rp Replay
 	var evicted uint64
 	lists := make([][]*Event, 0, len(topics))
 	for _, t := range topics {
@@ -385,11 +406,31 @@ func (h *Hub) replayLocked(topics []*topic, resume string) Replay {
 			lists = append(lists, l)
 		}
 	}
+	return assembleReplay(h.epoch, resume, lists, evicted)
+}
+
+// unknownReset is the replay of a resume point this hub never issued (or
+// from an earlier epoch): a reset, then live events from position on.
+func unknownReset(resume string, position ID) Replay {
+	return Replay{Reset: &Reset{
+		Reason:      "unknown",
+		LastEventID: truncateBytes(resume, maxEchoedIDLen),
+		ID:          position,
+	}}
+}
+
+// assembleReplay merges the retained events of a subscriber's topics after
+// its resume point. When evicted is above the resume point, the subscriber
+// missed something: it gets an "evicted" reset carrying that seq, and only
+// events newer than it follow, so its Last-Event-ID never moves backwards
+// past the reset.
+func assembleReplay(epoch, resume string, lists [][]*Event, evicted uint64) Replay {
+	var rp Replay
 	if evicted > 0 {
 		rp.Reset = &Reset{
 			Reason:      "evicted",
 			LastEventID: truncateBytes(resume, maxEchoedIDLen),
-			ID:          ID{Epoch: h.epoch, Seq: evicted},
+			ID:          ID{Epoch: epoch, Seq: evicted},
 		}
 	}
 	rp.Events = mergeEvents(lists)
@@ -416,6 +457,9 @@ func truncateBytes(s string, n int) string {
 
 // Stats is a snapshot of a hub, for the admin API, logs and tests.
 type Stats struct {
+	Engine      string `json:"engine"` // "memory" or "redis"
+	Connected   bool   `json:"connected"`
+	LastError   string `json:"last_error,omitempty"`
 	Epoch       string `json:"epoch"`
 	LastID      string `json:"last_id"`
 	LastSeq     uint64 `json:"-"`
@@ -425,6 +469,8 @@ type Stats struct {
 	DroppedSlow uint64 `json:"dropped_slow"`
 	Retained    int    `json:"retained_events"`
 	RetainedB   int64  `json:"retained_bytes"`
+	// Resuming subscribers waiting for Redis to return their replay.
+	WaitingReplay int `json:"waiting_replay,omitempty"`
 }
 
 // Stats reports the hub's size.
@@ -432,6 +478,8 @@ func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := Stats{
+		Engine:      "memory",
+		Connected:   true,
 		Epoch:       h.epoch,
 		LastID:      ID{Epoch: h.epoch, Seq: h.seq}.String(),
 		LastSeq:     h.seq,

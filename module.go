@@ -27,9 +27,12 @@ func init() {
 // the same hubs (ring buffers included) from this pool by name.
 var hubs = caddy.NewUsagePool()
 
-// pooledHub lets a Hub live in a caddy.UsagePool without the hub core
+// pooledHub lets an Engine live in a caddy.UsagePool without the hub core
 // knowing about Caddy.
-type pooledHub struct{ *Hub }
+type pooledHub struct {
+	Engine
+	name string
+}
 
 func (p pooledHub) Destruct() error { return p.Close() }
 
@@ -38,10 +41,16 @@ func (p pooledHub) Destruct() error { return p.Close() }
 // holds the hubs they share and closes their open streams when the
 // configuration stops, so Caddy never waits on an event stream to end.
 type App struct {
+	// Redis, when set, holds every hub of this configuration, shared with
+	// every Caddy instance using the same Redis and prefix. Default: hubs
+	// live in this process's memory.
+	Redis *RedisConfig `json:"redis,omitempty"`
+
 	mu       sync.Mutex
-	hubs     map[string]*Hub
+	hubs     map[string]Engine
 	tables   map[string]*TopicTable
-	declared int // handlers declared, for naming places in JSON configs
+	keys     []string // this configuration's hubs in the pool
+	declared int      // handlers declared, for naming places in JSON configs
 
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -57,7 +66,20 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the app.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	a.hubs = make(map[string]*Hub)
+	a.hubs = make(map[string]Engine)
+	if a.Redis != nil {
+		// The URL may carry a password from the environment: {env.REDIS_URL}.
+		a.Redis.URL = caddy.NewReplacer().ReplaceAll(a.Redis.URL, "")
+		if a.Redis.URL == "" {
+			return errors.New("sse: redis needs a URL (is the environment variable set?)")
+		}
+		if _, err := ParseRedisURL(a.Redis.URL); err != nil {
+			return fmt.Errorf("sse: %v", err)
+		}
+		if a.Redis.Backlog < 0 {
+			return errors.New("sse: redis backlog must not be negative")
+		}
+	}
 	a.tables = make(map[string]*TopicTable)
 	a.stopping = make(chan struct{})
 	// Caddy emits "stopping" before it stops any app of a configuration,
@@ -86,21 +108,39 @@ func (h stoppingHandler) Handle(context.Context, caddy.Event) error {
 
 // hub returns the named hub, taking it from the pool on first use by this
 // configuration, together with this configuration's topic table for it.
-func (a *App) hub(name string) (*Hub, *TopicTable, error) {
+// Hubs are pooled by engine as well as name: a reload that switches to
+// Redis (or to another Redis) gets a new hub, one that keeps it the same
+// gets the same hub, its open streams and rings untouched.
+func (a *App) hub(name string) (Engine, *TopicTable, error) {
+	if err := ValidHubName(name); err != nil {
+		return nil, nil, err
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if h, ok := a.hubs[name]; ok {
 		return h, a.tables[name], nil
 	}
-	v, _, err := hubs.LoadOrNew(name, func() (caddy.Destructor, error) {
-		return pooledHub{NewHub()}, nil
+	key := "memory/" + name
+	if a.Redis != nil {
+		key = fmt.Sprintf("redis/%s/%s/%d/%s", a.Redis.URL, a.Redis.Prefix, a.Redis.Backlog, name)
+	}
+	v, _, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
+		if a.Redis != nil {
+			rh, err := NewRedisHub(name, *a.Redis, a.logger)
+			if err != nil {
+				return nil, err
+			}
+			return pooledHub{rh, name}, nil
+		}
+		return pooledHub{NewHub(), name}, nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	h := v.(pooledHub).Hub
+	h := v.(pooledHub).Engine
 	a.hubs[name] = h
 	a.tables[name] = NewTopicTable()
+	a.keys = append(a.keys, key)
 	return h, a.tables[name], nil
 }
 
@@ -148,9 +188,9 @@ func (a *App) Cleanup() error {
 	a.closeStreams()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for name := range a.hubs {
-		if _, err := hubs.Delete(name); err != nil {
-			a.logger.Error("releasing hub", zap.String("hub", name), zap.Error(err))
+	for _, key := range a.keys {
+		if _, err := hubs.Delete(key); err != nil {
+			a.logger.Error("releasing hub", zap.String("hub", key), zap.Error(err))
 		}
 	}
 	return nil
@@ -271,11 +311,11 @@ type SSEHandler struct {
 	// A stream written less than this long ago waits out the rest before
 	// writing again, gathering events into one write: busy streams cost
 	// one syscall per window instead of one per event. 0 writes every
-	// event at once. Default: 5ms.
+	// event at once. Default: 10ms.
 	Coalesce *caddy.Duration `json:"coalesce,omitempty"`
 
 	app         *App
-	hub         *Hub
+	hub         Engine
 	table       *TopicTable
 	literals    []string    // served when no ?topic= is given
 	perRequest  []TopicDecl // names with placeholders, resolved per request
@@ -404,7 +444,7 @@ type PublishHandler struct {
 
 	tokens    [][]byte
 	allowFrom []netip.Prefix
-	hub       *Hub
+	hub       Engine
 	table     *TopicTable
 	logger    *zap.Logger
 }

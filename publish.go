@@ -269,6 +269,11 @@ func writePublishError(w http.ResponseWriter, e *PublishError) error {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
+	if status == http.StatusServiceUnavailable {
+		// The engine is unreachable; nothing was published. Reconnection
+		// is retried within about a second.
+		w.Header().Set("Retry-After", "1")
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)

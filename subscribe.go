@@ -127,6 +127,15 @@ func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone <-chan
 	if h.Retry > 0 {
 		s.add(retryField(time.Duration(h.Retry)))
 	}
+	if replay.Later != nil {
+		if s.flush() != nil {
+			return
+		}
+		var ok bool
+		if replay, ok = h.awaitReplay(s, sub, replay.Later, gone); !ok {
+			return
+		}
+	}
 	if replay.Reset != nil {
 		s.add(replay.Reset.Wire())
 	}
@@ -143,6 +152,46 @@ func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone <-chan
 		return
 	}
 	h.pump(s, sub, gone, remote)
+}
+
+// awaitReplay holds a resuming stream open while the engine (Redis) cannot
+// be read, with heartbeats, until its replay arrives. A 503 would make a
+// browser give up for good; an open stream lets it resume by itself.
+func (h *SSEHandler) awaitReplay(s sink, sub *Subscription, later <-chan Replay, gone <-chan struct{}) (Replay, bool) {
+	var heartbeat <-chan time.Time
+	if h.heartbeat > 0 {
+		t := time.NewTicker(h.heartbeat)
+		defer t.Stop()
+		heartbeat = t.C
+	}
+	for {
+		select {
+		case rp := <-later:
+			return rp, true
+		case <-heartbeat:
+			s.add(heartbeatLine)
+			if s.flush() != nil {
+				return Replay{}, false
+			}
+		case <-sub.Done():
+			s.setDeadline(time.Now())
+			return Replay{}, false
+		case <-h.app.stopping:
+			h.goodbye(s)
+			return Replay{}, false
+		case <-gone:
+			return Replay{}, false
+		}
+	}
+}
+
+// goodbye ends a stream on reload or shutdown with a quick, jittered
+// reconnect hint. The deadline stays armed so a stuck client cannot hold up
+// the server's shutdown with the final write.
+func (h *SSEHandler) goodbye(s sink) {
+	s.add(retryField(time.Duration(500+rand.IntN(1000)) * time.Millisecond))
+	_ = s.flush()
+	s.setDeadline(time.Now().Add(s.writeTimeout()))
 }
 
 // pump copies live events to the client until it leaves, is dropped as slow
@@ -203,12 +252,7 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 			s.setDeadline(time.Now())
 			return
 		case <-h.app.stopping:
-			// Reload or shutdown: ask for a quick, jittered reconnect. The
-			// deadline stays armed so a stuck client cannot hold up the
-			// server's shutdown with the final write.
-			s.add(retryField(time.Duration(500+rand.IntN(1000)) * time.Millisecond))
-			_ = s.flush()
-			s.setDeadline(time.Now().Add(s.writeTimeout()))
+			h.goodbye(s)
 			return
 		case <-gone:
 			return

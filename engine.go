@@ -1,0 +1,51 @@
+package caddysse
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Engine is what the handlers publish to and subscribe from: the in-memory
+// Hub (the default) or a RedisHub shared by several Caddy instances. Both
+// keep the same promises: ids increase, a subscriber sees events in id
+// order, and a resume point either replays exactly what was missed or says
+// with a reset that it cannot.
+type Engine interface {
+	// Publish assigns ids to the publications, in order, and delivers
+	// them. The batch is all or nothing.
+	Publish(pubs []Publication) ([]PublishResult, error)
+	// Subscribe registers a subscriber and returns what it must be sent
+	// before live events. resume is the client's Last-Event-ID.
+	Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscription, Replay, error)
+	// Prune forgets idle topics for which keep reports false and applies
+	// changed ring settings.
+	Prune(keep func(name string) (RingConfig, bool))
+	// Stats reports the engine's size and health.
+	Stats() Stats
+	// Close drops every subscriber and releases the engine.
+	Close() error
+}
+
+// ErrEngineUnavailable wraps failures to reach a shared engine (Redis):
+// nothing was published, and the publisher may retry.
+var ErrEngineUnavailable = errors.New("event engine unavailable")
+
+// Interface guards
+var (
+	_ Engine = (*Hub)(nil)
+	_ Engine = (*RedisHub)(nil)
+)
+
+// ValidHubName accepts 1-64 characters from A-Z a-z 0-9 . _ ~ @ -: a hub's
+// name is part of its Redis keys, where ':' and '#' separate the parts.
+func ValidHubName(name string) error {
+	if name == "" || len(name) > 64 {
+		return fmt.Errorf("hub name %q must be 1-64 characters", truncate(name, 64))
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == ':' || c == '/' || !isTopicChar(c) {
+			return fmt.Errorf("hub name %q has a character outside A-Z a-z 0-9 . _ ~ @ -", truncate(name, 64))
+		}
+	}
+	return nil
+}

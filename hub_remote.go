@@ -1,0 +1,142 @@
+package caddysse
+
+// The Redis engine assigns ids and keeps rings in Redis; each instance's Hub
+// then only fans out, to its own subscribers, the events Redis hands it in
+// id order. These methods are that local half. Rings stay empty.
+
+// remoteEvent is an event whose id was assigned elsewhere, with the names of
+// the topics it was published to.
+type remoteEvent struct {
+	ev     *Event
+	topics []string
+}
+
+// newRemoteHub returns a hub that has no epoch until the engine adopts one.
+func newRemoteHub() *Hub {
+	h := NewHub()
+	h.epoch = ""
+	return h
+}
+
+// deliver queues events, in order, for the local subscribers of their
+// topics. It creates no topic: an event for a topic nobody here subscribes
+// to has no one to reach.
+func (h *Hub) deliver(evs []remoteEvent) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return
+	}
+	for _, re := range evs {
+		seq := re.ev.ID.Seq
+		h.seq = seq
+		for _, name := range re.topics {
+			t := h.topics[name]
+			if t == nil {
+				continue
+			}
+			t.lastUsed = seq
+			for s := range t.subs {
+				if s.lastSeq == seq || seq <= s.floor {
+					continue // queued through another topic, or already replayed
+				}
+				s.lastSeq = seq
+				if !s.offer(re.ev) {
+					h.dropped++
+					h.removeLocked(s, true)
+				}
+			}
+		}
+		h.published++
+	}
+}
+
+// adopt moves the hub to an epoch and position: on the engine's first
+// connection, or when Redis came back without the old epoch. Per-subscriber
+// bookkeeping in seq numbers belongs to the old epoch and is cleared.
+func (h *Hub) adopt(epoch string, seq uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	changed := h.epoch != "" && h.epoch != epoch
+	h.epoch, h.seq = epoch, seq
+	if !changed {
+		return
+	}
+	for _, t := range h.topics {
+		for s := range t.subs {
+			s.lastSeq, s.floor = 0, 0
+		}
+	}
+}
+
+// position is the id of the last event delivered here.
+func (h *Hub) position() ID {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return ID{Epoch: h.epoch, Seq: h.seq}
+}
+
+// skipThrough makes s ignore live events up to seq: its replay covered them
+// (or a reset declared them missed). Events already queued are removed.
+func (h *Hub) skipThrough(s *Subscription, seq uint64) {
+	h.mu.Lock()
+	s.floor = max(s.floor, seq)
+	h.mu.Unlock()
+	s.mu.Lock()
+	kept := s.pending[:0]
+	for _, ev := range s.pending {
+		if ev.ID.Seq > seq {
+			kept = append(kept, ev)
+		}
+	}
+	clear(s.pending[len(kept):])
+	s.pending = kept
+	s.mu.Unlock()
+}
+
+// localSubscribers counts this hub's subscribers of the named topics, each
+// once: the "delivered" of a publish through a shared engine.
+func (h *Hub) localSubscribers(names []string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(names) == 1 {
+		if t := h.topics[names[0]]; t != nil {
+			return len(t.subs)
+		}
+		return 0
+	}
+	seen := make(map[*Subscription]struct{})
+	for _, name := range names {
+		if t := h.topics[name]; t != nil {
+			for s := range t.subs {
+				seen[s] = struct{}{}
+			}
+		}
+	}
+	return len(seen)
+}
+
+// dropAll drops every subscriber; they resume by id. It is what an instance
+// does when it cannot tell which events its subscribers missed.
+func (h *Hub) dropAll() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, t := range h.topics {
+		for s := range t.subs {
+			if !s.removed {
+				n++
+			}
+			h.removeLocked(s, true)
+		}
+	}
+	h.dropped += uint64(n)
+	return n
+}
+
+// active reports whether s is still registered.
+func (s *Subscription) active() bool {
+	s.hub.mu.Lock()
+	defer s.hub.mu.Unlock()
+	return !s.removed
+}

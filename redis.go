@@ -1,0 +1,559 @@
+package caddysse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+)
+
+// RedisConfig puts hubs in Redis, shared by every Caddy instance that uses
+// the same Redis and prefix.
+type RedisConfig struct {
+	// redis:// or rediss:// URL, with optional username, password and
+	// database number ("redis://user:pass@host:6379/0").
+	URL string `json:"url"`
+	// Prepended to every key, so deployments can share one Redis.
+	// Default: "sse:".
+	Prefix string `json:"prefix,omitempty"`
+	// Events kept in each hub's bus stream, so that an instance that lost
+	// Redis for a while can catch up on what others published meanwhile.
+	// Default: 10000.
+	Backlog int `json:"backlog,omitempty"`
+}
+
+// Defaults of the Redis engine.
+const (
+	DefaultRedisPrefix  = "sse:"
+	DefaultRedisBacklog = 10000
+
+	redisCallTimeout = 3 * time.Second        // one publish or replay read
+	redisBlock       = 5 * time.Second        // one bus read waits this long for news
+	redisMaxBackoff  = 2 * time.Second        // reconnect backoff cap (DESIGN.md)
+	redisMinBackoff  = 100 * time.Millisecond // first reconnect delay
+	redisReadBatch   = 1000                   // bus entries read at once
+)
+
+// ParseRedisURL checks a Redis URL and returns go-redis options for it.
+func ParseRedisURL(raw string) (*redis.Options, error) {
+	opts, err := redis.ParseURL(raw)
+	if err != nil {
+		return nil, fmt.Errorf("redis url: %v", err)
+	}
+	// A publish must not be sent twice: a retried script could publish an
+	// event twice. The engine retries what is safe itself.
+	opts.MaxRetries = -1
+	opts.Protocol = 2
+	opts.DisableIdentity = true
+	opts.ContextTimeoutEnabled = true
+	// While Redis is down a publish should answer 503 at once, not after
+	// five dial attempts; the bus reader does the patient retrying.
+	opts.DialerRetries = 1
+	if opts.DialTimeout == 0 || opts.DialTimeout > time.Second {
+		opts.DialTimeout = time.Second
+	}
+	return opts, nil
+}
+
+// go-redis logs (dial failures, pool events) through one global logger. They
+// repeat what the engine reports once per outage, so they go to debug.
+var routeRedisLog sync.Once
+
+type redisLog struct{ l *zap.Logger }
+
+func (r redisLog) Printf(_ context.Context, format string, v ...any) {
+	if c := r.l.Check(zap.DebugLevel, "go-redis"); c != nil {
+		c.Write(zap.String("detail", fmt.Sprintf(format, v...)))
+	}
+}
+
+// RedisHub is an Engine whose ids, rings and fan-out go through Redis. Each
+// instance runs one bus reader per hub: a blocking XREAD on one connection
+// that hands every event, in id order, to the local Hub, which fans it out
+// to this instance's subscribers. Publishes and replay reads share a small
+// connection pool. No connection is held per subscriber.
+type RedisHub struct {
+	local   *Hub
+	rdb     *redis.Client
+	base    string // prefix + hub name
+	backlog int
+	logger  *zap.Logger
+
+	mu         sync.Mutex
+	connected  bool
+	lastErr    string
+	waiting    []*pendingReplay
+	firstEpoch string // adopted on the first connection
+	firstSeq   uint64 // position adopted on the first connection
+
+	kick   chan struct{} // wakes the replayer
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// pendingReplay is a resuming subscriber whose replay could not be read yet.
+type pendingReplay struct {
+	sub    *Subscription
+	refs   []TopicRef
+	resume string
+	pos    ID // where it joined the live events
+	later  chan Replay
+}
+
+// NewRedisHub connects a hub to Redis. It does not wait for Redis: the bus
+// reader connects in the background, with backoff, so Caddy starts and
+// serves other routes while Redis is down.
+func NewRedisHub(name string, cfg RedisConfig, logger *zap.Logger) (*RedisHub, error) {
+	opts, err := ParseRedisURL(cfg.URL)
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	routeRedisLog.Do(func() { redis.SetLogger(redisLog{logger.Named("redis")}) })
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultRedisPrefix
+	}
+	if cfg.Backlog <= 0 {
+		cfg.Backlog = DefaultRedisBacklog
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rh := &RedisHub{
+		local:   newRemoteHub(),
+		rdb:     redis.NewClient(opts),
+		base:    cfg.Prefix + name,
+		backlog: cfg.Backlog,
+		logger:  logger.With(zap.String("hub", name)),
+		kick:    make(chan struct{}, 1),
+		cancel:  cancel,
+	}
+	rh.done.Add(2)
+	go rh.readBus(ctx)
+	go rh.replayer(ctx)
+	return rh, nil
+}
+
+func (rh *RedisHub) topicKey(name string) string { return rh.base + ":" + name }
+func (rh *RedisHub) seqKey() string              { return rh.base + "#seq" }
+func (rh *RedisHub) epochKey() string            { return rh.base + "#epoch" }
+func (rh *RedisHub) busKey() string              { return rh.base + "#bus" }
+func (rh *RedisHub) metaKey() string             { return rh.base + "#meta" }
+
+// Publish stores the batch in Redis with one script call, which assigns the
+// ids. The events reach subscribers, here and on every other instance,
+// through the bus. delivered counts this instance's subscribers.
+func (rh *RedisHub) Publish(pubs []Publication) ([]PublishResult, error) {
+	if len(pubs) == 0 {
+		return nil, nil
+	}
+	index := make(map[string]int)
+	var topics []TopicRef
+	for _, p := range pubs {
+		for _, ref := range p.Topics {
+			if _, ok := index[ref.Name]; !ok {
+				topics = append(topics, ref)
+				index[ref.Name] = len(topics)
+			}
+		}
+	}
+	keys := []string{rh.seqKey(), rh.epochKey(), rh.busKey(), rh.metaKey()}
+	pos := rh.local.position()
+	// A fresh candidate each time: an instance that proposed the epoch
+	// before Redis lost it must not bring the same one back.
+	args := []any{NewEpoch(), pos.Epoch, pos.Seq, rh.backlog, len(topics)}
+	for _, ref := range topics {
+		keys = append(keys, rh.topicKey(ref.Name))
+		args = append(args, ref.Name, ref.Ring.Replay, ref.Ring.ReplaySize, ref.Ring.ReplayAge.Milliseconds())
+	}
+	args = append(args, len(pubs))
+	for _, p := range pubs {
+		args = append(args, encodeBody(p.Message), len(p.Topics))
+		for _, ref := range p.Topics {
+			args = append(args, index[ref.Name])
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
+	defer cancel()
+	res, err := publishScript.Run(ctx, rh.rdb, keys, args...).Slice()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrEngineUnavailable, err)
+	}
+	if len(res) != 2 {
+		return nil, fmt.Errorf("%w: unexpected reply %v", ErrEngineUnavailable, res)
+	}
+	epoch, _ := res[0].(string)
+	first, _ := res[1].(int64)
+	results := make([]PublishResult, len(pubs))
+	for i, p := range pubs {
+		names := make([]string, len(p.Topics))
+		for j, ref := range p.Topics {
+			names[j] = ref.Name
+		}
+		results[i] = PublishResult{
+			ID:        ID{Epoch: epoch, Seq: uint64(first) + uint64(i)}.String(),
+			Delivered: rh.local.localSubscribers(names),
+		}
+	}
+	return results, nil
+}
+
+// Subscribe registers the subscriber locally first, at the position P of
+// the last event this instance delivered; every later event reaches it
+// through the bus. Its replay is then read from Redis up to P, so replay
+// and live events neither overlap nor leave a gap. When Redis cannot be
+// read, the replay arrives later (Replay.Later) and the stream waits.
+func (rh *RedisHub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscription, Replay, error) {
+	localRefs := make([]TopicRef, len(refs))
+	for i, ref := range refs {
+		ref.Ring = RingConfig{} // rings live in Redis
+		localRefs[i] = ref
+	}
+	sub, pos, err := rh.local.register(localRefs, queueLen)
+	if err != nil {
+		return nil, Replay{}, err
+	}
+	if resume == "" {
+		return sub, Replay{}, nil
+	}
+	p := &pendingReplay{sub: sub, refs: refs, resume: resume, pos: pos, later: make(chan Replay, 1)}
+	if pos.Epoch != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
+		rp, ok, err := rh.readReplay(ctx, p)
+		cancel()
+		if err == nil && ok {
+			return sub, rp, nil
+		}
+	}
+	rh.mu.Lock()
+	rh.waiting = append(rh.waiting, p)
+	rh.mu.Unlock()
+	rh.wake()
+	return sub, Replay{Later: p.later}, nil
+}
+
+// readReplay reads what p missed, up to where it joined. It reports false
+// when the replay cannot be decided yet: Redis is in an epoch the local hub
+// has not adopted.
+func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, bool, error) {
+	pos := p.pos
+	if pos.Epoch == "" { // joined before the first connection
+		rh.mu.Lock()
+		pos = ID{Epoch: rh.firstEpoch, Seq: rh.firstSeq}
+		rh.mu.Unlock()
+		if pos.Epoch == "" {
+			return Replay{}, false, nil
+		}
+	}
+	id, parsed := ParseID(p.resume)
+	if !parsed || id.Epoch != pos.Epoch {
+		return unknownReset(p.resume, pos), true, nil
+	}
+	keys := []string{rh.seqKey(), rh.epochKey(), rh.metaKey()}
+	args := []any{id.Seq, pos.Seq, len(p.refs)}
+	for _, ref := range p.refs {
+		keys = append(keys, rh.topicKey(ref.Name))
+		args = append(args, ref.Name, ref.Ring.ReplayAge.Milliseconds())
+	}
+	res, err := replayScript.Run(ctx, rh.rdb, keys, args...).Slice()
+	if err != nil {
+		return Replay{}, false, err
+	}
+	if len(res) < 2 {
+		return Replay{}, false, fmt.Errorf("unexpected replay reply %v", res)
+	}
+	epoch, _ := res[0].(string)
+	current, _ := res[1].(int64)
+	if epoch != pos.Epoch {
+		// Redis moved to another epoch (it came back empty). Once the local
+		// hub has adopted it, the old resume point is unknown there and the
+		// subscriber continues with the new epoch's events from its start.
+		if now := rh.local.position(); now.Epoch == epoch && epoch != "" {
+			return unknownReset(p.resume, ID{Epoch: epoch}), true, nil
+		}
+		return Replay{}, false, nil
+	}
+	if id.Seq > uint64(current) {
+		return unknownReset(p.resume, pos), true, nil
+	}
+	var evicted uint64
+	var lists [][]*Event
+	for i := 2; i+1 < len(res); i += 2 {
+		if e, _ := res[i].(int64); uint64(e) > id.Seq {
+			evicted = max(evicted, uint64(e))
+		}
+		entries, _ := res[i+1].([]any)
+		var list []*Event
+		for j := 0; j+1 < len(entries); j += 2 {
+			rid, _ := entries[j].(string)
+			body, _ := entries[j+1].(string)
+			seq, ok := streamSeq(rid)
+			if !ok {
+				continue
+			}
+			eid := ID{Epoch: epoch, Seq: seq}
+			list = append(list, &Event{ID: eid, Wire: withID(eid, []byte(body))})
+		}
+		if len(list) > 0 {
+			lists = append(lists, list)
+		}
+	}
+	rp := assembleReplay(epoch, p.resume, lists, evicted)
+	// Live events the subscriber already has through the replay, or that
+	// the reset declared missed, must not follow it: a reader lagging the
+	// publisher's instance may queue them after the resume point.
+	rh.local.skipThrough(p.sub, max(id.Seq, evicted))
+	return rp, true, nil
+}
+
+// streamSeq reads the seq of a stream entry id "<seq>-0".
+func streamSeq(id string) (uint64, bool) {
+	s, _, _ := strings.Cut(id, "-")
+	seq, err := strconv.ParseUint(s, 10, 64)
+	return seq, err == nil
+}
+
+func (rh *RedisHub) wake() {
+	select {
+	case rh.kick <- struct{}{}:
+	default:
+	}
+}
+
+// replayer reads the replays that had to wait for Redis, oldest first,
+// whenever something may have changed: a new waiter, a reconnection, or
+// once a second.
+func (rh *RedisHub) replayer(ctx context.Context) {
+	defer rh.done.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-rh.kick:
+		case <-tick.C:
+		}
+		for {
+			rh.mu.Lock()
+			if len(rh.waiting) == 0 || !rh.connected {
+				rh.mu.Unlock()
+				break
+			}
+			p := rh.waiting[0]
+			rh.mu.Unlock()
+			done := !p.sub.active()
+			if !done {
+				c, cancel := context.WithTimeout(ctx, redisCallTimeout)
+				rp, ok, err := rh.readReplay(c, p)
+				cancel()
+				if err != nil || !ok {
+					break // Redis is not ready for it yet; retry later
+				}
+				p.later <- rp
+				done = true
+			}
+			rh.mu.Lock()
+			rh.waiting = rh.waiting[1:]
+			rh.mu.Unlock()
+		}
+	}
+}
+
+// readBus is the instance's one reader of the hub's bus: it connects (with
+// backoff while Redis is away), then reads events in id order from where it
+// left off and delivers them locally. After an outage it catches up from
+// its position, so nothing another instance published meanwhile is missed.
+func (rh *RedisHub) readBus(ctx context.Context) {
+	defer rh.done.Done()
+	backoff := redisMinBackoff
+	connected := false
+	pause := func(err error) bool {
+		connected = false
+		rh.setConnected(false, err)
+		t := time.NewTimer(backoff)
+		defer t.Stop()
+		backoff = min(backoff*2, redisMaxBackoff)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for ctx.Err() == nil {
+		if !connected {
+			if err := rh.connect(ctx); err != nil {
+				if !pause(err) {
+					return
+				}
+				continue
+			}
+			connected = true
+			backoff = redisMinBackoff
+			rh.setConnected(true, nil)
+		}
+		pos := rh.local.position()
+		streams, err := rh.rdb.XRead(ctx, &redis.XReadArgs{
+			Streams: []string{rh.busKey(), fmt.Sprintf("%d-0", pos.Seq)},
+			Count:   redisReadBatch,
+			Block:   redisBlock,
+		}).Result()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, redis.Nil):
+			// Quiet for a while: make sure Redis is still in our epoch (it
+			// may have restarted empty without breaking our connection).
+			epoch, gerr := rh.rdb.Get(ctx, rh.epochKey()).Result()
+			if gerr != nil && !errors.Is(gerr, redis.Nil) {
+				if !pause(gerr) {
+					return
+				}
+			} else if epoch != pos.Epoch {
+				connected = false // connect adopts the new epoch
+			}
+			continue
+		case err != nil:
+			if !pause(err) {
+				return
+			}
+			continue
+		}
+		for _, st := range streams {
+			if !rh.deliver(pos, st.Messages) {
+				connected = false
+			}
+		}
+	}
+}
+
+// connect learns the hub's epoch and position from Redis and adopts them.
+func (rh *RedisHub) connect(ctx context.Context) error {
+	c, cancel := context.WithTimeout(ctx, redisCallTimeout)
+	defer cancel()
+	res, err := epochScript.Run(c, rh.rdb, []string{rh.seqKey(), rh.epochKey(), rh.busKey()}, NewEpoch()).Slice()
+	if err != nil {
+		return err
+	}
+	if len(res) != 2 {
+		return fmt.Errorf("unexpected epoch reply %v", res)
+	}
+	epoch, _ := res[0].(string)
+	seq, _ := res[1].(int64)
+	pos := rh.local.position()
+	switch {
+	case pos.Epoch == "":
+		rh.local.adopt(epoch, uint64(seq))
+		rh.mu.Lock()
+		rh.firstEpoch, rh.firstSeq = epoch, uint64(seq)
+		rh.mu.Unlock()
+		rh.logger.Info("redis engine connected", zap.String("epoch", epoch), zap.Uint64("seq", uint64(seq)))
+	case pos.Epoch != epoch:
+		// Redis lost the hub (a restart without persistence, a failover to
+		// an empty replica). Ids of the old epoch mean nothing now; open
+		// streams continue with the new epoch's events from its start.
+		rh.local.adopt(epoch, 0)
+		rh.logger.Warn("redis has a new epoch for this hub; earlier ids will get a reset",
+			zap.String("old_epoch", pos.Epoch), zap.String("epoch", epoch))
+	default:
+		rh.logger.Info("redis engine reconnected; catching up",
+			zap.Uint64("from_seq", pos.Seq), zap.Uint64("redis_seq", uint64(seq)))
+	}
+	return nil
+}
+
+// deliver hands bus entries to local subscribers. It reports false when
+// the entries belong to another epoch, so the reader reconnects and adopts
+// it. A hole in the seqs means the bus was trimmed past this instance's
+// position while it was away: the subscribers here cannot be told exactly
+// what they missed, so they are dropped and resume by id from the rings,
+// which can.
+func (rh *RedisHub) deliver(pos ID, msgs []redis.XMessage) bool {
+	evs := make([]remoteEvent, 0, len(msgs))
+	next := pos.Seq + 1
+	for _, m := range msgs {
+		seq, ok := streamSeq(m.ID)
+		if !ok {
+			continue
+		}
+		epoch, _ := m.Values["e"].(string)
+		if epoch != pos.Epoch {
+			rh.local.deliver(evs)
+			return false
+		}
+		if seq != next {
+			rh.local.deliver(evs)
+			evs = evs[:0]
+			n := rh.local.dropAll()
+			rh.logger.Warn("redis bus was trimmed past this instance's position; subscribers dropped to resume by id",
+				zap.Uint64("expected_seq", next), zap.Uint64("got_seq", seq), zap.Int("dropped", n))
+		}
+		next = seq + 1
+		body, _ := m.Values["b"].(string)
+		topics, _ := m.Values["k"].(string)
+		id := ID{Epoch: epoch, Seq: seq}
+		evs = append(evs, remoteEvent{
+			ev:     &Event{ID: id, Time: time.Now(), Wire: withID(id, []byte(body))},
+			topics: strings.Split(topics, "\n"),
+		})
+	}
+	rh.local.deliver(evs)
+	return true
+}
+
+func (rh *RedisHub) setConnected(up bool, err error) {
+	rh.mu.Lock()
+	was := rh.connected
+	rh.connected = up
+	if err != nil {
+		rh.lastErr = err.Error()
+	} else if up {
+		rh.lastErr = ""
+	}
+	rh.mu.Unlock()
+	switch {
+	case up && !was:
+		rh.wake()
+	case !up && was:
+		rh.logger.Warn("redis unreachable; publishing answers 503 and streams wait until it returns", zap.Error(err))
+	case !up && err != nil:
+		rh.logger.Debug("redis still unreachable", zap.Error(err))
+	}
+}
+
+// Prune forgets local topics no longer declared. Rings live in Redis, so
+// local topics keep no ring settings.
+func (rh *RedisHub) Prune(keep func(name string) (RingConfig, bool)) {
+	rh.local.Prune(func(name string) (RingConfig, bool) {
+		_, ok := keep(name)
+		return RingConfig{}, ok
+	})
+}
+
+// Stats reports the local subscribers and whether Redis is reachable.
+func (rh *RedisHub) Stats() Stats {
+	st := rh.local.Stats()
+	st.Engine = "redis"
+	rh.mu.Lock()
+	st.Connected = rh.connected
+	st.LastError = rh.lastErr
+	st.WaitingReplay = len(rh.waiting)
+	rh.mu.Unlock()
+	return st
+}
+
+// Close stops the bus reader, drops the local subscribers and closes the
+// connections.
+func (rh *RedisHub) Close() error {
+	rh.cancel()
+	rh.done.Wait()
+	_ = rh.local.Close()
+	return rh.rdb.Close()
+}

@@ -1,0 +1,192 @@
+package caddysse
+
+import "github.com/redis/go-redis/v9"
+
+// The Redis engine's writes are Lua scripts: each runs atomically, so
+// assigning ids, appending to the topic streams, appending to the bus and
+// trimming happen in one step that no other instance can interleave. That is
+// what keeps ids strictly increasing across instances without clocks, and
+// the bus in id order.
+//
+// Keys of a hub (base = prefix + hub name; '#' is in neither a hub nor a
+// topic name, so no topic key collides with these):
+//
+//	base ":" topic   stream: the topic's ring; entry ids "<seq>-0",
+//	                 fields b (the event without its id line), t (ms, Redis time)
+//	base "#seq"      counter: the last seq assigned
+//	base "#epoch"    string: the hub's epoch
+//	base "#bus"      stream: every event with its topics (k) and epoch (e), read
+//	                 by every instance; trimmed to about `backlog` entries
+//	base "#meta"     hash: per topic "p:" epoch of its stream, "b:" bytes
+//	                 retained, "e:" highest seq evicted
+
+// publishScript assigns ids to a batch of events and stores them.
+//
+//	KEYS: seq, epoch, bus, meta, then one stream per topic of the batch
+//	ARGV: candidate epoch, known epoch, floor seq, backlog, topic count T,
+//	      then per topic: name, replay, replay_size, replay_age (ms),
+//	      then event count N, then per event: body, topic count k, k topic
+//	      indexes (1-based into the topics)
+//	returns {epoch, first seq}
+//
+// The floor: Redis restored from an older snapshot has a lower counter than
+// ids already handed out; an instance that saw a higher seq in the same
+// epoch raises the counter first, so an id is never issued twice.
+var publishScript = redis.NewScript(`
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+	epoch = ARGV[1]
+	redis.call('SET', KEYS[2], epoch)
+	redis.call('DEL', KEYS[1], KEYS[3])
+elseif epoch == ARGV[2] then
+	local floor = tonumber(ARGV[3])
+	if tonumber(redis.call('GET', KEYS[1]) or '0') < floor then
+		redis.call('SET', KEYS[1], ARGV[3])
+	end
+end
+local t = redis.call('TIME')
+local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+
+local T = tonumber(ARGV[5])
+local names, counts, sizes, ages = {}, {}, {}, {}
+local a = 6
+for i = 1, T do
+	names[i] = ARGV[a]
+	counts[i] = tonumber(ARGV[a + 1])
+	sizes[i] = tonumber(ARGV[a + 2])
+	ages[i] = tonumber(ARGV[a + 3])
+	a = a + 4
+	-- A stream written in another epoch holds ids of that epoch.
+	if redis.call('HGET', KEYS[4], 'p:' .. names[i]) ~= epoch then
+		redis.call('DEL', KEYS[4 + i])
+		redis.call('HSET', KEYS[4], 'p:' .. names[i], epoch, 'b:' .. names[i], 0, 'e:' .. names[i], 0)
+	end
+end
+
+local n = tonumber(ARGV[a])
+a = a + 1
+local first = redis.call('INCRBY', KEYS[1], n) - n + 1
+local touched = {}
+for j = 0, n - 1 do
+	local body = ARGV[a]
+	local k = tonumber(ARGV[a + 1])
+	a = a + 2
+	local id = string.format('%d-0', first + j)
+	local tnames = {}
+	for x = 1, k do
+		local i = tonumber(ARGV[a])
+		a = a + 1
+		redis.call('XADD', KEYS[4 + i], id, 'b', body, 't', nowms)
+		redis.call('HINCRBY', KEYS[4], 'b:' .. names[i], #body + 64)
+		touched[i] = true
+		tnames[x] = names[i]
+	end
+	redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'b', body, 'k', table.concat(tnames, '\n'), 'e', epoch)
+end
+
+-- Trim each ring to its replay count, bytes and age, oldest first,
+-- remembering the highest seq evicted: a subscriber resuming from before it
+-- missed something and gets a reset.
+local function field(entry, name)
+	local f = entry[2]
+	for i = 1, #f, 2 do
+		if f[i] == name then return f[i + 1] end
+	end
+	return nil
+end
+for i in pairs(touched) do
+	local key = KEYS[4 + i]
+	local len = redis.call('XLEN', key)
+	local bytes = tonumber(redis.call('HGET', KEYS[4], 'b:' .. names[i]) or '0')
+	local evicted = nil
+	while len > 0 do
+		local over = len > counts[i] or bytes > sizes[i]
+		local head = nil
+		if not over and ages[i] > 0 then
+			head = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1]
+			over = tonumber(field(head, 't')) < nowms - ages[i]
+		end
+		if not over then break end
+		head = head or redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1]
+		redis.call('XDEL', key, head[1])
+		len = len - 1
+		bytes = bytes - (#field(head, 'b') + 64)
+		evicted = head[1]
+	end
+	if bytes < 0 then bytes = 0 end
+	redis.call('HSET', KEYS[4], 'b:' .. names[i], bytes)
+	if evicted then
+		redis.call('HSET', KEYS[4], 'e:' .. names[i], string.match(evicted, '^(%d+)'))
+	end
+end
+return {epoch, first}
+`)
+
+// replayScript reads what a resuming subscriber missed.
+//
+//	KEYS: seq, epoch, meta, then one stream per topic
+//	ARGV: resume seq, upto seq, topic count T, then per topic: name,
+//	      replay_age (ms)
+//	returns {epoch or "", current seq, then per topic: evicted seq,
+//	         {id, body, id, body, ...}}
+//
+// Events between resume (exclusive) and upto (inclusive) are returned;
+// events older than replay_age count as evicted even before a publish has
+// trimmed them, so age is exact.
+var replayScript = redis.NewScript(`
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then return {'', 0} end
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local t = redis.call('TIME')
+local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local from = tonumber(ARGV[1]) + 1
+local upto = tonumber(ARGV[2])
+local out = {epoch, cur}
+local T = tonumber(ARGV[3])
+local a = 4
+for i = 1, T do
+	local name = ARGV[a]
+	local age = tonumber(ARGV[a + 1])
+	a = a + 2
+	local evicted = 0
+	local list = {}
+	if redis.call('HGET', KEYS[3], 'p:' .. name) == epoch then
+		evicted = tonumber(redis.call('HGET', KEYS[3], 'e:' .. name) or '0')
+		if upto >= from then
+			local entries = redis.call('XRANGE', KEYS[3 + i], string.format('%d-0', from), string.format('%d-0', upto))
+			for _, e in ipairs(entries) do
+				local f = e[2]
+				local body, ms = nil, 0
+				for x = 1, #f, 2 do
+					if f[x] == 'b' then body = f[x + 1] elseif f[x] == 't' then ms = tonumber(f[x + 1]) end
+				end
+				if age > 0 and ms < nowms - age then
+					local seq = tonumber(string.match(e[1], '^(%d+)'))
+					if seq > evicted then evicted = seq end
+				else
+					list[#list + 1] = e[1]
+					list[#list + 1] = body
+				end
+			end
+		end
+	end
+	out[#out + 1] = evicted
+	out[#out + 1] = list
+end
+return out
+`)
+
+// epochScript returns the hub's epoch and last seq, setting the candidate
+// epoch when Redis has none (first start, or Redis came back empty).
+//
+//	KEYS: seq, epoch, bus
+//	ARGV: candidate epoch
+var epochScript = redis.NewScript(`
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+	epoch = ARGV[1]
+	redis.call('SET', KEYS[2], epoch)
+	redis.call('DEL', KEYS[1], KEYS[3])
+end
+return {epoch, tonumber(redis.call('GET', KEYS[1]) or '0')}
+`)
