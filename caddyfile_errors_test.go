@@ -445,6 +445,62 @@ b.example.com {
 }`,
 			want: []string{`topic "news"`, "different settings", "Caddyfile:3", "Caddyfile:11"},
 		},
+		{
+			name: "redis without a URL",
+			src: `{
+	sse {
+		redis
+	}
+}
+:8080
+sse {
+	topic news
+}`,
+			want: []string{"redis needs a URL", "Caddyfile:3"},
+		},
+		{
+			name: "unknown redis option",
+			src: `{
+	sse {
+		redis redis://127.0.0.1:6379 {
+			prefixx a:
+		}
+	}
+}`,
+			want: []string{`unknown redis option "prefixx"`, "Caddyfile:4"},
+		},
+		{
+			name: "redis backlog not a number",
+			src: `{
+	sse {
+		redis redis://127.0.0.1:6379 {
+			backlog lots
+		}
+	}
+}`,
+			want: []string{"backlog", `"lots"`},
+		},
+		{
+			name: "unknown sse global option",
+			src: `{
+	sse {
+		rediss redis://127.0.0.1:6379
+	}
+}`,
+			want: []string{`unknown sse global option "rediss"`},
+		},
+		{
+			name: "sse global option given twice",
+			src: `{
+	sse {
+		redis redis://127.0.0.1:6379
+	}
+	sse {
+		redis redis://127.0.0.1:6380
+	}
+}`,
+			want: []string{"sse global option is given twice"},
+		},
 	}
 
 	adapter := caddyconfig.GetAdapter("caddyfile")
@@ -588,6 +644,21 @@ func TestConfigValidateJSON(t *testing.T) {
 			name: "negative max_body",
 			cfg:  jsonConfig(`{"handle": [{"handler": "sse_publish", "max_body": -1}]}`),
 			want: []string{"max_body", "negative"},
+		},
+		{
+			name: "redis URL that is not redis",
+			cfg:  `{"apps": {"sse": {"redis": {"url": "http://127.0.0.1:6379"}}}}`,
+			want: []string{"sse", "redis url"},
+		},
+		{
+			name: "redis URL from an unset environment variable",
+			cfg:  `{"apps": {"sse": {"redis": {"url": "{env.` + unset + `}"}}}}`,
+			want: []string{"redis needs a URL"},
+		},
+		{
+			name: "hub name with a colon",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "hub": "a:b", "topics": [{"names": ["news"]}]}]}`),
+			want: []string{`hub name "a:b"`},
 		},
 	}
 

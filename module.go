@@ -49,8 +49,8 @@ type App struct {
 	mu       sync.Mutex
 	hubs     map[string]Engine
 	tables   map[string]*TopicTable
-	keys     []string // this configuration's hubs in the pool
-	declared int      // handlers declared, for naming places in JSON configs
+	keys     map[string]string // pool key (may hold a Redis password) -> hub name
+	declared int               // handlers declared, for naming places in JSON configs
 
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -67,6 +67,9 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
 	a.hubs = make(map[string]Engine)
+	a.tables = make(map[string]*TopicTable)
+	// Made first: Cleanup closes it even when provisioning fails below.
+	a.stopping = make(chan struct{})
 	if a.Redis != nil {
 		// The URL may carry a password from the environment: {env.REDIS_URL}.
 		a.Redis.URL = caddy.NewReplacer().ReplaceAll(a.Redis.URL, "")
@@ -80,8 +83,6 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return errors.New("sse: redis backlog must not be negative")
 		}
 	}
-	a.tables = make(map[string]*TopicTable)
-	a.stopping = make(chan struct{})
 	// Caddy emits "stopping" before it stops any app of a configuration,
 	// on reload and on exit. Apps stop in no fixed order, and the HTTP
 	// app's shutdown waits for open requests on every protocol, so this is
@@ -140,7 +141,10 @@ func (a *App) hub(name string) (Engine, *TopicTable, error) {
 	h := v.(pooledHub).Engine
 	a.hubs[name] = h
 	a.tables[name] = NewTopicTable()
-	a.keys = append(a.keys, key)
+	if a.keys == nil {
+		a.keys = make(map[string]string)
+	}
+	a.keys[key] = name
 	return h, a.tables[name], nil
 }
 
@@ -188,9 +192,9 @@ func (a *App) Cleanup() error {
 	a.closeStreams()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, key := range a.keys {
+	for key, name := range a.keys {
 		if _, err := hubs.Delete(key); err != nil {
-			a.logger.Error("releasing hub", zap.String("hub", key), zap.Error(err))
+			a.logger.Error("releasing hub", zap.String("hub", name), zap.Error(err))
 		}
 	}
 	return nil

@@ -550,10 +550,12 @@ func (rh *RedisHub) Stats() Stats {
 }
 
 // Close stops the bus reader, drops the local subscribers and closes the
-// connections.
+// connections. Closing the client first ends a bus read blocked in Redis at
+// once, so a shutdown does not wait out the read's block time.
 func (rh *RedisHub) Close() error {
 	rh.cancel()
+	err := rh.rdb.Close()
 	rh.done.Wait()
 	_ = rh.local.Close()
-	return rh.rdb.Close()
+	return err
 }

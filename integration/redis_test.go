@@ -378,27 +378,32 @@ func TestRedisReplayTrimmedInRedis(t *testing.T) {
 			t.Fatalf("after the reset: got %q id %s, want %q id %s", ev.Data, ev.LastEventID, seqData(i), ids[i])
 		}
 	}
-	live := publishData(t, b.base+"/publish", "small", "live").ID
+	// Resuming from the reset's id (on the other instance) resets no more:
+	// nothing after it has been evicted yet.
+	again := subscribe(t, client, a.base+"/events?topic=small", "Last-Event-ID: "+reset.LastEventID).ready()
+	live := publishData(t, b.base+"/publish", "small", "live").ID // evicts seqData(15)
 	if ev := s.next(); ev.Data != "live" || ev.LastEventID != live {
 		t.Fatalf("after the replay got %+v, want the live event", ev)
 	}
-
-	// Resuming from the reset's id resets no more.
-	again := subscribe(t, client, a.base+"/events?topic=small", "Last-Event-ID: "+reset.LastEventID).ready()
-	publishData(t, a.base+"/publish", "small", "fresh")
-	for ev := again.next(); ev.Data != "fresh"; ev = again.next() {
-		if ev.Type == "reset" {
-			t.Fatalf("resuming from the reset's id %s reset again: %+v", reset.LastEventID, ev)
+	for _, want := range []string{seqData(15), seqData(16), seqData(17), seqData(18), seqData(19), "live"} {
+		if ev := again.next(); ev.Type == "reset" || ev.Data != want {
+			t.Fatalf("resuming from the reset's id %s: got %+v, want %q without another reset", reset.LastEventID, ev, want)
 		}
 	}
 
 	// The newest evicted id is no gap: everything after it is retained.
-	// (By now the ring holds 17..19, live and fresh.)
-	edge := subscribe(t, client, a.base+"/events?topic=small", "Last-Event-ID: "+ids[16]).ready()
-	for _, want := range []string{seqData(17), seqData(18), seqData(19), "live", "fresh"} {
+	// (The ring now holds 16..19 and live; 15 is the newest evicted.)
+	edge := subscribe(t, client, a.base+"/events?topic=small", "Last-Event-ID: "+ids[15]).ready()
+	publishData(t, a.base+"/publish", "small", "fresh")
+	for _, want := range []string{seqData(16), seqData(17), seqData(18), seqData(19), "live", "fresh"} {
 		if ev := edge.next(); ev.Type == "reset" || ev.Data != want {
-			t.Fatalf("resume from %s (newest evicted): got %+v, want %q without reset", ids[16], ev, want)
+			t.Fatalf("resume from %s (newest evicted): got %+v, want %q without reset", ids[15], ev, want)
 		}
+	}
+	// One further back is a gap again.
+	gap := subscribe(t, client, b.base+"/events?topic=small", "Last-Event-ID: "+ids[15]).ready()
+	if ev := gap.next(); ev.Type != "reset" || !strings.Contains(ev.Data, `"evicted"`) {
+		t.Fatalf("resume from %s after \"fresh\" evicted seqData(16): got %+v, want an evicted reset", ids[15], ev)
 	}
 	if n := r.xlen(t, key); n != 5 {
 		t.Fatalf("XLEN %s = %d at the end, want 5", key, n)

@@ -1,0 +1,417 @@
+package caddysse
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/ssehub/caddy-sse/internal/redistest"
+)
+
+// These tests run the Redis engine against a real redis-server, without
+// Caddy: two RedisHubs on one Redis are two instances.
+
+func newRedisHub(t *testing.T, srv *redistest.Server, prefix string) *RedisHub {
+	t.Helper()
+	rh, err := NewRedisHub("default", RedisConfig{URL: srv.URL(), Prefix: prefix}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rh.Close() })
+	awaitConnected(t, rh, true)
+	return rh
+}
+
+func awaitConnected(t *testing.T, rh *RedisHub, want bool) {
+	t.Helper()
+	awaitCond(t, fmt.Sprintf("connected=%v", want), func() bool { return rh.Stats().Connected == want })
+}
+
+// awaitCond polls a condition that an event outside the test's control
+// (a reconnect, a background reader) makes true; the limit is a safety net.
+func awaitCond(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func redisTopic(name string, replay int) TopicRef {
+	return TopicRef{Name: name, Ring: RingConfig{Replay: replay, ReplaySize: DefaultReplaySize}}
+}
+
+func publishData(t *testing.T, e Engine, data string, refs ...TopicRef) PublishResult {
+	t.Helper()
+	names := make([]string, len(refs))
+	for i, r := range refs {
+		names[i] = r.Name
+	}
+	res, err := e.Publish([]Publication{{Message: &Message{Topics: names, Data: data}, Topics: refs}})
+	if err != nil {
+		t.Fatalf("publish %q: %v", data, err)
+	}
+	return res[0]
+}
+
+// takeN waits for n live events on sub.
+func takeN(t *testing.T, sub *Subscription, n int) []*Event {
+	t.Helper()
+	var got []*Event
+	timeout := time.After(15 * time.Second)
+	for len(got) < n {
+		select {
+		case <-sub.Ready():
+			got = sub.Take(got)
+		case <-sub.Done():
+			t.Fatalf("subscriber dropped after %d of %d events", len(got), n)
+		case <-timeout:
+			t.Fatalf("got %d of %d events", len(got), n)
+		}
+	}
+	if len(got) > n {
+		t.Fatalf("got %d events, want %d: %s", len(got), n, wires(got))
+	}
+	return got
+}
+
+func wires(evs []*Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		b.Write(e.Wire)
+	}
+	return b.String()
+}
+
+func dataOf(e *Event) string {
+	for _, line := range strings.Split(string(e.Wire), "\n") {
+		if d, ok := strings.CutPrefix(line, "data: "); ok {
+			return d
+		}
+	}
+	return ""
+}
+
+func seqs(evs []*Event) []uint64 {
+	out := make([]uint64, len(evs))
+	for i, e := range evs {
+		out[i] = e.ID.Seq
+	}
+	return out
+}
+
+func TestRedisTwoInstancesShareOneOrder(t *testing.T) {
+	srv := redistest.Start(t, false)
+	a, b := newRedisHub(t, srv, "p1:"), newRedisHub(t, srv, "p1:")
+	news := redisTopic("news", 100)
+	subA, _, err := a.Subscribe([]TopicRef{news}, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subB, _, err := b.Subscribe([]TopicRef{news}, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const each = 100
+	var wg sync.WaitGroup
+	for _, e := range []*RedisHub{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := e.Publish([]Publication{{Message: &Message{Topics: []string{"news"}, Data: "x"}, Topics: []TopicRef{news}}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	gotA, gotB := takeN(t, subA, 2*each), takeN(t, subB, 2*each)
+	for i := range gotA {
+		if gotA[i].ID != gotB[i].ID {
+			t.Fatalf("event %d: %v on A, %v on B", i, gotA[i].ID, gotB[i].ID)
+		}
+		if i > 0 && gotA[i].ID.Seq <= gotA[i-1].ID.Seq {
+			t.Fatalf("ids not increasing: %v", seqs(gotA))
+		}
+	}
+	if gotA[0].ID.Epoch == "" || string(gotA[0].Wire) != "id: "+gotA[0].ID.String()+"\ndata: x\n\n" {
+		t.Fatalf("wire %q", gotA[0].Wire)
+	}
+}
+
+func TestRedisResumeOnAnotherInstance(t *testing.T) {
+	srv := redistest.Start(t, false)
+	a, b := newRedisHub(t, srv, "p2:"), newRedisHub(t, srv, "p2:")
+	news, misc := redisTopic("news", 100), redisTopic("misc", 100)
+	var ids []string
+	for i := 1; i <= 10; i++ {
+		refs := []TopicRef{news}
+		switch i % 3 {
+		case 1:
+			refs = []TopicRef{misc}
+		case 2:
+			refs = []TopicRef{news, misc}
+		}
+		ids = append(ids, publishData(t, a, strconv.Itoa(i), refs...).ID)
+	}
+	// Resume on B from event 4, subscribed to both topics: 5..10, each
+	// once. What B's bus reader has delivered comes from the replay, the
+	// rest live, and together they are exactly the missed events.
+	sub, rp, err := b.Subscribe([]TopicRef{news, misc}, ids[3], 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp.Reset != nil || rp.Later != nil {
+		t.Fatalf("unexpected reset %+v / later", rp.Reset)
+	}
+	got := append([]*Event(nil), rp.Events...)
+	if n := 6 - len(got); n > 0 {
+		got = append(got, takeN(t, sub, n)...)
+	}
+	var data []string
+	for _, e := range got {
+		data = append(data, dataOf(e))
+	}
+	if s := strings.Join(data, ","); s != "5,6,7,8,9,10" {
+		t.Fatalf("replay then live %s, want 5..10 (replayed %d)", s, len(rp.Events))
+	}
+	publishData(t, a, "11", misc)
+	live := takeN(t, sub, 1)
+	if dataOf(live[0]) != "11" || live[0].ID.Seq != got[5].ID.Seq+1 {
+		t.Fatalf("live %q after %v", live[0].Wire, got[5].ID)
+	}
+}
+
+func TestRedisResumeAheadOfTheLocalReader(t *testing.T) {
+	srv := redistest.Start(t, false)
+	a := newRedisHub(t, srv, "p3:")
+	news := redisTopic("news", 100)
+	first := publishData(t, a, "1", news)
+	awaitCond(t, "A's reader to deliver 1", func() bool { return a.local.position().Seq == 1 })
+	sub, pos, err := a.local.register([]TopicRef{{Name: "news"}}, 100)
+	if err != nil || pos.Seq != 1 {
+		t.Fatalf("register: %v at %v", err, pos)
+	}
+	// Events 2 and 3 are published; the client already saw 2 elsewhere.
+	publishData(t, a, "2", news)
+	second := publishData(t, a, "3", news)
+	_ = second
+	id2 := ID{Epoch: pos.Epoch, Seq: 2}
+	p := &pendingReplay{sub: sub, refs: []TopicRef{news}, resume: id2.String(), pos: pos}
+	rp, ok, err := a.readReplay(t.Context(), p)
+	if err != nil || !ok || rp.Reset != nil || len(rp.Events) != 0 {
+		t.Fatalf("replay up to position 1 from 2: %+v ok=%v err=%v", rp, ok, err)
+	}
+	got := takeN(t, sub, 1)
+	if dataOf(got[0]) != "3" {
+		t.Fatalf("live after resume from 2: %s (first was %s)", wires(got), first.ID)
+	}
+}
+
+func TestRedisRingTrimmedInRedis(t *testing.T) {
+	srv := redistest.Start(t, false)
+	a := newRedisHub(t, srv, "p4:")
+	news := redisTopic("news", 5)
+	var ids []string
+	for i := 1; i <= 20; i++ {
+		ids = append(ids, publishData(t, a, strconv.Itoa(i), news).ID)
+	}
+	if n := srv.MustDo("XLEN", "p4:default:news"); n != "5" {
+		t.Fatalf("XLEN %s, want 5", n)
+	}
+	_, rp, err := a.Subscribe([]TopicRef{news}, ids[2], 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rp.Reset == nil || rp.Reset.Reason != "evicted" || rp.Reset.ID.String() != ids[14] {
+		t.Fatalf("reset %+v, want evicted at %s", rp.Reset, ids[14])
+	}
+	if len(rp.Events) != 5 || dataOf(rp.Events[0]) != "16" {
+		t.Fatalf("replay after reset: %s", wires(rp.Events))
+	}
+	// Bytes: a budget of about two events keeps two.
+	small := TopicRef{Name: "small", Ring: RingConfig{Replay: 100, ReplaySize: 2 * (64 + 20)}}
+	for i := 0; i < 5; i++ {
+		publishData(t, a, "0123456789", small)
+	}
+	if n := srv.MustDo("XLEN", "p4:default:small"); n != "2" {
+		t.Fatalf("XLEN small %s, want 2", n)
+	}
+}
+
+func TestRedisRingAge(t *testing.T) {
+	srv := redistest.Start(t, false)
+	a := newRedisHub(t, srv, "p5:")
+	aged := TopicRef{Name: "aged", Ring: RingConfig{Replay: 100, ReplaySize: DefaultReplaySize, ReplayAge: 200 * time.Millisecond}}
+	start := publishData(t, a, "old", aged).ID
+	first := publishData(t, a, "old too", aged).ID
+	_ = first
+	// Age is a matter of time passing: poll until Redis's clock has moved
+	// past the age, then a resume finds the events evicted, untrimmed yet.
+	awaitCond(t, "the events to age out", func() bool {
+		_, rp, err := a.Subscribe([]TopicRef{aged}, start, 10)
+		return err == nil && rp.Reset != nil && rp.Reset.Reason == "evicted" && len(rp.Events) == 0
+	})
+	publishData(t, a, "new", aged) // trims the aged ones in Redis
+	if n := srv.MustDo("XLEN", "p5:default:aged"); n != "1" {
+		t.Fatalf("XLEN %s after a publish, want 1", n)
+	}
+}
+
+func TestRedisOutageAndReturn(t *testing.T) {
+	srv := redistest.Start(t, true)
+	a, b := newRedisHub(t, srv, "p6:"), newRedisHub(t, srv, "p6:")
+	news := redisTopic("news", 100)
+	live, _, err := b.Subscribe([]TopicRef{news}, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := publishData(t, a, "before", news)
+	takeN(t, live, 1)
+
+	srv.Kill()
+	_, err = a.Publish([]Publication{{Message: &Message{Topics: []string{"news"}, Data: "lost"}, Topics: []TopicRef{news}}})
+	if !errors.Is(err, ErrEngineUnavailable) {
+		t.Fatalf("publish with Redis down: %v, want ErrEngineUnavailable", err)
+	}
+	awaitConnected(t, b, false)
+	// A resuming subscriber during the outage waits for its replay.
+	waiting, rp, err := b.Subscribe([]TopicRef{news}, before.ID, 100)
+	if err != nil || rp.Later == nil {
+		t.Fatalf("subscribe during outage: %v, later=%v", err, rp.Later)
+	}
+
+	srv.Restart()
+	awaitConnected(t, a, true)
+	after := publishData(t, a, "after", news)
+	select {
+	case got := <-rp.Later:
+		if got.Reset != nil || len(got.Events) != 0 {
+			t.Fatalf("replay after the outage: reset %+v, %s", got.Reset, wires(got.Events))
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the waiting replay never came")
+	}
+	if got := takeN(t, waiting, 1); got[0].ID.String() != after.ID {
+		t.Fatalf("waiting subscriber got %s, want %s", got[0].ID, after.ID)
+	}
+	if got := takeN(t, live, 1); got[0].ID.String() != after.ID {
+		t.Fatalf("open subscriber got %s, want %s", got[0].ID, after.ID)
+	}
+	id, _ := ParseID(after.ID)
+	if id.Epoch != live.hub.position().Epoch || id.Seq != 2 {
+		t.Fatalf("after a restart with persistence the epoch and count continue: %s", after.ID)
+	}
+}
+
+func TestRedisComesBackEmpty(t *testing.T) {
+	srv := redistest.Start(t, false)
+	a := newRedisHub(t, srv, "p7:")
+	news := redisTopic("news", 100)
+	live, _, err := a.Subscribe([]TopicRef{news}, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := publishData(t, a, "old", news)
+	takeN(t, live, 1)
+	srv.Restart() // no persistence: everything is gone
+	awaitCond(t, "a new epoch", func() bool {
+		st := a.Stats()
+		return st.Connected && st.Epoch != "" && !strings.HasPrefix(old.ID, st.Epoch+"-")
+	})
+	fresh := publishData(t, a, "fresh", news)
+	if got := takeN(t, live, 1); got[0].ID.String() != fresh.ID || !strings.HasSuffix(fresh.ID, "-1") {
+		t.Fatalf("open stream after the new epoch got %s, want %s (seq 1)", got[0].ID, fresh.ID)
+	}
+	_, rp, err := a.Subscribe([]TopicRef{news}, old.ID, 100)
+	if err != nil || rp.Reset == nil || rp.Reset.Reason != "unknown" {
+		t.Fatalf("resume from the old epoch: %v, reset %+v", err, rp.Reset)
+	}
+}
+
+// A hole in the bus (trimmed past an instance's position while it was
+// away) drops that instance's subscribers, so they resume from the rings.
+func TestRedisBusGapDropsSubscribers(t *testing.T) {
+	srv := redistest.Start(t, false)
+	a := newRedisHub(t, srv, "p8:")
+	sub, pos, err := a.local.register([]TopicRef{{Name: "news"}}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := []redis.XMessage{{
+		ID:     fmt.Sprintf("%d-0", pos.Seq+5),
+		Values: map[string]any{"b": "data: x\n\n", "k": "news", "e": pos.Epoch},
+	}}
+	if !a.deliver(pos, msgs) {
+		t.Fatal("deliver refused entries of its own epoch")
+	}
+	select {
+	case <-sub.Done():
+	default:
+		t.Fatal("subscriber kept after a gap in the bus")
+	}
+	if a.Stats().DroppedSlow != 1 {
+		t.Fatalf("stats %+v", a.Stats())
+	}
+}
+
+func TestRedisStartsWithRedisDown(t *testing.T) {
+	srv := redistest.Start(t, false)
+	srv.Kill()
+	rh, err := NewRedisHub("default", RedisConfig{URL: srv.URL(), Prefix: "p9:"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rh.Close() })
+	news := redisTopic("news", 100)
+	sub, rp, err := rh.Subscribe([]TopicRef{news}, "", 10)
+	if err != nil || rp.Later != nil {
+		t.Fatalf("fresh subscribe with Redis down: %v later=%v", err, rp.Later)
+	}
+	if _, err := rh.Publish([]Publication{{Message: &Message{Topics: []string{"news"}, Data: "x"}, Topics: []TopicRef{news}}}); !errors.Is(err, ErrEngineUnavailable) {
+		t.Fatalf("publish: %v", err)
+	}
+	if st := rh.Stats(); st.Connected || st.LastError == "" {
+		t.Fatalf("stats while down: %+v", st)
+	}
+	srv.Restart()
+	awaitConnected(t, rh, true)
+	res := publishData(t, rh, "x", news)
+	if got := takeN(t, sub, 1); got[0].ID.String() != res.ID {
+		t.Fatalf("got %s, want %s", got[0].ID, res.ID)
+	}
+	if res.Delivered != 1 {
+		t.Fatalf("delivered %d, want 1", res.Delivered)
+	}
+}
+
+func TestRedisBadURL(t *testing.T) {
+	for _, u := range []string{"", "http://127.0.0.1:6379", "redis://127.0.0.1:6379/notadb"} {
+		if _, err := NewRedisHub("default", RedisConfig{URL: u}, nil); err == nil {
+			t.Errorf("URL %q accepted", u)
+		}
+	}
+}
+
+func TestValidHubName(t *testing.T) {
+	for _, ok := range []string{"default", "a", "team-1.events_x~y@z"} {
+		if err := ValidHubName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a:b", "a/b", "a#b", "a b", strings.Repeat("x", 65)} {
+		if ValidHubName(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
