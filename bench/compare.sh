@@ -2,6 +2,7 @@
 # Measures caddy-sse and Nchan side by side on this machine, in one run:
 #   bash bench/compare.sh            # all scenarios, 3 alternating rounds
 #   ROUNDS=1 SCENARIOS="fanout" bash bench/compare.sh
+#   SYSTEMS="caddy-sse caddy-redis" bash bench/compare.sh   # the Redis engine's overhead
 # Builds Caddy with the module and the load tool, installs Debian's nginx and
 # libnginx-mod-nchan if missing, starts each server fresh on loopback for
 # every run, alternates the systems, and writes bench/RESULTS.md and
@@ -10,7 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 SCENARIOS=${SCENARIOS:-"idle fanout-1k fanout-5k fanout sustained publish stream"}
-SYSTEMS=${SYSTEMS:-"caddy-sse nchan"}
+SYSTEMS=${SYSTEMS:-"caddy-sse nchan caddy-redis"}
+# The Redis engine runs the scenarios the issue compares it on.
+REDIS_SCENARIOS=${REDIS_SCENARIOS:-"fanout-1k fanout-5k fanout sustained"}
 OUT=bench/out
 mkdir -p "$OUT"
 ulimit -n "$(ulimit -Hn)" # 10,000 subscribers need 10,000 sockets on each side
@@ -24,10 +27,19 @@ if [[ " $SYSTEMS " == *" nchan "* ]] && [ ! -f /usr/lib/nginx/modules/ngx_nchan_
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >/dev/null
 	systemctl stop nginx 2>/dev/null || pkill -x nginx || true
 fi
+if [[ " $SYSTEMS " == *" caddy-redis "* ]] && ! command -v redis-server >/dev/null; then
+	echo "== installing redis-server"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+	systemctl stop redis-server 2>/dev/null || true
+fi
 
 CADDY_PORT=18090
 NCHAN_PORT=18091
+CADDY2_PORT=18092
+REDIS_PORT=18379
 server_pid=""
+server_pids="" # everything start_server started, to stop
 
 start_server() { # system -> sets server_pid and pids (what to measure)
 	case "$1" in
@@ -35,9 +47,31 @@ start_server() { # system -> sets server_pid and pids (what to measure)
 		SSE_BENCH_PORT=$CADDY_PORT SSE_BENCH_ADMIN_PORT=18099 \
 			"$OUT/caddy" run --config bench/Caddyfile.bench --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
 		server_pid=$!
+		server_pids=$server_pid
 		wait_port $CADDY_PORT
 		pids=$server_pid
 		base="http://127.0.0.1:$CADDY_PORT"
+		subs="$base/events?topic=bench"
+		;;
+	caddy-redis)
+		redis_dir=$(mktemp -d)
+		redis-server --port $REDIS_PORT --bind 127.0.0.1 --save "" --appendonly no --dir "$redis_dir" >"$OUT/redis.log" 2>&1 &
+		local redis_pid=$!
+		wait_port $REDIS_PORT
+		SSE_BENCH_PORT=$CADDY_PORT SSE_BENCH_ADMIN_PORT=18099 SSE_BENCH_REDIS_PORT=$REDIS_PORT \
+			"$OUT/caddy" run --config bench/Caddyfile.bench-redis --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
+		server_pid=$!
+		SSE_BENCH_PORT=$CADDY2_PORT SSE_BENCH_ADMIN_PORT=18098 SSE_BENCH_REDIS_PORT=$REDIS_PORT \
+			"$OUT/caddy" run --config bench/Caddyfile.bench-redis --adapter caddyfile >"$OUT/caddy2.log" 2>&1 &
+		local second=$!
+		server_pids="$server_pid $second $redis_pid"
+		wait_port $CADDY_PORT
+		wait_port $CADDY2_PORT
+		wait_connected 18099
+		wait_connected 18098
+		pids="$server_pid,$second,$redis_pid"
+		base="http://127.0.0.1:$CADDY_PORT"
+		subs="$base/events?topic=bench,http://127.0.0.1:$CADDY2_PORT/events?topic=bench"
 		;;
 	nchan)
 		prefix=$(mktemp -d)
@@ -47,14 +81,29 @@ start_server() { # system -> sets server_pid and pids (what to measure)
 		wait_port $NCHAN_PORT
 		pids=$(pgrep -P "$server_pid" | paste -sd, -)
 		pids="$server_pid,$pids"
+		server_pids=$server_pid
 		base="http://127.0.0.1:$NCHAN_PORT"
+		subs="$base/events?topic=bench"
 		;;
 	esac
 }
 
 stop_server() {
-	kill -TERM "$server_pid" 2>/dev/null || true
-	wait "$server_pid" 2>/dev/null || true
+	for pid in $server_pids; do
+		kill -TERM "$pid" 2>/dev/null || true
+	done
+	for pid in $server_pids; do
+		wait "$pid" 2>/dev/null || true
+	done
+}
+
+wait_connected() { # an instance's Redis engine is connected (bounded)
+	for _ in $(seq 1 200); do
+		curl -fsS "http://127.0.0.1:$1/sse/stats" 2>/dev/null | grep -q '"connected":true' && return 0
+		sleep 0.05
+	done
+	echo "instance with admin port $1 did not connect to Redis" >&2
+	return 1
 }
 
 wait_port() { # readiness: the port accepts connections (bounded)
@@ -87,11 +136,14 @@ for round in $(seq 1 "$ROUNDS"); do
 			if [ "$system" = nchan ] && [ "$scenario" = stream ]; then
 				continue # Nchan has no streaming HTTP publisher
 			fi
+			if [ "$system" = caddy-redis ] && [[ " $REDIS_SCENARIOS " != *" $scenario "* ]]; then
+				continue
+			fi
 			echo "== round $round: $scenario on $system"
 			start_server "$system"
 			# shellcheck disable=SC2046
 			"$OUT/ssebench" -json -label "$system/$scenario" \
-				-sub "$base/events?topic=bench" -pub "$base/publish?topic=bench" \
+				-sub "$subs" -pub "$base/publish?topic=bench" \
 				-pid "$pids" $(args_for "$scenario") >>"$results" || echo "   (run reported a failure)"
 			tail -n 1 "$results" | cut -c1-200
 			stop_server

@@ -29,7 +29,8 @@ import (
 
 type config struct {
 	subURL, pubURL string
-	mode           string // post, batch, stream, nchan
+	subURLs        []string // -sub split on commas: subscribers take them in turn
+	mode           string   // post, batch, stream, nchan
 	subs           int
 	rate           float64 // events per second; 0: as fast as publishers go
 	size           int     // bytes of data per event
@@ -47,7 +48,7 @@ type config struct {
 
 func main() {
 	var c config
-	flag.StringVar(&c.subURL, "sub", "", "subscribe URL (EventSource endpoint)")
+	flag.StringVar(&c.subURL, "sub", "", "subscribe URL (EventSource endpoint); several, comma-separated, spread the subscribers over them in turn (instances sharing one Redis)")
 	flag.StringVar(&c.pubURL, "pub", "", "publish URL")
 	flag.StringVar(&c.mode, "mode", "post", "publish shape: post (one event per POST), batch (JSON array), stream (one held text/event-stream body), nchan (raw body to an Nchan publisher)")
 	flag.IntVar(&c.subs, "subs", 100, "subscribers")
@@ -126,7 +127,8 @@ func (c *config) check() error {
 	default:
 		return fmt.Errorf("-mode %q: use post, batch, stream or nchan", c.mode)
 	}
-	for _, u := range []string{c.subURL, c.pubURL} {
+	c.subURLs = strings.Split(c.subURL, ",")
+	for _, u := range append([]string{c.pubURL}, c.subURLs...) {
 		if err := loopbackOnly(u); err != nil {
 			return err
 		}

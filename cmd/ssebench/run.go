@@ -69,7 +69,7 @@ func run(ctx context.Context, c config) (*report, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			s, err := dialSubscriber(ctx, &c, h2, publishers, &counter)
+			s, err := dialSubscriber(ctx, &c, c.subURLs[i%len(c.subURLs)], h2, publishers, &counter)
 			if err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err)

@@ -29,12 +29,12 @@ type subscriber struct {
 
 // dialSubscriber opens one subscription and returns once the response
 // headers have arrived (for caddy-sse: once it is registered with the hub).
-func dialSubscriber(ctx context.Context, c *config, h2 *http.Client, publishers int, counter *atomic.Int64) (*subscriber, error) {
+func dialSubscriber(ctx context.Context, c *config, subURL string, h2 *http.Client, publishers int, counter *atomic.Int64) (*subscriber, error) {
 	s := &subscriber{next: make([]uint64, publishers), counter: counter}
 	start := time.Now()
 	var resp *http.Response
 	if c.http2 {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.subURL, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, subURL, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -45,7 +45,7 @@ func dialSubscriber(ctx context.Context, c *config, h2 *http.Client, publishers 
 	} else {
 		// A bare connection and http.ReadResponse: no Transport goroutines
 		// per subscriber, so the tool stays small next to the server.
-		u, err := url.Parse(c.subURL)
+		u, err := url.Parse(subURL)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +54,7 @@ func dialSubscriber(ctx context.Context, c *config, h2 *http.Client, publishers 
 		if err != nil {
 			return nil, err
 		}
-		req, _ := http.NewRequest(http.MethodGet, c.subURL, nil)
+		req, _ := http.NewRequest(http.MethodGet, subURL, nil)
 		req.Header.Set("Accept", "text/event-stream")
 		if err := req.Write(conn); err != nil {
 			conn.Close()

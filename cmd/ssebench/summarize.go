@@ -60,27 +60,35 @@ func summarize(path, machine, markdownPath, svgPath, notesPath string) error {
 	fmt.Fprintf(&b, "- Machine: %s\n- Date: %s\n", machine, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "- Command: `bash bench/compare.sh` (the load tool is `cmd/ssebench`; every system restarted for every run, systems alternated, loopback only)\n")
 	fmt.Fprintf(&b, "- Settings: a buffer of 1000 events per topic, heartbeats every 15 s (`bench/Caddyfile.bench`, `bench/nchan.conf`); 256 B events\n")
-	fmt.Fprintf(&b, "- Each cell is the median of the runs (n in brackets); the ratio is caddy-sse divided by the other system.\n\n")
-	fmt.Fprintf(&b, "| scenario | %s | ratio |\n|---|%s---|\n", strings.Join(systems, " | "), strings.Repeat("---|", len(systems)))
+	fmt.Fprintf(&b, "- Each cell is the median of the runs (n in brackets); a ratio column divides the first system named by the second.\n")
+	fmt.Fprintf(&b, "- caddy-redis: two caddy-sse instances sharing one local redis-server, subscribers split between them, publishing on the first; memory and CPU are those of both instances and Redis together.\n\n")
+	pairs := ratioPairs(systems)
+	var ratioHeads []string
+	for _, p := range pairs {
+		ratioHeads = append(ratioHeads, p[0]+" ÷ "+p[1])
+	}
+	fmt.Fprintf(&b, "| scenario | %s |\n|---|%s\n", strings.Join(append(append([]string{}, systems...), ratioHeads...), " | "), strings.Repeat("---|", len(systems)+len(pairs)))
 	for _, m := range tableMetrics {
 		var cells []string
-		var vals []float64
+		vals := map[string]float64{}
 		for _, sys := range systems {
 			rs := runs[sys+"/"+m.scenario]
 			if len(rs) == 0 {
 				cells = append(cells, "n/a")
-				vals = append(vals, 0)
 				continue
 			}
 			v := median(rs, m.get)
 			cells = append(cells, fmt.Sprintf("%s (%d)", num(v), len(rs)))
-			vals = append(vals, v)
+			vals[sys] = v
 		}
-		ratio := "–"
-		if len(vals) >= 2 && vals[0] > 0 && vals[1] > 0 {
-			ratio = fmt.Sprintf("%.2f", vals[0]/vals[1])
+		for _, p := range pairs {
+			ratio := "–"
+			if a, b := vals[p[0]], vals[p[1]]; a > 0 && b > 0 {
+				ratio = fmt.Sprintf("%.2f", a/b)
+			}
+			cells = append(cells, ratio)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s |\n", m.name, strings.Join(cells, " | "), ratio)
+		fmt.Fprintf(&b, "| %s | %s |\n", m.name, strings.Join(cells, " | "))
 	}
 	fmt.Fprintf(&b, "\nDeliveries lost (never received, counting everything after a subscriber was dropped as slow) or duplicated/out of order, over all runs:\n\n")
 	fmt.Fprintf(&b, "| run | lost | duplicated or out of order |\n|---|---|---|\n")
@@ -118,6 +126,21 @@ func summarize(path, machine, markdownPath, svgPath, notesPath string) error {
 		return os.WriteFile(svgPath, []byte(latencySVG(runs, systems)), 0o644)
 	}
 	return nil
+}
+
+// ratioPairs names the ratio columns: the first system against the second
+// (caddy-sse against Nchan), and the Redis engine against the memory hub.
+func ratioPairs(systems []string) [][2]string {
+	var out [][2]string
+	if len(systems) >= 2 && systems[1] != "caddy-redis" {
+		out = append(out, [2]string{systems[0], systems[1]})
+	}
+	for _, s := range systems {
+		if s == "caddy-redis" && systems[0] != s {
+			out = append(out, [2]string{s, systems[0]})
+		}
+	}
+	return out
 }
 
 func systemsOf(labels []string) []string {
