@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -85,12 +86,13 @@ type RedisHub struct {
 	backlog int
 	logger  *zap.Logger
 
-	mu         sync.Mutex
-	connected  bool
-	lastErr    string
-	waiting    []*pendingReplay
-	firstEpoch string // adopted on the first connection
-	firstSeq   uint64 // position adopted on the first connection
+	mu          sync.Mutex
+	connected   bool
+	lastErr     string
+	waiting     []*pendingReplay
+	waitingKept int    // waiters left by the last sweep of ended streams
+	firstEpoch  string // adopted on the first connection
+	firstSeq    uint64 // position adopted on the first connection
 
 	kick   chan struct{} // wakes the replayer
 	cancel context.CancelFunc
@@ -231,10 +233,7 @@ func (rh *RedisHub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Su
 			return sub, rp, nil
 		}
 	}
-	rh.mu.Lock()
-	rh.waiting = append(rh.waiting, p)
-	rh.mu.Unlock()
-	rh.wake()
+	rh.enqueue(p)
 	return sub, Replay{Later: p.later}, nil
 }
 
@@ -319,6 +318,26 @@ func streamSeq(id string) (uint64, bool) {
 	return seq, err == nil
 }
 
+// enqueue adds a replay to wait for Redis. Waiters whose streams ended are
+// dropped from time to time, so a long outage does not pile them up.
+func (rh *RedisHub) enqueue(p *pendingReplay) {
+	rh.mu.Lock()
+	if len(rh.waiting) >= 64 && len(rh.waiting) >= 2*rh.waitingKept {
+		kept := rh.waiting[:0]
+		for _, w := range rh.waiting {
+			if w.sub.active() {
+				kept = append(kept, w)
+			}
+		}
+		clear(rh.waiting[len(kept):])
+		rh.waiting = kept
+		rh.waitingKept = len(kept)
+	}
+	rh.waiting = append(rh.waiting, p)
+	rh.mu.Unlock()
+	rh.wake()
+}
+
 func (rh *RedisHub) wake() {
 	select {
 	case rh.kick <- struct{}{}:
@@ -360,7 +379,10 @@ func (rh *RedisHub) replayer(ctx context.Context) {
 				done = true
 			}
 			rh.mu.Lock()
-			rh.waiting = rh.waiting[1:]
+			// By identity: a sweep in enqueue may have moved it.
+			if i := slices.Index(rh.waiting, p); i >= 0 {
+				rh.waiting = slices.Delete(rh.waiting, i, i+1)
+			}
 			rh.mu.Unlock()
 		}
 	}
@@ -438,7 +460,9 @@ func (rh *RedisHub) readBus(ctx context.Context) {
 func (rh *RedisHub) connect(ctx context.Context) error {
 	c, cancel := context.WithTimeout(ctx, redisCallTimeout)
 	defer cancel()
-	res, err := epochScript.Run(c, rh.rdb, []string{rh.seqKey(), rh.epochKey(), rh.busKey()}, NewEpoch()).Slice()
+	pos := rh.local.position()
+	res, err := epochScript.Run(c, rh.rdb, []string{rh.seqKey(), rh.epochKey(), rh.busKey()},
+		NewEpoch(), pos.Epoch, pos.Seq).Slice()
 	if err != nil {
 		return err
 	}
@@ -447,7 +471,6 @@ func (rh *RedisHub) connect(ctx context.Context) error {
 	}
 	epoch, _ := res[0].(string)
 	seq, _ := res[1].(int64)
-	pos := rh.local.position()
 	switch {
 	case pos.Epoch == "":
 		rh.local.adopt(epoch, uint64(seq))

@@ -177,16 +177,21 @@ return out
 `)
 
 // epochScript returns the hub's epoch and last seq, setting the candidate
-// epoch when Redis has none (first start, or Redis came back empty).
+// epoch when Redis has none (first start, or Redis came back empty). Like a
+// publish, it raises the counter to the highest seq the instance has seen in
+// the same epoch, so a Redis restored from an older snapshot does not issue
+// those ids again.
 //
 //	KEYS: seq, epoch, bus
-//	ARGV: candidate epoch
+//	ARGV: candidate epoch, known epoch, floor seq
 var epochScript = redis.NewScript(`
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
 	epoch = ARGV[1]
 	redis.call('SET', KEYS[2], epoch)
 	redis.call('DEL', KEYS[1], KEYS[3])
+elseif epoch == ARGV[2] and tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[3]) then
+	redis.call('SET', KEYS[1], ARGV[3])
 end
 return {epoch, tonumber(redis.call('GET', KEYS[1]) or '0')}
 `)

@@ -315,8 +315,86 @@ func redisPrefix() string {
 
 // redisGlobal is the global option block that puts Caddy's hubs in r under
 // prefix.
-func redisGlobal(r *redisProc, prefix string) string {
-	return fmt.Sprintf("sse {\n\t\tredis %s {\n\t\t\tprefix %s\n\t\t}\n\t}", r.url(), prefix)
+func redisGlobal(r *redisProc, prefix string) string { return redisGlobalURL(r.url(), prefix) }
+
+func redisGlobalURL(url, prefix string) string {
+	return fmt.Sprintf("sse {\n\t\tredis %s {\n\t\t\tprefix %s\n\t\t}\n\t}", url, prefix)
+}
+
+// redisCutter is a TCP relay between one Caddy and Redis that can cut that
+// Caddy off (close its connections, refuse new ones) while others still
+// reach Redis: a network partition of one instance.
+type redisCutter struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	cut   bool
+	conns map[net.Conn]struct{}
+}
+
+func startRedisCutter(t *testing.T, r *redisProc, cut bool) *redisCutter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &redisCutter{ln: ln, target: r.addr, cut: cut, conns: map[net.Conn]struct{}{}}
+	t.Cleanup(func() {
+		ln.Close()
+		c.setCut(true)
+	})
+	go c.serve()
+	return c
+}
+
+func (c *redisCutter) url() string { return fmt.Sprintf("redis://%s/0", c.ln.Addr()) }
+
+// setCut cuts the instance off (closing what is open) or lets it through.
+func (c *redisCutter) setCut(cut bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = cut
+	if cut {
+		for conn := range c.conns {
+			conn.Close()
+		}
+		clear(c.conns)
+	}
+}
+
+func (c *redisCutter) serve() {
+	for {
+		down, err := c.ln.Accept()
+		if err != nil {
+			return
+		}
+		c.mu.Lock()
+		if c.cut {
+			c.mu.Unlock()
+			down.Close()
+			continue
+		}
+		up, err := net.DialTimeout("tcp", c.target, 2*time.Second)
+		if err != nil {
+			c.mu.Unlock()
+			down.Close()
+			continue
+		}
+		c.conns[down], c.conns[up] = struct{}{}, struct{}{}
+		c.mu.Unlock()
+		relay := func(dst, src net.Conn) {
+			_, _ = io.Copy(dst, src)
+			dst.Close()
+			src.Close()
+			c.mu.Lock()
+			delete(c.conns, dst)
+			delete(c.conns, src)
+			c.mu.Unlock()
+		}
+		go relay(up, down)
+		go relay(down, up)
+	}
 }
 
 // redisHubStats is the part of a hub's admin statistics the Redis tests
