@@ -90,9 +90,10 @@ type RedisHub struct {
 	connected   bool
 	lastErr     string
 	waiting     []*pendingReplay
-	waitingKept int    // waiters left by the last sweep of ended streams
-	firstEpoch  string // adopted on the first connection
-	firstSeq    uint64 // position adopted on the first connection
+	waitingKept int       // waiters left by the last sweep of ended streams
+	firstEpoch  string    // adopted on the first connection
+	firstSeq    uint64    // position adopted on the first connection
+	earlyJoin   time.Time // when the first subscriber joined before the first connection
 
 	kick   chan struct{} // wakes the replayer
 	cancel context.CancelFunc
@@ -216,6 +217,16 @@ func (rh *RedisHub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Su
 	for i, ref := range refs {
 		ref.Ring = RingConfig{} // rings live in Redis
 		localRefs[i] = ref
+	}
+	if rh.local.position().Epoch == "" {
+		// Before the first connection this instance has no position to
+		// register at; the time lets connect find where this subscriber
+		// joined the bus. Noted before registering, so connect sees it.
+		rh.mu.Lock()
+		if rh.earlyJoin.IsZero() {
+			rh.earlyJoin = time.Now()
+		}
+		rh.mu.Unlock()
 	}
 	sub, pos, err := rh.local.register(localRefs, queueLen)
 	if err != nil {
@@ -466,18 +477,36 @@ func (rh *RedisHub) connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(res) != 2 {
+	if len(res) != 3 {
 		return fmt.Errorf("unexpected epoch reply %v", res)
 	}
 	epoch, _ := res[0].(string)
 	seq, _ := res[1].(int64)
+	redisNow, _ := res[2].(int64)
 	switch {
 	case pos.Epoch == "":
-		rh.local.adopt(epoch, uint64(seq))
+		start := uint64(seq)
 		rh.mu.Lock()
-		rh.firstEpoch, rh.firstSeq = epoch, uint64(seq)
+		early := rh.earlyJoin
 		rh.mu.Unlock()
-		rh.logger.Info("redis engine connected", zap.String("epoch", epoch), zap.Uint64("seq", uint64(seq)))
+		if !early.IsZero() {
+			// Subscribers joined before this instance could reach Redis, and
+			// events published since then (through other instances) are
+			// theirs. Where they joined is found by elapsed time, measured
+			// here and mapped onto Redis's clock, with a second to spare: no
+			// clocks need to agree. At worst they get a few events from
+			// just before they joined.
+			cutoff := redisNow - time.Since(early).Milliseconds() - 1000
+			if start, err = rh.busSeqBefore(c, cutoff, uint64(seq)); err != nil {
+				return err
+			}
+		}
+		rh.local.adopt(epoch, start)
+		rh.mu.Lock()
+		rh.firstEpoch, rh.firstSeq = epoch, start
+		rh.mu.Unlock()
+		rh.logger.Info("redis engine connected", zap.String("epoch", epoch), zap.Uint64("seq", uint64(seq)),
+			zap.Uint64("delivering_after", start))
 	case pos.Epoch != epoch:
 		// Redis lost the hub (a restart without persistence, a failover to
 		// an empty replica). Ids of the old epoch mean nothing now; open
@@ -490,6 +519,35 @@ func (rh *RedisHub) connect(ctx context.Context) error {
 			zap.Uint64("from_seq", pos.Seq), zap.Uint64("redis_seq", uint64(seq)))
 	}
 	return nil
+}
+
+// busSeqBefore returns the seq of the newest bus event published before
+// cutoff (Redis time, ms), reading the bus backwards; when every retained
+// event is newer, the seq before the oldest one.
+func (rh *RedisHub) busSeqBefore(ctx context.Context, cutoff int64, last uint64) (uint64, error) {
+	upper := "+"
+	oldest := last + 1
+	for {
+		msgs, err := rh.rdb.XRevRangeN(ctx, rh.busKey(), upper, "-", 200).Result()
+		if err != nil {
+			return 0, err
+		}
+		for _, m := range msgs {
+			seq, ok := streamSeq(m.ID)
+			if !ok {
+				continue
+			}
+			t, _ := m.Values["t"].(string)
+			if ms, err := strconv.ParseInt(t, 10, 64); err == nil && ms < cutoff {
+				return seq, nil
+			}
+			oldest = seq
+		}
+		if len(msgs) < 200 {
+			return oldest - 1, nil
+		}
+		upper = "(" + msgs[len(msgs)-1].ID
+	}
 }
 
 // deliver hands bus entries to local subscribers. It reports false when

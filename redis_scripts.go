@@ -15,8 +15,9 @@ import "github.com/redis/go-redis/v9"
 //	                 fields b (the event without its id line), t (ms, Redis time)
 //	base "#seq"      counter: the last seq assigned
 //	base "#epoch"    string: the hub's epoch
-//	base "#bus"      stream: every event with its topics (k) and epoch (e), read
-//	                 by every instance; trimmed to about `backlog` entries
+//	base "#bus"      stream: every event with its topics (k), epoch (e) and
+//	                 time (t, ms, Redis time), read by every instance; trimmed
+//	                 to about `backlog` entries
 //	base "#meta"     hash: per topic "p:" epoch of its stream, "b:" bytes
 //	                 retained, "e:" highest seq evicted
 
@@ -81,7 +82,7 @@ for j = 0, n - 1 do
 		touched[i] = true
 		tnames[x] = names[i]
 	end
-	redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'b', body, 'k', table.concat(tnames, '\n'), 'e', epoch)
+	redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'b', body, 'k', table.concat(tnames, '\n'), 'e', epoch, 't', nowms)
 end
 
 -- Trim each ring to its replay count, bytes and age, oldest first,
@@ -184,6 +185,7 @@ return out
 //
 //	KEYS: seq, epoch, bus
 //	ARGV: candidate epoch, known epoch, floor seq
+//	returns {epoch, last seq, Redis time in ms}
 var epochScript = redis.NewScript(`
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
@@ -193,5 +195,6 @@ if not epoch then
 elseif epoch == ARGV[2] and tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[3]) then
 	redis.call('SET', KEYS[1], ARGV[3])
 end
-return {epoch, tonumber(redis.call('GET', KEYS[1]) or '0')}
+local t = redis.call('TIME')
+return {epoch, tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
 `)

@@ -226,9 +226,11 @@ func TestRedisRingTrimmedInRedis(t *testing.T) {
 	for i := 1; i <= 20; i++ {
 		ids = append(ids, publishData(t, a, strconv.Itoa(i), news).ID)
 	}
-	if n := srv.MustDo("XLEN", "p4:default:news"); n != "5" {
-		t.Fatalf("XLEN %s, want 5", n)
+	if n := srv.XLen(t, "p4:default:news"); n != 5 {
+		t.Fatalf("XLEN %d, want 5", n)
 	}
+	// The whole replay then comes from Redis, none of it live.
+	awaitCond(t, "the bus reader to deliver 20", func() bool { return a.local.position().Seq == 20 })
 	_, rp, err := a.Subscribe([]TopicRef{news}, ids[2], 100)
 	if err != nil {
 		t.Fatal(err)
@@ -244,8 +246,8 @@ func TestRedisRingTrimmedInRedis(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		publishData(t, a, "0123456789", small)
 	}
-	if n := srv.MustDo("XLEN", "p4:default:small"); n != "2" {
-		t.Fatalf("XLEN small %s, want 2", n)
+	if n := srv.XLen(t, "p4:default:small"); n != 2 {
+		t.Fatalf("XLEN small %d, want 2", n)
 	}
 }
 
@@ -263,8 +265,8 @@ func TestRedisRingAge(t *testing.T) {
 		return err == nil && rp.Reset != nil && rp.Reset.Reason == "evicted" && len(rp.Events) == 0
 	})
 	publishData(t, a, "new", aged) // trims the aged ones in Redis
-	if n := srv.MustDo("XLEN", "p5:default:aged"); n != "1" {
-		t.Fatalf("XLEN %s after a publish, want 1", n)
+	if n := srv.XLen(t, "p5:default:aged"); n != 1 {
+		t.Fatalf("XLEN %d after a publish, want 1", n)
 	}
 }
 
@@ -381,7 +383,8 @@ func TestRedisStartsWithRedisDown(t *testing.T) {
 	if _, err := rh.Publish([]Publication{{Message: &Message{Topics: []string{"news"}, Data: "x"}, Topics: []TopicRef{news}}}); !errors.Is(err, ErrEngineUnavailable) {
 		t.Fatalf("publish: %v", err)
 	}
-	if st := rh.Stats(); st.Connected || st.LastError == "" {
+	awaitCond(t, "the hub to report the failed connection", func() bool { return rh.Stats().LastError != "" })
+	if st := rh.Stats(); st.Connected {
 		t.Fatalf("stats while down: %+v", st)
 	}
 	srv.Restart()

@@ -1,9 +1,13 @@
-// Package redistest starts real redis-server processes for tests: on a free
-// loopback port, in a temporary directory, stopped when the test ends.
+// Package redistest runs real redis-server processes for tests: on a free
+// loopback port, in a temporary directory, killed and restarted on the same
+// port with or without their data, and a minimal RESP client to look into
+// Redis from the test.
 package redistest
 
 import (
 	"bufio"
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,179 +15,296 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// Server is one redis-server process for one test.
-type Server struct {
-	Addr       string // 127.0.0.1:port
-	t          testing.TB
-	dir        string
-	persistent bool
-	cmd        *exec.Cmd
-}
-
-// Binary finds redis-server. Without it a test fails in CI (CI=true) and
-// is skipped, loudly, on a developer's machine.
+// Binary finds redis-server. Without it the Redis tests cannot
+// run: on CI (CI=true) that is a failure, elsewhere a loud skip.
 func Binary(t testing.TB) string {
 	t.Helper()
 	path, err := exec.LookPath("redis-server")
 	if err == nil {
 		return path
 	}
+	msg := "redis-server is not on PATH: the Redis engine tests cannot run (install redis-server, e.g. apt-get install redis-server)"
 	if os.Getenv("CI") == "true" {
-		t.Fatal("redis-server is required in CI (apt-get install redis-server)")
+		t.Fatal(msg)
 	}
-	t.Skip("SKIPPED: redis-server is not installed; install it (apt-get install redis-server) to run the Redis tests")
+	t.Skip("SKIPPED, NOT PASSED: " + msg)
 	return ""
 }
 
-// Start runs a redis-server. A persistent one writes every change to an
-// append-only file (fsync always), so Restart brings its data back, as a
-// Redis with AOF would after a crash; otherwise Restart comes back empty.
-func Start(t testing.TB, persistent bool) *Server {
+// Server is one redis-server that a test starts, kills and restarts on
+// the same port and directory.
+type Server struct {
+	Addr    string // 127.0.0.1:port
+	Port    int
+	t       testing.TB
+	bin     string
+	dir     string // its working directory: dump and append-only files
+	persist bool   // append-only file, fsync on every write: data survives a SIGKILL
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // of the current process
+	log    bytes.Buffer  // of every process so far
+}
+
+// New prepares a redis-server on a free port without starting it, for
+// tests that start their servers first; Start starts it too. A persistent
+// one writes every change to its append-only file (fsync always), so its
+// data survives a SIGKILL.
+func New(t testing.TB, persist bool) *Server {
 	t.Helper()
-	Binary(t)
-	s := &Server{t: t, dir: t.TempDir(), persistent: persistent, Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))}
-	s.start()
-	t.Cleanup(s.Kill)
-	return s
+	r := &Server{t: t, bin: Binary(t), Port: freePort(t), dir: t.TempDir(), persist: persist}
+	r.Addr = fmt.Sprintf("127.0.0.1:%d", r.Port)
+	t.Cleanup(func() {
+		r.Kill()
+		if t.Failed() {
+			lines := strings.Split(strings.TrimSpace(r.Logs()), "\n")
+			t.Logf("redis-server on port %d, last lines of its log:\n%s", r.Port, strings.Join(lines[max(0, len(lines)-20):], "\n"))
+		}
+	})
+	return r
+}
+
+// Start runs a redis-server for the test.
+func Start(t testing.TB, persist bool) *Server {
+	t.Helper()
+	r := New(t, persist)
+	r.Start()
+	return r
 }
 
 // URL is the server's redis:// URL, database 0.
-func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
+func (r *Server) URL() string { return fmt.Sprintf("redis://%s/0", r.Addr) }
 
-func (s *Server) start() {
-	s.t.Helper()
-	_, port, _ := net.SplitHostPort(s.Addr)
-	args := []string{"--port", port, "--bind", "127.0.0.1", "--dir", s.dir, "--save", "", "--protected-mode", "no"}
-	if s.persistent {
+// Start runs redis-server on r's port (again, after kill) and returns once
+// it answers PING. A persistent server reloads its append-only file first.
+func (r *Server) Start() {
+	r.t.Helper()
+	args := []string{
+		"--port", strconv.Itoa(r.Port),
+		"--bind", "127.0.0.1",
+		"--dir", r.dir,
+		"--save", "",
+		"--daemonize", "no",
+		"--logfile", "",
+	}
+	if r.persist {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
-	cmd := exec.Command(Binary(s.t), args...)
-	cmd.Dir = s.dir
-	log, err := os.Create(s.dir + "/redis.log")
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = log, log
+	cmd := exec.Command(r.bin, args...)
+	cmd.Dir = r.dir
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("starting redis-server: %v", err)
+		r.t.Fatalf("starting redis-server: %v", err)
 	}
-	s.cmd = cmd
+	exited := make(chan struct{})
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			r.mu.Lock()
+			r.log.WriteString(sc.Text() + "\n")
+			r.mu.Unlock()
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	go func() {
+		_ = cmd.Wait()
+		pw.Close()
+		<-readDone
+		close(exited)
+	}()
+	r.mu.Lock()
+	r.cmd, r.exited = cmd, exited
+	r.mu.Unlock()
+
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if err := s.ping(); err == nil {
+		reply, err := r.Do("PING")
+		if err == nil && reply == "PONG" {
 			return
-		} else if time.Now().After(deadline) {
-			out, _ := os.ReadFile(s.dir + "/redis.log")
-			s.t.Fatalf("redis-server on %s not ready: %v\n%s", s.Addr, err, out)
 		}
-		time.Sleep(20 * time.Millisecond) // polling a port; bounded above
+		select {
+		case <-exited:
+			r.t.Fatalf("redis-server exited before answering PING on %s\n%s", r.Addr, r.Logs())
+		case <-time.After(10 * time.Millisecond): // poll interval of the readiness probe
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("redis-server did not answer PING on %s within 15s (last: %v %v)\n%s", r.Addr, reply, err, r.Logs())
+		}
 	}
 }
 
-// ping sends PING and expects PONG (and not a loading error).
-func (s *Server) ping() error {
-	reply, err := s.Do("PING")
-	if err != nil {
-		return err
-	}
-	if reply != "PONG" {
-		return fmt.Errorf("PING answered %q", reply)
-	}
-	return nil
-}
-
-// Kill stops the server with SIGKILL, as a crash would.
-func (s *Server) Kill() {
-	if s.cmd == nil {
+// Kill sends SIGKILL (no shutdown, no save) and waits for the process to
+// be gone, so its port refuses connections when kill returns.
+func (r *Server) Kill() {
+	r.mu.Lock()
+	cmd, exited := r.cmd, r.exited
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	_ = s.cmd.Wait()
-	s.cmd = nil
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
 }
 
-// Restart starts the server again on the same port and directory.
-func (s *Server) Restart() {
-	s.t.Helper()
-	s.Kill()
-	s.start()
+// Restart kills redis-server and starts it again on the same port: with
+// persist its data survives, without it Redis comes back empty.
+func (r *Server) Restart() {
+	r.t.Helper()
+	r.Kill()
+	r.Start()
 }
 
-// Do sends one command and returns its reply flattened to a string: simple
-// and bulk strings as they are, integers in decimal, arrays as their
-// elements joined by newlines, nil as "". Errors come back as errors.
-func (s *Server) Do(args ...string) (string, error) {
-	conn, err := net.DialTimeout("tcp", s.Addr, time.Second)
+// Logs is what redis-server wrote, over every start.
+func (r *Server) Logs() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.log.String()
+}
+
+// Error is an error reply ("-ERR ...").
+type Error string
+
+func (e Error) Error() string { return string(e) }
+
+// Do sends one command on a fresh connection and returns the reply:
+// string (simple or bulk), int64, nil, []any, or an Error.
+func (r *Server) Do(args ...string) (any, error) {
+	conn, err := net.DialTimeout("tcp", r.Addr, 2*time.Second)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	var b strings.Builder
+	var b bytes.Buffer
 	fmt.Fprintf(&b, "*%d\r\n", len(args))
 	for _, a := range args {
 		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
 	}
-	if _, err := conn.Write([]byte(b.String())); err != nil {
-		return "", err
+	if _, err := conn.Write(b.Bytes()); err != nil {
+		return nil, err
 	}
-	return readReply(bufio.NewReader(conn))
+	reply, err := readRESP(bufio.NewReader(conn))
+	if err != nil {
+		return nil, err
+	}
+	if e, ok := reply.(Error); ok {
+		return nil, e
+	}
+	return reply, nil
 }
 
-// MustDo is Do failing the test on error.
-func (s *Server) MustDo(args ...string) string {
-	s.t.Helper()
-	r, err := s.Do(args...)
+func readRESP(br *bufio.Reader) (any, error) {
+	line, err := br.ReadString('\n')
 	if err != nil {
-		s.t.Fatalf("redis %v: %v", args, err)
-	}
-	return r
-}
-
-func readReply(r *bufio.Reader) (string, error) {
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return "", err
+		return nil, err
 	}
 	line = strings.TrimSuffix(line, "\r\n")
 	if line == "" {
-		return "", fmt.Errorf("empty reply")
+		return nil, errors.New("resp: empty line")
 	}
 	switch line[0] {
-	case '+', ':':
+	case '+':
 		return line[1:], nil
 	case '-':
-		return "", fmt.Errorf("redis: %s", line[1:])
+		return Error(line[1:]), nil
+	case ':':
+		return strconv.ParseInt(line[1:], 10, 64)
 	case '$':
-		n, _ := strconv.Atoi(line[1:])
-		if n < 0 {
-			return "", nil
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return nil, err
 		}
 		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return "", err
+		if _, err := io.ReadFull(br, buf); err != nil {
+			return nil, err
 		}
 		return string(buf[:n]), nil
 	case '*':
-		n, _ := strconv.Atoi(line[1:])
-		parts := make([]string, 0, max(n, 0))
-		for i := 0; i < n; i++ {
-			p, err := readReply(r)
-			if err != nil {
-				return "", err
-			}
-			parts = append(parts, p)
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return nil, err
 		}
-		return strings.Join(parts, "\n"), nil
+		out := make([]any, n)
+		for i := range out {
+			if out[i], err = readRESP(br); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
 	}
-	return "", fmt.Errorf("unexpected reply %q", line)
+	return nil, fmt.Errorf("resp: unexpected reply %q", line)
+}
+
+// MustDo is Do failing the test on an error.
+func (r *Server) MustDo(t testing.TB, args ...string) any {
+	t.Helper()
+	reply, err := r.Do(args...)
+	if err != nil {
+		t.Fatalf("redis %v: %v", args, err)
+	}
+	return reply
+}
+
+// XLen is the length of a stream.
+func (r *Server) XLen(t testing.TB, key string) int64 {
+	t.Helper()
+	n, ok := r.MustDo(t, "XLEN", key).(int64)
+	if !ok {
+		t.Fatalf("XLEN %s: not an integer", key)
+	}
+	return n
+}
+
+// Get returns a string key's value, "" when it does not exist.
+func (r *Server) Get(t testing.TB, key string) string {
+	t.Helper()
+	s, _ := r.MustDo(t, "GET", key).(string)
+	return s
+}
+
+// Entry is one stream entry as XRANGE returns it.
+type Entry struct {
+	ID     string
+	Fields map[string]string
+}
+
+// XRange is a whole stream.
+func (r *Server) XRange(t testing.TB, key string) []Entry {
+	t.Helper()
+	reply, ok := r.MustDo(t, "XRANGE", key, "-", "+").([]any)
+	if !ok {
+		t.Fatalf("XRANGE %s: not an array", key)
+	}
+	var out []Entry
+	for _, e := range reply {
+		pair, _ := e.([]any)
+		if len(pair) != 2 {
+			t.Fatalf("XRANGE %s: malformed entry %v", key, e)
+		}
+		id, _ := pair[0].(string)
+		kv, _ := pair[1].([]any)
+		fields := map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			k, _ := kv[i].(string)
+			v, _ := kv[i+1].(string)
+			fields[k] = v
+		}
+		out = append(out, Entry{ID: id, Fields: fields})
+	}
+	return out
 }
 
 func freePort(t testing.TB) int {
