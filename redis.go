@@ -236,7 +236,11 @@ func (rh *RedisHub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Su
 		return sub, Replay{}, nil
 	}
 	p := &pendingReplay{sub: sub, refs: refs, resume: resume, pos: pos, later: make(chan Replay, 1)}
-	if pos.Epoch != "" {
+	rh.mu.Lock()
+	connected := rh.connected
+	rh.mu.Unlock()
+	// Known to be down: wait for the replayer rather than for a timeout.
+	if pos.Epoch != "" && connected {
 		ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
 		rp, ok, err := rh.readReplay(ctx, p)
 		cancel()
