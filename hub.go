@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // Hub fans events out to subscribers and keeps each topic's replay ring. It
@@ -104,6 +105,8 @@ func (h *Hub) Publish(pubs []Publication) ([]PublishResult, error) {
 		}
 	}
 	t0 := now()
+	notify := takeNotifyList()
+	defer putNotifyList(notify)
 	for i, p := range pubs {
 		h.seq++
 		id := ID{Epoch: h.epoch, Seq: h.seq}
@@ -120,6 +123,7 @@ func (h *Hub) Publish(pubs []Publication) ([]PublishResult, error) {
 				s.lastSeq = h.seq
 				if s.offer(ev) {
 					delivered++
+					notify.add(s, h.op)
 				} else {
 					h.dropped++
 					h.removeLocked(s, true)
@@ -130,6 +134,7 @@ func (h *Hub) Publish(pubs []Publication) ([]PublishResult, error) {
 		results[i] = PublishResult{ID: id.String(), Delivered: delivered}
 	}
 	h.mu.Unlock()
+	notify.dispatch()
 	return results, nil
 }
 
@@ -228,18 +233,28 @@ func (h *Hub) Prune(keep func(name string) (RingConfig, bool)) {
 // subscriber costs no queue memory however large its bound, and a writer
 // that wakes up takes everything pending at once.
 type Subscription struct {
-	hub     *Hub
-	topics  []*topic
-	max     int           // queue bound
-	ready   chan struct{} // capacity 1: "something is pending"
-	done    chan struct{}
-	lastSeq uint64 // guarded by hub.mu: dedupes multi-topic fan-out
-	floor   uint64 // guarded by hub.mu: live events up to this seq were replayed (Redis engine)
-	removed bool   // guarded by hub.mu
+	hub        *Hub
+	topics     []*topic
+	max        int           // queue bound
+	ready      chan struct{} // capacity 1: "something is pending"
+	done       chan struct{}
+	lastSeq    uint64 // guarded by hub.mu: dedupes multi-topic fan-out
+	floor      uint64 // guarded by hub.mu: live events up to this seq were replayed (Redis engine)
+	notifiedOp uint64 // guarded by hub.mu: the hub call that last collected it for notify
+	removed    bool   // guarded by hub.mu
 
 	mu      sync.Mutex
 	pending []*Event
+
+	writeNow atomic.Pointer[func() bool] // see SetWriteNow
 }
+
+// SetWriteNow installs a hook that the publishing goroutine calls after
+// queueing events for this subscriber. It may write them without blocking
+// and report true when nothing is left to do; false leaves them to whoever
+// waits on Ready. An idle HTTP/1.1 stream writes this way, which saves a
+// goroutine wake-up per delivery.
+func (s *Subscription) SetWriteNow(f func() bool) { s.writeNow.Store(&f) }
 
 // Ready receives a value when events are waiting.
 func (s *Subscription) Ready() <-chan struct{} { return s.ready }
@@ -258,21 +273,36 @@ func (s *Subscription) Take(dst []*Event) []*Event {
 	return dst
 }
 
+// queued is how many events wait.
+func (s *Subscription) queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending)
+}
+
 // offer queues ev, reporting false when the queue is full. It never blocks:
-// the hub calls it under its lock.
+// the hub calls it under its lock. The subscriber is told afterwards, by
+// notify, once the hub's lock is released.
 func (s *Subscription) offer(ev *Event) bool {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(s.pending) >= s.max {
-		s.mu.Unlock()
 		return false
 	}
 	s.pending = append(s.pending, ev)
-	s.mu.Unlock()
+	return true
+}
+
+// notify tells the subscriber that events wait: its WriteNow hook writes
+// them at once if it can, else its Ready channel is signalled.
+func (s *Subscription) notify() {
+	if f := s.writeNow.Load(); f != nil && (*f)() {
+		return
+	}
 	select {
 	case s.ready <- struct{}{}:
 	default: // already signalled
 	}
-	return true
 }
 
 // Done is closed when the hub has dropped this subscriber.

@@ -22,11 +22,14 @@ func newRemoteHub() *Hub {
 // topics. It creates no topic: an event for a topic nobody here subscribes
 // to has no one to reach.
 func (h *Hub) deliver(evs []remoteEvent) {
+	notify := takeNotifyList()
+	defer putNotifyList(notify)
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.closed {
+		h.mu.Unlock()
 		return
 	}
+	h.op++
 	for _, re := range evs {
 		seq := re.ev.ID.Seq
 		h.seq = seq
@@ -41,7 +44,9 @@ func (h *Hub) deliver(evs []remoteEvent) {
 					continue // queued through another topic, or already replayed
 				}
 				s.lastSeq = seq
-				if !s.offer(re.ev) {
+				if s.offer(re.ev) {
+					notify.add(s, h.op)
+				} else {
 					h.dropped++
 					h.removeLocked(s, true)
 				}
@@ -49,6 +54,8 @@ func (h *Hub) deliver(evs []remoteEvent) {
 		}
 		h.published++
 	}
+	h.mu.Unlock()
+	notify.dispatch()
 }
 
 // adopt moves the hub to an epoch and position: on the engine's first

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -93,6 +94,8 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	// the stream: a third of the memory per idle subscriber.
 	if r.ProtoMajor == 1 {
 		if raw := hijackStream(w, timeout); raw != nil {
+			coalesce := time.Duration(h.coalesce)
+			sub.SetWriteNow(func() bool { return raw.writeNow(sub, coalesce) })
 			go func() {
 				defer release()
 				h.serve(raw, sub, replay, raw.gone, r.RemoteAddr)
@@ -116,6 +119,16 @@ type sink interface {
 	buffered() int         // bytes added since the last flush
 	setDeadline(time.Time) // bound the final writes (drop, shutdown)
 	writeTimeout() time.Duration
+	gateOf() *writeGate
+}
+
+// writeGate is what the stream's goroutine shares with writers from outside
+// it (rawStream.writeNow): one writes at a time, holding mu.
+type writeGate struct {
+	mu        sync.Mutex
+	live      bool      // the replay is out: live events may be written by others
+	gathering bool      // the goroutine waits out the coalesce window
+	last      time.Time // when bytes were last written
 }
 
 // serve sends the opening, the retry field, a reset and the replay, then
@@ -203,6 +216,12 @@ func (h *SSEHandler) goodbye(s sink) {
 // makes one syscall per window instead of one per event, which is what
 // bounds throughput once every core is busy.
 func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remote string) {
+	g := s.gateOf()
+	g.mu.Lock()
+	g.live, g.last = true, time.Now()
+	g.mu.Unlock()
+	// The heartbeat timer is not re-armed by every write (writes may come
+	// from elsewhere): when it fires after a write, it waits out the rest.
 	var heartbeat <-chan time.Time
 	var timer *time.Timer
 	if h.heartbeat > 0 {
@@ -212,7 +231,6 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 	}
 	var (
 		batch      []*Event
-		lastWrite  time.Time
 		gather     *time.Timer
 		gathering  <-chan time.Time
 		coalesceBy = time.Duration(h.coalesce)
@@ -221,8 +239,11 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 	for {
 		select {
 		case <-ready:
+			g.mu.Lock()
 			if coalesceBy > 0 {
-				if wait := coalesceBy - time.Since(lastWrite); wait > 0 {
+				if wait := coalesceBy - time.Since(g.last); wait > 0 {
+					g.gathering = true
+					g.mu.Unlock()
 					if gather == nil {
 						gather = time.NewTimer(wait)
 						defer gather.Stop()
@@ -234,38 +255,50 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 				}
 			}
 			if !h.writeQueued(s, sub, &batch) {
+				g.mu.Unlock()
 				return
 			}
 		case <-gathering:
 			gathering, ready = nil, sub.Ready()
+			g.mu.Lock()
+			g.gathering = false
 			if !h.writeQueued(s, sub, &batch) {
+				g.mu.Unlock()
 				return
 			}
 		case <-heartbeat:
+			g.mu.Lock()
+			if idle := time.Since(g.last); idle < h.heartbeat {
+				g.mu.Unlock()
+				timer.Reset(h.heartbeat - idle)
+				continue
+			}
 			s.add(heartbeatLine)
+			timer.Reset(h.heartbeat)
 		case <-sub.Done():
 			// Dropped: the queue overflowed (a slow client) or the hub
 			// closed. The client resumes by id. An expired deadline makes
 			// the final write fail at once, closing the connection instead
 			// of blocking on a full socket.
 			h.logger.Debug("subscriber dropped: queue full", zap.String("remote", remote))
+			g.mu.Lock()
 			s.setDeadline(time.Now())
+			g.mu.Unlock()
 			return
 		case <-h.app.stopping:
+			g.mu.Lock()
 			h.goodbye(s)
+			g.mu.Unlock()
 			return
 		case <-gone:
 			return
 		}
-		if err := s.flush(); err != nil {
+		err := s.flush()
+		g.last = time.Now()
+		g.mu.Unlock()
+		if err != nil {
 			h.logger.Debug("subscriber write failed", zap.String("remote", remote), zap.Error(err))
 			return
-		}
-		if coalesceBy > 0 {
-			lastWrite = time.Now()
-		}
-		if timer != nil {
-			timer.Reset(h.heartbeat)
 		}
 	}
 }
@@ -308,6 +341,7 @@ func (h *SSEHandler) comeBackLater(w http.ResponseWriter, why string) error {
 // write_idle_timeout disabled) does the stream arm and clear deadlines
 // itself around each flush.
 type stream struct {
+	gate    writeGate
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
@@ -341,6 +375,7 @@ func idleTimeoutWriter(w http.ResponseWriter) *caddyhttp.IdleTimeoutWriter {
 	return nil
 }
 
+func (s *stream) gateOf() *writeGate          { return &s.gate }
 func (s *stream) buffered() int               { return s.pending }
 func (s *stream) writeTimeout() time.Duration { return s.timeout }
 

@@ -1,0 +1,70 @@
+package caddysse
+
+import (
+	"runtime"
+	"sync"
+)
+
+// notifyList collects the subscribers a publish queued events for, so they
+// are told after the hub's lock is released: telling may mean writing to a
+// socket (Subscription.WriteNow), which must not hold up other publishers.
+type notifyList struct {
+	subs []*Subscription
+}
+
+var notifyLists = sync.Pool{New: func() any { return new(notifyList) }}
+
+func takeNotifyList() *notifyList { return notifyLists.Get().(*notifyList) }
+
+func putNotifyList(n *notifyList) {
+	if cap(n.subs) > 1<<16 {
+		return // a huge fan-out's list is not kept
+	}
+	clear(n.subs)
+	n.subs = n.subs[:0]
+	notifyLists.Put(n)
+}
+
+// add collects s once per hub call (op): a batch of events queued for one
+// subscriber notifies it once. The hub's lock guards s.notifiedOp.
+func (n *notifyList) add(s *Subscription, op uint64) {
+	if s.notifiedOp == op {
+		return
+	}
+	s.notifiedOp = op
+	n.subs = append(n.subs, s)
+}
+
+// notifyPerWorker is how many subscribers one goroutine tells before the
+// work is split: below it, starting a goroutine costs more than it saves.
+const notifyPerWorker = 512
+
+// dispatch tells every collected subscriber, split over the available cores
+// for a large fan-out: most of that work is write syscalls, which then run
+// in parallel. It returns once every subscriber was told.
+func (n *notifyList) dispatch() {
+	subs := n.subs
+	workers := min(runtime.GOMAXPROCS(0), (len(subs)+notifyPerWorker-1)/notifyPerWorker)
+	if workers <= 1 {
+		for _, s := range subs {
+			s.notify()
+		}
+		return
+	}
+	size := (len(subs) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for start := size; start < len(subs); start += size {
+		part := subs[start:min(start+size, len(subs))]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, s := range part {
+				s.notify()
+			}
+		}()
+	}
+	for _, s := range subs[:size] {
+		s.notify()
+	}
+	wg.Wait()
+}

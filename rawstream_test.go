@@ -1,0 +1,164 @@
+package caddysse
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http/httputil"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tcpPair is a connected loopback TCP pair with small socket buffers, so a
+// test can fill the sending side.
+func tcpPair(t *testing.T) (server, client *net.TCPConn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-accepted
+	if s == nil {
+		t.Fatal("accept failed")
+	}
+	server, client = s.(*net.TCPConn), c.(*net.TCPConn)
+	_ = server.SetWriteBuffer(4 << 10)
+	_ = client.SetReadBuffer(4 << 10)
+	t.Cleanup(func() { server.Close(); client.Close() })
+	return server, client
+}
+
+func newTestRawStream(t *testing.T, conn *net.TCPConn) *rawStream {
+	t.Helper()
+	s := &rawStream{conn: conn, timeout: 10 * time.Second, gone: make(chan struct{})}
+	var err error
+	if s.rawConn, err = conn.SyscallConn(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// A publisher's non-blocking write into a full socket leaves the rest to
+// the stream's goroutine, whose flush sends it first: the client reads
+// every event once, in order, in valid chunked framing.
+func TestWriteNowLeavesTheRestToFlush(t *testing.T) {
+	server, client := tcpPair(t)
+	s := newTestRawStream(t, server)
+	s.gate.live = true
+	h := NewHub()
+	ref := TopicRef{Name: "t", Ring: RingConfig{Replay: 0, ReplaySize: DefaultReplaySize}}
+	sub, _, err := h.Subscribe([]TopicRef{ref}, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want bytes.Buffer
+	big := strings.Repeat("x", 16<<10)
+	partial := false
+	for i := 0; i < 200 && !partial; i++ {
+		res, err := h.Publish([]Publication{{Message: &Message{Topics: []string{"t"}, Data: big}, Topics: []TopicRef{ref}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := ParseID(res[0].ID)
+		want.Write(encodeEvent(id, &Message{Data: big}))
+		if !s.writeNow(sub, 0) {
+			if s.err != nil {
+				t.Fatalf("writeNow: %v", s.err)
+			}
+			partial = len(s.rest) > 0
+		}
+	}
+	if !partial {
+		t.Fatal("the socket never filled: no partial write to test")
+	}
+	// Nothing else may be written while a rest is pending.
+	if s.writeNow(sub, 0) {
+		t.Fatal("writeNow wrote past an unwritten rest")
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(httputil.NewChunkedReader(client))
+		got <- b
+	}()
+	if err := s.flush(); err != nil {
+		t.Fatalf("flush of the rest: %v", err)
+	}
+	s.finish()
+	select {
+	case b := <-got:
+		if !bytes.Equal(b, want.Bytes()) {
+			t.Fatalf("client read %d bytes, want %d (first difference at %d)", len(b), want.Len(), firstDiff(b, want.Bytes()))
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("client did not read the stream's end")
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// writeNow leaves events to the stream's goroutine while the replay is
+// not out, while it gathers, within the coalesce window, and after the
+// stream ended.
+func TestWriteNowDefersToTheGoroutine(t *testing.T) {
+	server, _ := tcpPair(t)
+	s := newTestRawStream(t, server)
+	h := NewHub()
+	ref := TopicRef{Name: "t", Ring: DefaultRingConfig()}
+	sub, _, _ := h.Subscribe([]TopicRef{ref}, "", 10)
+	publish := func() {
+		if _, err := h.Publish([]Publication{{Message: &Message{Topics: []string{"t"}, Data: "x"}, Topics: []TopicRef{ref}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish()
+	if s.writeNow(sub, 0) || sub.queued() != 1 {
+		t.Fatal("wrote before the stream was live")
+	}
+	s.gate.live, s.gate.gathering = true, true
+	if s.writeNow(sub, 0) || sub.queued() != 1 {
+		t.Fatal("wrote while the goroutine gathers")
+	}
+	s.gate.gathering, s.gate.last = false, time.Now()
+	if s.writeNow(sub, time.Hour) || sub.queued() != 1 {
+		t.Fatal("wrote within the coalesce window")
+	}
+	if !s.writeNow(sub, 0) || sub.queued() != 0 {
+		t.Fatal("an idle live stream did not write")
+	}
+	publish()
+	s.finish()
+	if s.writeNow(sub, 0) {
+		t.Fatal("wrote after the stream ended")
+	}
+}
+
+func TestAppendUnwritten(t *testing.T) {
+	bufs := [][]byte{[]byte("ab"), []byte("cde"), []byte("f")}
+	for n, want := range []string{"abcdef", "bcdef", "cdef", "def", "ef", "f", ""} {
+		var got []byte
+		for _, b := range appendUnwritten(nil, bufs, n) {
+			got = append(got, b...)
+		}
+		if string(got) != want {
+			t.Errorf("after %d bytes: %q, want %q", n, got, want)
+		}
+	}
+}
