@@ -418,3 +418,38 @@ func TestValidHubName(t *testing.T) {
 		}
 	}
 }
+
+// The URL carries the password and the database: the engine authenticates
+// and writes to that database; a wrong password is reported, not hidden.
+func TestRedisURLPasswordAndDatabase(t *testing.T) {
+	srv := redistest.New(t, false)
+	srv.Password = "s3cret"
+	srv.Start()
+	base := strings.TrimPrefix(srv.URL(), "redis://")
+	base = strings.TrimSuffix(base, "/0")
+	rh, err := NewRedisHub("default", RedisConfig{URL: "redis://:s3cret@" + base + "/3", Prefix: "pw:"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rh.Close() })
+	awaitConnected(t, rh, true)
+	publishData(t, rh, "x", redisTopic("news", 10))
+	if n, _ := srv.Do("XLEN", "pw:default:news"); n != int64(0) {
+		t.Fatalf("db 0 holds the topic (%v); the URL asked for db 3", n)
+	}
+	if n, err := srv.Do("EVAL", "redis.call('SELECT', 3) return redis.call('XLEN', KEYS[1])", "1", "pw:default:news"); err != nil || n != int64(1) {
+		t.Fatalf("XLEN in db 3: %v %v, want 1", n, err)
+	}
+
+	wrong, err := NewRedisHub("default", RedisConfig{URL: "redis://:nope@" + base + "/3", Prefix: "pw:"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = wrong.Close() })
+	awaitCond(t, "the wrong password to be reported", func() bool {
+		return strings.Contains(wrong.Stats().LastError, "WRONGPASS")
+	})
+	if wrong.Stats().Connected {
+		t.Fatal("connected with a wrong password")
+	}
+}

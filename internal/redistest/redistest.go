@@ -47,6 +47,10 @@ type Server struct {
 	dir     string // its working directory: dump and append-only files
 	persist bool   // append-only file, fsync on every write: data survives a SIGKILL
 
+	// Password, when set before Start, is required of clients
+	// (requirepass); Do authenticates with it.
+	Password string
+
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan struct{} // of the current process
@@ -98,6 +102,9 @@ func (r *Server) Start() {
 		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
 		args = append(args, "--appendonly", "no")
+	}
+	if r.Password != "" {
+		args = append(args, "--requirepass", r.Password)
 	}
 	cmd := exec.Command(r.bin, args...)
 	cmd.Dir = r.dir
@@ -189,14 +196,24 @@ func (r *Server) Do(args ...string) (any, error) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	writeCommand(&b, args)
+	if r.Password != "" {
+		b.Reset()
+		writeCommand(&b, []string{"AUTH", r.Password})
+		writeCommand(&b, args)
 	}
 	if _, err := conn.Write(b.Bytes()); err != nil {
 		return nil, err
 	}
-	reply, err := readRESP(bufio.NewReader(conn))
+	br := bufio.NewReader(conn)
+	if r.Password != "" {
+		if reply, err := readRESP(br); err != nil {
+			return nil, err
+		} else if e, ok := reply.(Error); ok {
+			return nil, e
+		}
+	}
+	reply, err := readRESP(br)
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +221,13 @@ func (r *Server) Do(args ...string) (any, error) {
 		return nil, e
 	}
 	return reply, nil
+}
+
+func writeCommand(b *bytes.Buffer, args []string) {
+	fmt.Fprintf(b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(b, "$%d\r\n%s\r\n", len(a), a)
+	}
 }
 
 func readRESP(br *bufio.Reader) (any, error) {
