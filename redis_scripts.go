@@ -21,6 +21,12 @@ import "github.com/redis/go-redis/v9"
 //	base "#meta"     hash: per topic "p:" epoch of its stream, "b:" bytes
 //	                 retained, "e:" highest seq evicted
 
+// luaNowMs opens each script: nowms is Redis's clock in milliseconds, the
+// one clock every instance shares.
+const luaNowMs = `local t = redis.call('TIME')
+local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+`
+
 // publishScript assigns ids to a batch of events and stores them.
 //
 //	KEYS: seq, epoch, bus, meta, then one stream per topic of the batch
@@ -33,7 +39,7 @@ import "github.com/redis/go-redis/v9"
 // The floor: Redis restored from an older snapshot has a lower counter than
 // ids already handed out; an instance that saw a higher seq in the same
 // epoch raises the counter first, so an id is never issued twice.
-var publishScript = redis.NewScript(`
+var publishScript = redis.NewScript(luaNowMs + `
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
 	epoch = ARGV[1]
@@ -45,8 +51,6 @@ elseif epoch == ARGV[2] then
 		redis.call('SET', KEYS[1], ARGV[3])
 	end
 end
-local t = redis.call('TIME')
-local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
 local T = tonumber(ARGV[5])
 local names, counts, sizes, ages = {}, {}, {}, {}
@@ -134,12 +138,10 @@ return {epoch, first}
 // Events between resume (exclusive) and upto (inclusive) are returned;
 // events older than replay_age count as evicted even before a publish has
 // trimmed them, so age is exact.
-var replayScript = redis.NewScript(`
+var replayScript = redis.NewScript(luaNowMs + `
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then return {'', 0} end
 local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-local t = redis.call('TIME')
-local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local from = tonumber(ARGV[1]) + 1
 local upto = tonumber(ARGV[2])
 local out = {epoch, cur}
@@ -186,7 +188,7 @@ return out
 //	KEYS: seq, epoch, bus
 //	ARGV: candidate epoch, known epoch, floor seq
 //	returns {epoch, last seq, Redis time in ms}
-var epochScript = redis.NewScript(`
+var epochScript = redis.NewScript(luaNowMs + `
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
 	epoch = ARGV[1]
@@ -195,6 +197,5 @@ if not epoch then
 elseif epoch == ARGV[2] and tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[3]) then
 	redis.call('SET', KEYS[1], ARGV[3])
 end
-local t = redis.call('TIME')
-return {epoch, tonumber(redis.call('GET', KEYS[1]) or '0'), tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+return {epoch, tonumber(redis.call('GET', KEYS[1]) or '0'), nowms}
 `)

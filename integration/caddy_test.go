@@ -263,6 +263,9 @@ func testCtx(t *testing.T) context.Context {
 
 // hubStats is one hub's entry of the admin API's GET /sse/stats.
 type hubStats struct {
+	Engine      string `json:"engine"` // "memory" or "redis"
+	Connected   bool   `json:"connected"`
+	LastError   string `json:"last_error"`
 	Epoch       string `json:"epoch"`
 	LastID      string `json:"last_id"`
 	Topics      int    `json:"topics"`

@@ -117,10 +117,18 @@ func (s *subscriber) next() sse.Event {
 // waitRaw waits until the raw stream contains substr.
 func (s *subscriber) waitRaw(substr string) {
 	s.t.Helper()
+	s.awaitRaw(fmt.Sprintf("%q", substr), func(raw string) bool { return strings.Contains(raw, substr) })
+}
+
+// awaitRaw waits until cond holds for the raw stream read so far; it fails
+// when the stream ends or eventWait passes first. what names the awaited
+// thing in the failure.
+func (s *subscriber) awaitRaw(what string, cond func(raw string) bool) {
+	s.t.Helper()
 	deadline := time.After(eventWait)
 	for {
 		s.mu.Lock()
-		found := strings.Contains(s.raw.String(), substr)
+		found := cond(s.raw.String())
 		grown := s.grown
 		s.mu.Unlock()
 		if found {
@@ -129,12 +137,12 @@ func (s *subscriber) waitRaw(substr string) {
 		select {
 		case <-grown:
 		case <-s.closed:
-			if !strings.Contains(s.rawString(), substr) {
-				s.t.Fatalf("stream ended without %q; raw:\n%s", substr, s.rawString())
+			if !cond(s.rawString()) {
+				s.t.Fatalf("stream ended without %s; raw:\n%s", what, s.rawString())
 			}
 			return
 		case <-deadline:
-			s.t.Fatalf("no %q within %v; raw:\n%s", substr, eventWait, s.rawString())
+			s.t.Fatalf("no %s within %v; raw:\n%s", what, eventWait, s.rawString())
 		}
 	}
 }

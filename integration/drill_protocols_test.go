@@ -40,22 +40,7 @@ func drillH3Client(t *testing.T) *http.Client {
 // waitCount waits until the raw stream holds n occurrences of substr.
 func (s *subscriber) drillWaitCount(substr string, n int) {
 	s.t.Helper()
-	deadline := time.After(eventWait)
-	for {
-		s.mu.Lock()
-		found, grown := strings.Count(s.raw.String(), substr) >= n, s.grown
-		s.mu.Unlock()
-		if found {
-			return
-		}
-		select {
-		case <-grown:
-		case <-s.closed:
-			s.t.Fatalf("stream ended with fewer than %d %q; raw:\n%s", n, substr, s.rawString())
-		case <-deadline:
-			s.t.Fatalf("fewer than %d %q within %v; raw:\n%s", n, substr, eventWait, s.rawString())
-		}
-	}
+	s.awaitRaw(fmt.Sprintf("%d %q", n, substr), func(raw string) bool { return strings.Count(raw, substr) >= n })
 }
 
 // Events are flushed one by one over HTTP/2 and HTTP/3 with real clients:

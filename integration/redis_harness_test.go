@@ -119,34 +119,13 @@ func (c *redisCutter) serve() {
 	}
 }
 
-// redisHubStats is the part of a hub's admin statistics the Redis tests
-// read; it is decoded here because the shared hubStats has no engine fields.
-type redisHubStats struct {
-	Engine      string `json:"engine"`
-	Connected   bool   `json:"connected"`
-	Epoch       string `json:"epoch"`
-	LastID      string `json:"last_id"`
-	Subscribers int    `json:"subscribers"`
-}
-
-func redisStats(t *testing.T, c *caddyProc, hub string) redisHubStats {
-	t.Helper()
-	var out struct {
-		Hubs map[string]redisHubStats `json:"hubs"`
-	}
-	if err := json.Unmarshal(drillAdminGet(t, c, "/sse/stats"), &out); err != nil {
-		t.Fatalf("stats: %v", err)
-	}
-	return out.Hubs[hub]
-}
-
 // redisWaitConnected polls the admin API until the hub reports connected
 // as want.
 func redisWaitConnected(t *testing.T, c *caddyProc, hub string, want bool) {
 	t.Helper()
-	var last redisHubStats
+	var last hubStats
 	if ok, _ := drillPoll(15*time.Second, func() bool {
-		last = redisStats(t, c, hub)
+		last = c.stats(t, hub)
 		return last.Connected == want
 	}); !ok {
 		t.Fatalf("caddy on port %d: hub %q stats %+v, want connected=%v", c.port, hub, last, want)
@@ -248,23 +227,7 @@ func splitID(t *testing.T, id string) (string, uint64) {
 // substr; it fails if the stream ends first.
 func (s *subscriber) waitRawAfter(off int, substr string) {
 	s.t.Helper()
-	deadline := time.After(eventWait)
-	for {
-		s.mu.Lock()
-		found := strings.Contains(s.raw.String()[off:], substr)
-		grown := s.grown
-		s.mu.Unlock()
-		if found {
-			return
-		}
-		select {
-		case <-grown:
-		case <-s.closed:
-			s.t.Fatalf("stream ended while waiting for %q; raw:\n%s", substr, s.rawString())
-		case <-deadline:
-			s.t.Fatalf("no %q within %v after byte %d; raw:\n%s", substr, eventWait, off, s.rawString())
-		}
-	}
+	s.awaitRaw(fmt.Sprintf("%q after byte %d", substr, off), func(raw string) bool { return strings.Contains(raw[off:], substr) })
 }
 
 func (s *subscriber) rawLen() int {

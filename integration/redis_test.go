@@ -129,7 +129,7 @@ func TestRedisPublishReachesEveryInstanceInOneOrder(t *testing.T) {
 	b := startCaddyWith(t, global, redisSite)
 	for _, c := range []*caddyProc{a, b} {
 		redisWaitConnected(t, c, "default", true)
-		if st := redisStats(t, c, "default"); st.Engine != "redis" || !st.Connected {
+		if st := c.stats(t, "default"); st.Engine != "redis" || !st.Connected {
 			t.Fatalf("caddy on port %d: stats %+v, want engine redis, connected", c.port, st)
 		}
 	}
@@ -551,7 +551,7 @@ func TestRedisKilledAndRestartedLosesNoAcknowledgedEvent(t *testing.T) {
 		}
 		s.waitRaw(": heartbeat")
 	}
-	if st := redisStats(t, a, "default"); st.Connected {
+	if st := a.stats(t, "default"); st.Connected {
 		t.Fatalf("A reports connected while Redis is dead: %+v", st)
 	}
 
@@ -723,7 +723,7 @@ func TestRedisDownWhenCaddyStarts(t *testing.T) {
 	if err := tryPublish(a.base+"/publish", map[string]any{"topic": "news", "data": "refused"}).check503(); err != nil {
 		t.Fatalf("publish with Redis down: %v", err)
 	}
-	if st := redisStats(t, a, "default"); st.Engine != "redis" || st.Connected {
+	if st := a.stats(t, "default"); st.Engine != "redis" || st.Connected {
 		t.Errorf("stats with Redis down: %+v, want engine redis, not connected", st)
 	}
 	s := subscribe(t, client, a.base+"/events?topic=news")
@@ -839,7 +839,7 @@ func TestRedisInstanceStartingCutOffMissesNothing(t *testing.T) {
 		}
 		s.waitRaw(": heartbeat")
 	}
-	if st := redisStats(t, b, "default"); st.Connected {
+	if st := b.stats(t, "default"); st.Connected {
 		t.Fatalf("B reports connected through a cut link: %+v", st)
 	}
 	var acks []ack
