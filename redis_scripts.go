@@ -27,6 +27,22 @@ const luaNowMs = `local t = redis.call('TIME')
 local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
+// luaEpoch, with KEYS seq, epoch, bus and ARGV candidate epoch, known
+// epoch, floor seq, sets epoch to the hub's epoch: the candidate when Redis
+// has none (first start, or Redis came back empty), which starts the count
+// and the bus afresh. In the epoch the instance knows, it raises the counter
+// to the floor, the highest seq the instance has seen: a Redis restored from
+// an older snapshot then does not issue those ids again.
+const luaEpoch = `local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+	epoch = ARGV[1]
+	redis.call('SET', KEYS[2], epoch)
+	redis.call('DEL', KEYS[1], KEYS[3])
+elseif epoch == ARGV[2] and tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[3]) then
+	redis.call('SET', KEYS[1], ARGV[3])
+end
+`
+
 // publishScript assigns ids to a batch of events and stores them.
 //
 //	KEYS: seq, epoch, bus, meta, then one stream per topic of the batch
@@ -39,18 +55,7 @@ local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 // The floor: Redis restored from an older snapshot has a lower counter than
 // ids already handed out; an instance that saw a higher seq in the same
 // epoch raises the counter first, so an id is never issued twice.
-var publishScript = redis.NewScript(luaNowMs + `
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-	epoch = ARGV[1]
-	redis.call('SET', KEYS[2], epoch)
-	redis.call('DEL', KEYS[1], KEYS[3])
-elseif epoch == ARGV[2] then
-	local floor = tonumber(ARGV[3])
-	if tonumber(redis.call('GET', KEYS[1]) or '0') < floor then
-		redis.call('SET', KEYS[1], ARGV[3])
-	end
-end
+var publishScript = redis.NewScript(luaNowMs + luaEpoch + `
 
 local T = tonumber(ARGV[5])
 local names, counts, sizes, ages = {}, {}, {}, {}
@@ -188,14 +193,6 @@ return out
 //	KEYS: seq, epoch, bus
 //	ARGV: candidate epoch, known epoch, floor seq
 //	returns {epoch, last seq, Redis time in ms}
-var epochScript = redis.NewScript(luaNowMs + `
-local epoch = redis.call('GET', KEYS[2])
-if not epoch then
-	epoch = ARGV[1]
-	redis.call('SET', KEYS[2], epoch)
-	redis.call('DEL', KEYS[1], KEYS[3])
-elseif epoch == ARGV[2] and tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[3]) then
-	redis.call('SET', KEYS[1], ARGV[3])
-end
+var epochScript = redis.NewScript(luaNowMs + luaEpoch + `
 return {epoch, tonumber(redis.call('GET', KEYS[1]) or '0'), nowms}
 `)
