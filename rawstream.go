@@ -146,6 +146,10 @@ func (s *rawStream) writeNow(sub *Subscription, coalesce time.Duration) bool {
 	clear(s.batch) // do not pin events past their rings
 	s.frame()
 	g.last = now
+	// The deadline a blocking flush left set still applies to this write
+	// (the poller checks it first): keep it in the future, or a stream
+	// written only this way would fail once it passed.
+	s.armDeadline()
 	var n int
 	var werr error
 	err := s.rawConn.Write(func(fd uintptr) bool {

@@ -162,3 +162,28 @@ func TestAppendUnwritten(t *testing.T) {
 		}
 	}
 }
+
+// A stream written only by writeNow for longer than its write timeout keeps
+// working: the deadline a blocking flush once set is moved on, not hit.
+func TestWriteNowOutlivesTheLastFlushDeadline(t *testing.T) {
+	server, client := tcpPair(t)
+	s := newTestRawStream(t, server)
+	s.gate.live = true
+	// What a flush long ago left behind: a deadline now in the past.
+	s.setDeadline(time.Now().Add(-time.Second))
+	h := NewHub()
+	ref := TopicRef{Name: "t", Ring: DefaultRingConfig()}
+	sub, _, _ := h.Subscribe([]TopicRef{ref}, "", 10)
+	if _, err := h.Publish([]Publication{{Message: &Message{Topics: []string{"t"}, Data: "late"}, Topics: []TopicRef{ref}}}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.writeNow(sub, 0) {
+		t.Fatalf("writeNow failed: %v", s.err)
+	}
+	b := make([]byte, 64)
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := client.Read(b)
+	if err != nil || !strings.Contains(string(b[:n]), "data: late") {
+		t.Fatalf("client read %q, %v", b[:n], err)
+	}
+}
