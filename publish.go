@@ -104,8 +104,11 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 	return writeJSON(w, http.StatusOK, results[0])
 }
 
+// streamBatch caps how many events of a held stream are published at once.
+const streamBatch = 256
+
 // publishStream publishes each event of a text/event-stream body as soon as
-// it is parsed. max_body does not apply (the publisher may hold the request
+// the read that brought it is parsed. max_body does not apply (the publisher may hold the request
 // open); max_event caps each event.
 func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, query url.Values) error {
 	topics := query["topic"]
@@ -114,17 +117,34 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 		return writePublishError(w, perr)
 	}
 	var results []PublishResult
+	// Events are published in batches: all that one read of the body
+	// brought, up to streamBatch. One hub call (one Redis round trip) per
+	// batch, and no event waits for bytes that have not arrived.
+	var batch []Publication
+	publishBatch := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		res, err := p.hub.Publish(batch)
+		clear(batch)
+		batch = batch[:0]
+		if err != nil {
+			return hubError(err)
+		}
+		results = append(results, res...)
+		return nil
+	}
 	parser := &streamParser{
 		topics:   topics,
 		maxEvent: p.MaxEvent,
 		emit: func(m *Message) error {
-			res, err := p.hub.Publish([]Publication{{Message: m, Topics: refs}})
-			if err != nil {
-				return hubError(err)
+			batch = append(batch, Publication{Message: m, Topics: refs})
+			if len(batch) >= streamBatch {
+				return publishBatch()
 			}
-			results = append(results, res[0])
 			return nil
 		},
+		flush: publishBatch,
 	}
 	body := idleReader{r: r.Body, rc: http.NewResponseController(w), idle: time.Duration(p.StreamIdleTimeout)}
 	err := parser.readAll(body)

@@ -217,6 +217,10 @@ type streamParser struct {
 	topics   []string
 	maxEvent int64
 	emit     func(*Message) error
+	// flush, if set, is called whenever the parser is about to wait for
+	// more of the body (and before it returns): the caller can publish the
+	// events emitted so far in one batch, and none waits for later bytes.
+	flush func() error
 
 	line    []byte // the line being read
 	afterCR bool   // the previous byte was CR: a following LF belongs to it
@@ -238,8 +242,15 @@ func (p *streamParser) readAll(r io.Reader) error {
 		n, err := r.Read(buf)
 		if n > 0 {
 			if perr := p.feed(buf[:n]); perr != nil {
+				// What was accepted before the bad event is published.
+				if ferr := p.flushEmitted(); ferr != nil {
+					return ferr
+				}
 				return perr
 			}
+		}
+		if ferr := p.flushEmitted(); ferr != nil {
+			return ferr
 		}
 		if err == io.EOF {
 			return nil
@@ -248,6 +259,13 @@ func (p *streamParser) readAll(r io.Reader) error {
 			return err
 		}
 	}
+}
+
+func (p *streamParser) flushEmitted() error {
+	if p.flush == nil {
+		return nil
+	}
+	return p.flush()
 }
 
 func (p *streamParser) feed(b []byte) error {
