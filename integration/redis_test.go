@@ -856,3 +856,41 @@ func TestRedisInstanceStartingCutOffMissesNothing(t *testing.T) {
 	// just before it joined may come too (README: Several instances).
 	checkDelivery(t, "live subscriber held by the instance that started cut off", collectUntil(s, "after"), acks[:3], map[string]bool{"before": true})
 }
+
+// A reload that keeps the Redis settings keeps the hub: its bus reader and
+// connections go on (one "connected" in the log), open streams end with a
+// retry hint as on any reload, and a client resumes from Redis with
+// nothing lost.
+func TestRedisReloadKeepsTheHub(t *testing.T) {
+	t.Parallel()
+	_, _, a, b := twoInstances(t, false)
+	s := subscribe(t, client, a.base+"/events?topic=news").ready()
+	first := publishData(t, b.base+"/publish", "news", "one")
+	if ev := s.next(); ev.Data != "one" || ev.LastEventID != first.ID {
+		t.Fatalf("before the reload: %+v, want one (%s)", ev, first.ID)
+	}
+	epoch := a.stats(t, "default").Epoch
+
+	a.reload(redisSite + "\nhttp://127.0.0.1:{PORT2} {\n\trespond \"other\" 200\n}\n")
+	s.waitEnd()
+	if !strings.Contains(s.rawString(), "retry:") {
+		t.Fatalf("stream closed by the reload without a retry hint:\n%s", s.rawString())
+	}
+	second := publishData(t, b.base+"/publish", "news", "two")
+	redisWaitConnected(t, a, "default", true)
+	if st := a.stats(t, "default"); st.Epoch != epoch {
+		t.Fatalf("epoch after the reload %q, want %q", st.Epoch, epoch)
+	}
+	if n := strings.Count(a.logs(), "redis engine connected"); n != 1 {
+		t.Fatalf("%d first connections in the log, want 1: the reload made a new hub", n)
+	}
+
+	r := subscribe(t, client, a.base+"/events?topic=news", "Last-Event-ID: "+first.ID)
+	if ev := r.next(); ev.Data != "two" || ev.LastEventID != second.ID {
+		t.Fatalf("resumed after the reload: %+v, want two (%s)", ev, second.ID)
+	}
+	third := publishData(t, a.base+"/publish", "news", "three")
+	if ev := r.next(); ev.Data != "three" || ev.LastEventID != third.ID {
+		t.Fatalf("live after the resume: %+v, want three (%s)", ev, third.ID)
+	}
+}
