@@ -19,7 +19,11 @@ import "github.com/redis/go-redis/v9"
 //	                 time (t, ms, Redis time), read by every instance; trimmed
 //	                 to about `backlog` entries
 //	base "#meta"     hash: per topic "p:" epoch of its stream, "b:" bytes
-//	                 retained, "e:" highest seq evicted
+//	                 retained, "e:" highest seq evicted, "l:" last seq written
+//
+// A topic with replay_age has its stream expire that long after its last
+// event, so per-user topics do not pile up in Redis; "l:" then tells a
+// resuming subscriber what it missed.
 
 // luaNowMs opens each script: nowms is Redis's clock in milliseconds, the
 // one clock every instance shares.
@@ -69,7 +73,11 @@ for i = 1, T do
 	-- A stream written in another epoch holds ids of that epoch.
 	if redis.call('HGET', KEYS[4], 'p:' .. names[i]) ~= epoch then
 		redis.call('DEL', KEYS[4 + i])
-		redis.call('HSET', KEYS[4], 'p:' .. names[i], epoch, 'b:' .. names[i], 0, 'e:' .. names[i], 0)
+		redis.call('HSET', KEYS[4], 'p:' .. names[i], epoch, 'b:' .. names[i], 0, 'e:' .. names[i], 0, 'l:' .. names[i], 0)
+	elseif redis.call('EXISTS', KEYS[4 + i]) == 0 then
+		-- The stream expired (replay_age passed since its last event):
+		-- everything it held was evicted.
+		redis.call('HSET', KEYS[4], 'b:' .. names[i], 0, 'e:' .. names[i], redis.call('HGET', KEYS[4], 'l:' .. names[i]) or 0)
 	end
 end
 
@@ -88,7 +96,7 @@ for j = 0, n - 1 do
 		a = a + 1
 		redis.call('XADD', KEYS[4 + i], id, 'b', body, 't', nowms)
 		redis.call('HINCRBY', KEYS[4], 'b:' .. names[i], #body + 64)
-		touched[i] = true
+		touched[i] = first + j
 		tnames[x] = names[i]
 	end
 	redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'b', body, 'k', table.concat(tnames, '\n'), 'e', epoch, 't', nowms)
@@ -104,8 +112,14 @@ local function field(entry, name)
 	end
 	return nil
 end
-for i in pairs(touched) do
+for i, last in pairs(touched) do
 	local key = KEYS[4 + i]
+	redis.call('HSET', KEYS[4], 'l:' .. names[i], last)
+	if ages[i] > 0 then
+		-- A topic nobody publishes to any more (one per user, say) does
+		-- not keep its stream in Redis beyond its age.
+		redis.call('PEXPIRE', key, ages[i])
+	end
 	local len = redis.call('XLEN', key)
 	local bytes = tonumber(redis.call('HGET', KEYS[4], 'b:' .. names[i]) or '0')
 	local evicted = nil
@@ -160,6 +174,11 @@ for i = 1, T do
 	local list = {}
 	if redis.call('HGET', KEYS[3], 'p:' .. name) == epoch then
 		evicted = tonumber(redis.call('HGET', KEYS[3], 'e:' .. name) or '0')
+		if redis.call('EXISTS', KEYS[3 + i]) == 0 then
+			-- Expired by replay_age: all it held, up to its last event, is gone.
+			local last = tonumber(redis.call('HGET', KEYS[3], 'l:' .. name) or '0')
+			if last > evicted then evicted = last end
+		end
 		if upto >= from then
 			local entries = redis.call('XRANGE', KEYS[3 + i], string.format('%d-0', from), string.format('%d-0', upto))
 			for _, e in ipairs(entries) do

@@ -254,19 +254,28 @@ func TestRedisRingTrimmedInRedis(t *testing.T) {
 func TestRedisRingAge(t *testing.T) {
 	srv := redistest.Start(t, false)
 	a := newRedisHub(t, srv, "p5:")
-	aged := TopicRef{Name: "aged", Ring: RingConfig{Replay: 100, ReplaySize: DefaultReplaySize, ReplayAge: 200 * time.Millisecond}}
+	const key = "p5:default:aged"
+	aged := TopicRef{Name: "aged", Ring: RingConfig{Replay: 100, ReplaySize: DefaultReplaySize, ReplayAge: 300 * time.Millisecond}}
 	start := publishData(t, a, "old", aged).ID
-	first := publishData(t, a, "old too", aged).ID
-	_ = first
-	// Age is a matter of time passing: poll until Redis's clock has moved
-	// past the age, then a resume finds the events evicted, untrimmed yet.
-	awaitCond(t, "the events to age out", func() bool {
-		_, rp, err := a.Subscribe([]TopicRef{aged}, start, 10)
-		return err == nil && rp.Reset != nil && rp.Reset.Reason == "evicted" && len(rp.Events) == 0
-	})
-	publishData(t, a, "new", aged) // trims the aged ones in Redis
-	if n := srv.XLen(t, "p5:default:aged"); n != 1 {
+	last := publishData(t, a, "old too", aged).ID
+	// The stream expires with its age, so a topic nobody publishes to any
+	// more does not stay in Redis.
+	if ttl, _ := srv.MustDo(t, "PTTL", key).(int64); ttl <= 0 || ttl > 300 {
+		t.Fatalf("PTTL %d ms, want up to the 300 ms age", ttl)
+	}
+	// Age is a matter of time passing: await the expiry Redis performs.
+	awaitCond(t, "the stream to expire", func() bool { return srv.MustDo(t, "EXISTS", key) == int64(0) })
+	_, rp, err := a.Subscribe([]TopicRef{aged}, start, 10)
+	if err != nil || rp.Reset == nil || rp.Reset.Reason != "evicted" || rp.Reset.ID.String() != last || len(rp.Events) != 0 {
+		t.Fatalf("resume after expiry: %v, reset %+v, %d events; want evicted at %s", err, rp.Reset, len(rp.Events), last)
+	}
+	fresh := publishData(t, a, "new", aged)
+	if n := srv.XLen(t, key); n != 1 {
 		t.Fatalf("XLEN %d after a publish, want 1", n)
+	}
+	_, rp, err = a.Subscribe([]TopicRef{aged}, last, 10)
+	if err != nil || rp.Reset != nil || len(rp.Events) > 1 || (len(rp.Events) == 1 && rp.Events[0].ID.String() != fresh.ID) {
+		t.Fatalf("resume from the last aged event: %v, reset %+v, %s", err, rp.Reset, wires(rp.Events))
 	}
 }
 
