@@ -116,19 +116,7 @@ func (h *Hub) Publish(pubs []Publication) ([]PublishResult, error) {
 			t := h.topics[ref.Name]
 			t.lastUsed = h.seq
 			t.ring.append(ev)
-			for s := range t.subs {
-				if s.lastSeq == h.seq {
-					continue // already queued through another of its topics
-				}
-				s.lastSeq = h.seq
-				if s.offer(ev) {
-					delivered++
-					notify.add(s, h.op)
-				} else {
-					h.dropped++
-					h.removeLocked(s, true)
-				}
-			}
+			delivered += h.queueLocked(t, ev, notify)
 		}
 		h.published++
 		results[i] = PublishResult{ID: id.String(), Delivered: delivered}
@@ -136,6 +124,28 @@ func (h *Hub) Publish(pubs []Publication) ([]PublishResult, error) {
 	h.mu.Unlock()
 	notify.dispatch()
 	return results, nil
+}
+
+// queueLocked offers ev to t's subscribers and collects them for notify.
+// A subscriber of several of the event's topics gets it once, and one whose
+// replay already covered it (Redis engine) not at all. A full queue drops
+// the subscriber. It returns how many it was queued for.
+func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList) int {
+	seq, queued := ev.ID.Seq, 0
+	for s := range t.subs {
+		if s.lastSeq == seq || seq <= s.floor {
+			continue
+		}
+		s.lastSeq = seq
+		if s.offer(ev) {
+			queued++
+			notify.add(s, h.op)
+		} else {
+			h.dropped++
+			h.removeLocked(s, true)
+		}
+	}
+	return queued
 }
 
 // topicLocked finds or creates the topic for ref, applying ref's ring

@@ -39,18 +39,7 @@ func (h *Hub) deliver(evs []remoteEvent) {
 				continue
 			}
 			t.lastUsed = seq
-			for s := range t.subs {
-				if s.lastSeq == seq || seq <= s.floor {
-					continue // queued through another topic, or already replayed
-				}
-				s.lastSeq = seq
-				if s.offer(re.ev) {
-					notify.add(s, h.op)
-				} else {
-					h.dropped++
-					h.removeLocked(s, true)
-				}
-			}
+			h.queueLocked(t, re.ev, notify)
 		}
 		h.published++
 	}

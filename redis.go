@@ -382,8 +382,7 @@ func (rh *RedisHub) replayer(ctx context.Context) {
 			}
 			p := rh.waiting[0]
 			rh.mu.Unlock()
-			done := !p.sub.active()
-			if !done {
+			if p.sub.active() { // an ended stream's waiter is just removed
 				c, cancel := context.WithTimeout(ctx, redisCallTimeout)
 				rp, ok, err := rh.readReplay(c, p)
 				cancel()
@@ -391,7 +390,6 @@ func (rh *RedisHub) replayer(ctx context.Context) {
 					break // Redis is not ready for it yet; retry later
 				}
 				p.later <- rp
-				done = true
 			}
 			rh.mu.Lock()
 			// By identity: a sweep in enqueue may have moved it.

@@ -204,8 +204,7 @@ func TestRedisResumeAheadOfTheLocalReader(t *testing.T) {
 	}
 	// Events 2 and 3 are published; the client already saw 2 elsewhere.
 	publishData(t, a, "2", news)
-	second := publishData(t, a, "3", news)
-	_ = second
+	publishData(t, a, "3", news)
 	id2 := ID{Epoch: pos.Epoch, Seq: 2}
 	p := &pendingReplay{sub: sub, refs: []TopicRef{news}, resume: id2.String(), pos: pos}
 	rp, ok, err := a.readReplay(t.Context(), p)
