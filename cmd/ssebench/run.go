@@ -44,6 +44,11 @@ type report struct {
 	KiBPerSubscriber     float64 `json:"kib_per_subscriber,omitempty"`
 	ServerCPUSeconds     float64 `json:"server_cpu_seconds,omitempty"`
 	CPUSecondsPerMillion float64 `json:"server_cpu_seconds_per_million_deliveries,omitempty"`
+
+	// The load tool's own CPU over the same window: on shared cores it is
+	// CPU the server did not get.
+	ToolCPUSeconds    float64 `json:"tool_cpu_seconds"`
+	ToolCPUPerMillion float64 `json:"tool_cpu_seconds_per_million_deliveries"`
 }
 
 func run(ctx context.Context, c config) (*report, error) {
@@ -69,7 +74,7 @@ func run(ctx context.Context, c config) (*report, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			s, err := dialSubscriber(ctx, &c, c.subURLs[i%len(c.subURLs)], h2, publishers, &counter)
+			s, err := dialSubscriber(ctx, &c, c.subURLs[i%len(c.subURLs)], h2, publishers)
 			if err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err)
@@ -100,13 +105,14 @@ func run(ctx context.Context, c config) (*report, error) {
 		rep.KiBPerSubscriber = float64(rss-baseRSS) / float64(len(live))
 	}
 
-	var readers sync.WaitGroup
-	for _, s := range live {
-		readers.Add(1)
-		go func() { defer readers.Done(); s.read() }()
+	hists, stopReaders, err := startReaders(&c, live, &counter)
+	if err != nil {
+		return nil, err
 	}
 
 	cpu0, _ := procCPU(c.pids)
+	self := []int{os.Getpid()}
+	toolCPU0, _ := procCPU(self)
 	pubStart := time.Now()
 	pres := publish(ctx, &c)
 	var published uint64
@@ -130,15 +136,14 @@ func run(ctx context.Context, c config) (*report, error) {
 	}
 	window := lastDelivery.Sub(pubStart)
 	cpu1, _ := procCPU(c.pids)
-
-	for _, s := range live {
-		s.body.Close()
-	}
-	readers.Wait()
+	toolCPU1, _ := procCPU(self)
+	stopReaders()
 
 	var hist histogram
+	for _, h := range hists {
+		hist.merge(h)
+	}
 	for _, s := range live {
-		hist.merge(&s.hist)
 		rep.Delivered += s.received
 		rep.Lost += s.lost(pres.acked)
 		rep.Late += s.late
@@ -154,7 +159,43 @@ func run(ctx context.Context, c config) (*report, error) {
 			rep.CPUSecondsPerMillion = rep.ServerCPUSeconds / float64(rep.Delivered) * 1e6
 		}
 	}
+	rep.ToolCPUSeconds = toolCPU1 - toolCPU0
+	if rep.Delivered > 0 {
+		rep.ToolCPUPerMillion = rep.ToolCPUSeconds / float64(rep.Delivered) * 1e6
+	}
 	return rep, nil
+}
+
+// startReaders starts reading every stream: HTTP/1.1 streams on a few
+// epoll readers (-reader epoll), otherwise a goroutine each. It returns the
+// histograms they fill and a stop that closes the streams and waits for
+// the readers.
+func startReaders(c *config, live []*subscriber, counter *atomic.Int64) ([]*histogram, func(), error) {
+	if !c.http2 && c.reader == "epoll" {
+		readers, stop, err := startEpollReaders(live, c.readers, counter)
+		if err != nil {
+			return nil, nil, err
+		}
+		hists := make([]*histogram, len(readers))
+		for i, r := range readers {
+			hists[i] = &r.hist
+		}
+		return hists, stop, nil
+	}
+	var wg sync.WaitGroup
+	hists := make([]*histogram, len(live))
+	for i, s := range live {
+		hists[i] = new(histogram)
+		wg.Add(1)
+		go func() { defer wg.Done(); s.read(hists[i], counter) }()
+	}
+	stop := func() {
+		for _, s := range live {
+			s.closer.Close()
+		}
+		wg.Wait()
+	}
+	return hists, stop, nil
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -214,4 +255,5 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, "  server      RSS %d KiB (%.1f KiB per subscriber), CPU %.2fs (%.2fs per million deliveries)\n",
 			r.ServerRSSKiB, r.KiBPerSubscriber, r.ServerCPUSeconds, r.CPUSecondsPerMillion)
 	}
+	fmt.Fprintf(w, "  load tool   CPU %.2fs (%.2fs per million deliveries)\n", r.ToolCPUSeconds, r.ToolCPUPerMillion)
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"sync/atomic"
 	"time"
 )
@@ -21,16 +20,18 @@ type subscriber struct {
 	received int64
 	skipped  int64 // sequence numbers jumped over
 	late     int64 // arrived after a later one: repeated or out of order
-	hist     histogram
 	connect  time.Duration
-	body     io.ReadCloser
-	counter  *atomic.Int64 // shared count of deliveries, for the settle wait
+	parser   bodyParser
+	conn     net.Conn  // HTTP/1.1: the connection, read without net/http's body reader
+	early    []byte    // HTTP/1.1: body bytes read along with the headers
+	body     io.Reader // HTTP/2: the response body
+	closer   io.Closer // ends the stream
 }
 
 // dialSubscriber opens one subscription and returns once the response
 // headers have arrived (for caddy-sse: once it is registered with the hub).
-func dialSubscriber(ctx context.Context, c *config, subURL string, h2 *http.Client, publishers int, counter *atomic.Int64) (*subscriber, error) {
-	s := &subscriber{next: make([]uint64, publishers), counter: counter}
+func dialSubscriber(ctx context.Context, c *config, subURL string, h2 *http.Client, publishers int) (*subscriber, error) {
+	s := &subscriber{next: make([]uint64, publishers)}
 	start := time.Now()
 	var resp *http.Response
 	if c.http2 {
@@ -42,9 +43,11 @@ func dialSubscriber(ctx context.Context, c *config, subURL string, h2 *http.Clie
 		if resp, err = h2.Do(req); err != nil {
 			return nil, err
 		}
+		s.body, s.closer = resp.Body, resp.Body
 	} else {
-		// A bare connection and http.ReadResponse: no Transport goroutines
-		// per subscriber, so the tool stays small next to the server.
+		// A bare connection and http.ReadResponse for the headers only:
+		// no Transport goroutines and no body reader per subscriber, so
+		// the tool stays small next to the server.
 		u, err := url.Parse(subURL)
 		if err != nil {
 			return nil, err
@@ -60,23 +63,59 @@ func dialSubscriber(ctx context.Context, c *config, subURL string, h2 *http.Clie
 			conn.Close()
 			return nil, err
 		}
-		br := bufio.NewReaderSize(conn, 16<<10)
+		br := bufio.NewReaderSize(conn, 4<<10)
 		if resp, err = http.ReadResponse(br, req); err != nil {
 			conn.Close()
 			return nil, err
 		}
-		resp.Body = struct {
-			io.Reader
-			io.Closer
-		}{resp.Body, conn}
+		if resp.StatusCode == http.StatusOK {
+			s.parser.chunked = len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked"
+			s.early, _ = br.Peek(br.Buffered())
+			s.early = bytes.Clone(s.early)
+			s.conn, s.closer = conn, conn
+		} else {
+			resp.Body = conn
+		}
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
 		return nil, fmt.Errorf("subscribe: %s", resp.Status)
 	}
 	s.connect = time.Since(start)
-	s.body = resp.Body
 	return s, nil
+}
+
+// read consumes the stream until it ends, on its own goroutine (the reader
+// for HTTP/2, and for HTTP/1.1 with -reader goroutine).
+func (s *subscriber) read(hist *histogram, counter *atomic.Int64) {
+	src := s.body
+	if s.conn != nil {
+		src = s.conn
+	}
+	buf := make([]byte, 4<<10)
+	pending := s.early
+	s.early = nil
+	for {
+		if len(pending) == 0 {
+			n, err := src.Read(buf)
+			if n == 0 && err != nil {
+				return
+			}
+			pending = buf[:n]
+		}
+		now := time.Now().UnixNano()
+		var got int64
+		err := s.parser.feed(pending, func(line []byte) {
+			if s.deliver(line, now, hist) {
+				got++
+			}
+		})
+		pending = nil
+		counter.Add(got)
+		if err != nil {
+			return
+		}
+	}
 }
 
 func hostPort(u *url.URL) string {
@@ -95,36 +134,6 @@ func http2Client() *http.Client {
 		ForceAttemptHTTP2:  true,
 		DisableCompression: true,
 	}}
-}
-
-// read consumes the stream until it ends. Only data lines matter: each
-// carries "<publisher> <sequence> <send unix nanoseconds> <padding>".
-func (s *subscriber) read() {
-	br := bufio.NewReaderSize(s.body, 32<<10)
-	for {
-		line, err := br.ReadSlice('\n')
-		if err != nil {
-			return
-		}
-		if !bytes.HasPrefix(line, []byte("data:")) {
-			continue
-		}
-		now := time.Now().UnixNano()
-		f := bytes.Fields(line[5:])
-		if len(f) < 3 {
-			continue
-		}
-		pub, err1 := strconv.Atoi(string(f[0]))
-		seq, err2 := strconv.ParseUint(string(f[1]), 10, 64)
-		sent, err3 := strconv.ParseInt(string(f[2]), 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil || pub < 0 || pub >= len(s.next) {
-			continue
-		}
-		s.record(pub, seq)
-		s.hist.add(time.Duration(now - sent))
-		s.received++
-		s.counter.Add(1)
-	}
 }
 
 // record checks one sequence number against the next expected. Without
