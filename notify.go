@@ -3,6 +3,7 @@ package caddysse
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // notifyList collects the subscribers a publish queued events for, so they
@@ -39,6 +40,12 @@ func (n *notifyList) add(s *Subscription, op uint64) {
 // work is split: below it, starting a goroutine costs more than it saves.
 const notifyPerWorker = 512
 
+// notifyBlock is how many subscribers a worker takes at a time. Workers
+// take blocks until none is left, so they all finish together: with fixed
+// halves, the half whose core also ran the readers finished last while the
+// other core sat idle.
+const notifyBlock = 64
+
 // dispatch tells every collected subscriber, split over the available cores
 // for a large fan-out: most of that work is write syscalls, which then run
 // in parallel. It returns once every subscriber was told.
@@ -51,20 +58,27 @@ func (n *notifyList) dispatch() {
 		}
 		return
 	}
-	size := (len(subs) + workers - 1) / workers
+	var next atomic.Int64
+	work := func() {
+		for {
+			end := int(next.Add(notifyBlock))
+			start := end - notifyBlock
+			if start >= len(subs) {
+				return
+			}
+			for _, s := range subs[start:min(end, len(subs))] {
+				s.notify()
+			}
+		}
+	}
 	var wg sync.WaitGroup
-	for start := size; start < len(subs); start += size {
-		part := subs[start:min(start+size, len(subs))]
+	for range workers - 1 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for _, s := range part {
-				s.notify()
-			}
+			work()
 		}()
 	}
-	for _, s := range subs[:size] {
-		s.notify()
-	}
+	work()
 	wg.Wait()
 }
