@@ -272,6 +272,11 @@ func (s *Subscription) Ready() <-chan struct{} { return s.ready }
 // Take appends the waiting events to dst and returns it.
 func (s *Subscription) Take(dst []*Event) []*Event {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.takeLocked(dst)
+}
+
+func (s *Subscription) takeLocked(dst []*Event) []*Event {
 	dst = append(dst, s.pending...)
 	clear(s.pending)
 	if cap(s.pending) > 64 {
@@ -279,7 +284,6 @@ func (s *Subscription) Take(dst []*Event) []*Event {
 	} else {
 		s.pending = s.pending[:0]
 	}
-	s.mu.Unlock()
 	return dst
 }
 
@@ -288,6 +292,17 @@ func (s *Subscription) queued() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.pending)
+}
+
+// TakeUpTo is Take when at most limit events wait; with more, it takes
+// nothing and reports false.
+func (s *Subscription) TakeUpTo(dst []*Event, limit int) ([]*Event, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) > limit {
+		return dst, false
+	}
+	return s.takeLocked(dst), true
 }
 
 // offer queues ev, reporting false when the queue is full. It never blocks:

@@ -164,7 +164,8 @@ func TestAppendUnwritten(t *testing.T) {
 }
 
 // A stream written only by writeNow for longer than its write timeout keeps
-// working: the deadline a blocking flush once set is moved on, not hit.
+// working: the deadline a blocking flush once set is not hit, by writeNow
+// nor by the next blocking flush, which re-arms it first.
 func TestWriteNowOutlivesTheLastFlushDeadline(t *testing.T) {
 	server, client := tcpPair(t)
 	s := newTestRawStream(t, server)
@@ -184,6 +185,14 @@ func TestWriteNowOutlivesTheLastFlushDeadline(t *testing.T) {
 	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
 	n, err := client.Read(b)
 	if err != nil || !strings.Contains(string(b[:n]), "data: late") {
+		t.Fatalf("client read %q, %v", b[:n], err)
+	}
+	s.add([]byte("data: flushed\n\n"))
+	if err := s.flush(); err != nil {
+		t.Fatalf("the blocking flush after it: %v", err)
+	}
+	n, err = client.Read(b)
+	if err != nil || !strings.Contains(string(b[:n]), "data: flushed") {
 		t.Fatalf("client read %q, %v", b[:n], err)
 	}
 }
