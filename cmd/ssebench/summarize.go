@@ -23,6 +23,8 @@ var tableMetrics = []metric{
 	{"fanout-5k", "fan-out 5k: p99 latency (ms)", func(r *report) float64 { return r.LatencyP99ms }, false},
 	{"fanout", "fan-out 10k: p50 latency (ms)", func(r *report) float64 { return r.LatencyP50ms }, false},
 	{"fanout", "fan-out 10k: p99 latency (ms)", func(r *report) float64 { return r.LatencyP99ms }, false},
+	{"fanout", "fan-out 10k: server CPU s per million deliveries", func(r *report) float64 { return r.CPUSecondsPerMillion }, false},
+	{"fanout", "fan-out 10k: load tool CPU s per million deliveries (same cores)", func(r *report) float64 { return r.ToolCPUPerMillion }, false},
 	{"fanout", "connect 10k subscribers (s)", func(r *report) float64 { return r.ConnectSeconds }, false},
 	{"sustained", "sustained: deliveries/s (500k offered)", func(r *report) float64 { return r.DeliveredPerSec }, true},
 	{"sustained", "sustained: p99 latency (ms)", func(r *report) float64 { return r.LatencyP99ms }, false},
