@@ -99,3 +99,33 @@ func TestLoadToolCountsEveryDelivery(t *testing.T) {
 		})
 	}
 }
+
+// -http2 subscribes over TLS through Go's HTTP/2 client, whose body reader
+// has already undone the framing.
+func TestLoadToolOverHTTP2(t *testing.T) {
+	bin := buildLoadTool(t)
+	c := startCaddy(t, `https://127.0.0.1:{PORT} {
+	tls {CERT} {KEY}
+	sse /events {
+		topic bench
+	}
+}
+http://127.0.0.1:{PORT2} {
+	sse_publish /publish
+}`)
+	out, err := exec.Command(bin, "-json", "-http2",
+		"-sub", fmt.Sprintf("https://127.0.0.1:%d/events?topic=bench", c.port),
+		"-pub", fmt.Sprintf("http://127.0.0.1:%d/publish?topic=bench", c.port2),
+		"-subs", "20", "-rate", "200", "-duration", "1s", "-settle", "10s").Output()
+	if err != nil {
+		t.Fatalf("ssebench: %v\n%s", err, out)
+	}
+	var rep loadReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("report %q: %v", out, err)
+	}
+	if rep.FailedSubs != 0 || rep.Published < 10 || rep.Delivered != int64(rep.Published)*20 || rep.Lost+rep.Late != 0 {
+		t.Fatalf("over HTTP/2: %d failed subscribers, published %d, delivered %d, lost %d, late %d",
+			rep.FailedSubs, rep.Published, rep.Delivered, rep.Lost, rep.Late)
+	}
+}
