@@ -18,7 +18,6 @@ import (
 // is CPU taken from the server being measured, on the same cores.
 type epollReader struct {
 	epfd    int
-	stop    int // eventfd that wakes epoll_wait to stop
 	subs    []*subscriber
 	fds     []int
 	hist    histogram
@@ -36,7 +35,7 @@ func startEpollReaders(subs []*subscriber, n int, counter *atomic.Int64) (reader
 		return nil, nil, fmt.Errorf("eventfd: %w", err)
 	}
 	for i := range n {
-		r := &epollReader{stop: stopFd, counter: counter, buf: make([]byte, 64<<10)}
+		r := &epollReader{counter: counter, buf: make([]byte, 64<<10)}
 		if r.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 			return nil, nil, fmt.Errorf("epoll_create1: %w", err)
 		}
