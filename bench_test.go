@@ -87,7 +87,7 @@ func BenchmarkFanout1k(b *testing.B) {
 	}
 	pub := []Publication{{Message: &Message{Data: strings.Repeat("x", 256)}, Topics: refs}}
 	for i := 0; i < b.N; i++ {
-		res, err := h.Publish(pub)
+		res, err := h.publish(pub)
 		if err != nil || res[0].Delivered != subscribers {
 			b.Fatalf("delivered %v, %v", res, err)
 		}

@@ -1,6 +1,7 @@
 package caddysse
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -12,8 +13,9 @@ import (
 // with a reset that it cannot.
 type Engine interface {
 	// Publish assigns ids to the publications, in order, and delivers
-	// them. The batch is all or nothing.
-	Publish(pubs []Publication) ([]PublishResult, error)
+	// them. The batch is all or nothing. ctx bounds how long the publish
+	// may wait for room when subscribers are behind (ErrOverloaded).
+	Publish(ctx context.Context, pubs []Publication, opts PublishOptions) (PublishOutcome, error)
 	// Subscribe registers a subscriber and returns what it must be sent
 	// before live events. resume is the client's Last-Event-ID.
 	Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscription, Replay, error)
@@ -25,6 +27,30 @@ type Engine interface {
 	// Close drops every subscriber and releases the engine.
 	Close() error
 }
+
+// PublishOptions are a publish's settings beyond its events.
+type PublishOptions struct {
+	// IdempotencyKey, when not empty, names the publish: a publish with a
+	// key the hub has seen within its key window publishes nothing and
+	// is answered with the original results.
+	IdempotencyKey string
+}
+
+// PublishOutcome is what became of a publish.
+type PublishOutcome struct {
+	Results []PublishResult
+	// Replayed is true when the IdempotencyKey was seen before: Results
+	// are the original ones and nothing was published now.
+	Replayed bool
+}
+
+// ErrOverloaded is returned when subscribers are too far behind to take a
+// publish within its wait: nothing was published; the publisher may retry.
+var ErrOverloaded = errors.New("subscribers are behind; publish again shortly")
+
+// ErrOutcomeUnknown wraps failures after a publish was sent to a shared
+// engine but before it answered: it may or may not have been published.
+var ErrOutcomeUnknown = errors.New("publish outcome unknown")
 
 // ErrEngineUnavailable wraps failures to reach a shared engine (Redis):
 // nothing was published, and the publisher may retry.

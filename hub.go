@@ -1,6 +1,7 @@
 package caddysse
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"sync"
@@ -87,7 +88,12 @@ type PublishResult struct {
 // Publish assigns ids to the publications, in order, appends them to their
 // topics' rings and queues them for subscribers. The batch is all or
 // nothing: it fails before any of it is published.
-func (h *Hub) Publish(pubs []Publication) ([]PublishResult, error) {
+func (h *Hub) Publish(ctx context.Context, pubs []Publication, opts PublishOptions) (PublishOutcome, error) {
+	results, err := h.publish(pubs)
+	return PublishOutcome{Results: results}, err
+}
+
+func (h *Hub) publish(pubs []Publication) ([]PublishResult, error) {
 	results := make([]PublishResult, len(pubs))
 	h.mu.Lock()
 	if h.closed {

@@ -2,6 +2,7 @@ package caddysse
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +30,7 @@ func hubTestRefs(names ...string) []TopicRef {
 
 func hubTestPublish(t *testing.T, h *Hub, data string, refs ...TopicRef) PublishResult {
 	t.Helper()
-	res, err := h.Publish([]Publication{{Message: &Message{Data: data}, Topics: refs}})
+	res, err := h.publish([]Publication{{Message: &Message{Data: data}, Topics: refs}})
 	if err != nil {
 		t.Fatalf("Publish(%q) = %v", data, err)
 	}
@@ -95,7 +96,7 @@ func TestHubPublishSubscribe(t *testing.T) {
 		t.Fatalf("a fresh subscribe got a replay: %+v", rp)
 	}
 	msg := &Message{Name: "update", Data: "hello\nworld"}
-	res, err := h.Publish([]Publication{{Message: msg, Topics: hubTestRefs("a")}})
+	res, err := h.publish([]Publication{{Message: msg, Topics: hubTestRefs("a")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +136,7 @@ func TestHubIDsIncrease(t *testing.T) {
 	for i := range batch {
 		batch[i] = Publication{Message: &Message{Data: "y"}, Topics: hubTestRefs("a", "b")}
 	}
-	res, err := h.Publish(batch)
+	res, err := h.publish(batch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,13 +196,13 @@ func TestHubDelivered(t *testing.T) {
 	// Once one by one, once as a batch: the counts must agree.
 	var got []PublishResult
 	for _, p := range batch {
-		res, err := h.Publish([]Publication{p})
+		res, err := h.publish([]Publication{p})
 		if err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, res[0])
 	}
-	res, err := h.Publish(batch)
+	res, err := h.publish(batch)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -638,7 +639,7 @@ func TestHubDropInBatchLeavesNoGap(t *testing.T) {
 			batch[i] = Publication{Message: &Message{Data: "x"}, Topics: hubTestRefs("a")}
 		}
 		for i := 0; i < 10000 && !hubTestIsClosed(s.Done()); i++ {
-			if _, err := h.Publish(batch); err != nil {
+			if _, err := h.publish(batch); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -703,7 +704,7 @@ func TestHubResumeSeam(t *testing.T) {
 				for k := 0; k < n; k++ {
 					pubs = append(pubs, Publication{Message: &Message{Data: "x"}, Topics: hubTestRefs(topics...)})
 				}
-				res, err := h.Publish(pubs)
+				res, err := h.publish(pubs)
 				if err != nil {
 					t.Error(err)
 					return
@@ -888,7 +889,7 @@ func TestHubPatternCapTooManyTopics(t *testing.T) {
 	hubTestPublish(t, h, "1", hubTestRefs("news")...)
 	hubTestDrain(news)
 
-	if _, err := h.Publish([]Publication{{Message: &Message{Data: "x"}, Topics: []TopicRef{ref("3")}}}); !errors.Is(err, ErrTooManyTopics) {
+	if _, err := h.publish([]Publication{{Message: &Message{Data: "x"}, Topics: []TopicRef{ref("3")}}}); !errors.Is(err, ErrTooManyTopics) {
 		t.Fatalf("Publish past the cap with every topic subscribed = %v, want ErrTooManyTopics", err)
 	}
 	if _, _, err := h.Subscribe([]TopicRef{ref("3")}, "", 4); !errors.Is(err, ErrTooManyTopics) {
@@ -896,7 +897,7 @@ func TestHubPatternCapTooManyTopics(t *testing.T) {
 	}
 	// A batch is all or nothing: the news event before the failing one is
 	// not published either.
-	_, err := h.Publish([]Publication{
+	_, err := h.publish([]Publication{
 		{Message: &Message{Data: "news"}, Topics: hubTestRefs("news")},
 		{Message: &Message{Data: "chat"}, Topics: []TopicRef{ref("3")}},
 	})
@@ -947,7 +948,7 @@ func TestHubPatternCapWithinOneRequest(t *testing.T) {
 						t.Fatalf("Publish panicked (with the hub locked for good): %v", p)
 					}
 				}()
-				_, err = h.Publish(pubs)
+				_, err = h.publish(pubs)
 			}()
 			if err != nil && !errors.Is(err, ErrTooManyTopics) {
 				t.Fatalf("Publish = %v, want nil or ErrTooManyTopics", err)
@@ -972,7 +973,7 @@ func TestHubPatternCapWithinOneRequest(t *testing.T) {
 			defer s.Close()
 			// Accepted: then every topic it asked for reaches it.
 			for _, r := range refs {
-				res, err := h.Publish([]Publication{{Message: &Message{Data: "x"}, Topics: []TopicRef{r}}})
+				res, err := h.publish([]Publication{{Message: &Message{Data: "x"}, Topics: []TopicRef{r}}})
 				if err != nil {
 					t.Fatalf("publish to %s, which a subscriber holds: %v", r.Name, err)
 				}
@@ -999,7 +1000,7 @@ func TestHubClose(t *testing.T) {
 	if st := h.Stats(); st.Subscribers != 0 {
 		t.Fatalf("Stats.Subscribers = %d after Close", st.Subscribers)
 	}
-	if _, err := h.Publish([]Publication{{Message: &Message{Data: "x"}, Topics: hubTestRefs("a")}}); !errors.Is(err, ErrHubClosed) {
+	if _, err := h.publish([]Publication{{Message: &Message{Data: "x"}, Topics: hubTestRefs("a")}}); !errors.Is(err, ErrHubClosed) {
 		t.Fatalf("Publish after Close = %v, want ErrHubClosed", err)
 	}
 	if _, _, err := h.Subscribe(hubTestRefs("a"), "", 4); !errors.Is(err, ErrHubClosed) {
@@ -1142,4 +1143,11 @@ func TestHubReplayLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// publishTo publishes through an Engine with no options, as a handler
+// without an Idempotency-Key does.
+func publishTo(e Engine, pubs []Publication) ([]PublishResult, error) {
+	out, err := e.Publish(context.Background(), pubs, PublishOptions{})
+	return out.Results, err
 }

@@ -94,10 +94,11 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		}
 		pubs[i] = Publication{Message: m, Topics: refs}
 	}
-	results, err := p.hub.Publish(pubs)
+	out, err := p.hub.Publish(r.Context(), pubs, PublishOptions{})
 	if err != nil {
 		return writePublishError(w, hubError(err))
 	}
+	results := out.Results
 	if array {
 		return writeJSON(w, http.StatusOK, results)
 	}
@@ -125,13 +126,13 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 		if len(batch) == 0 {
 			return nil
 		}
-		res, err := p.hub.Publish(batch)
+		out, err := p.hub.Publish(r.Context(), batch, PublishOptions{})
 		clear(batch)
 		batch = batch[:0]
 		if err != nil {
 			return hubError(err)
 		}
-		results = append(results, res...)
+		results = append(results, out.Results...)
 		return nil
 	}
 	parser := &streamParser{
@@ -218,7 +219,14 @@ func (p *PublishHandler) resolve(topics []string, prefix string) ([]TopicRef, *P
 	return refs, nil
 }
 
+// hubError maps an engine's refusal to its answer (DESIGN.md, Publishing).
 func hubError(err error) *PublishError {
+	switch {
+	case errors.Is(err, ErrTooManyTopics):
+		return &PublishError{Status: http.StatusTooManyRequests, Field: "topic", Msg: err.Error()}
+	case errors.Is(err, ErrOutcomeUnknown):
+		return &PublishError{Status: http.StatusGatewayTimeout, Msg: err.Error()}
+	}
 	return &PublishError{Status: http.StatusServiceUnavailable, Msg: err.Error()}
 }
 

@@ -66,7 +66,7 @@ func TestWriteNowLeavesTheRestToFlush(t *testing.T) {
 	big := strings.Repeat("x", 16<<10)
 	partial := false
 	for i := 0; i < 200 && !partial; i++ {
-		res, err := h.Publish([]Publication{{Message: &Message{Topics: []string{"t"}, Data: big}, Topics: []TopicRef{ref}}})
+		res, err := h.publish([]Publication{{Message: &Message{Topics: []string{"t"}, Data: big}, Topics: []TopicRef{ref}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,7 +124,7 @@ func TestWriteNowDefersToTheGoroutine(t *testing.T) {
 	ref := TopicRef{Name: "t", Ring: DefaultRingConfig()}
 	sub, _, _ := h.Subscribe([]TopicRef{ref}, "", 10)
 	publish := func() {
-		if _, err := h.Publish([]Publication{{Message: &Message{Topics: []string{"t"}, Data: "x"}, Topics: []TopicRef{ref}}}); err != nil {
+		if _, err := h.publish([]Publication{{Message: &Message{Topics: []string{"t"}, Data: "x"}, Topics: []TopicRef{ref}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -175,7 +175,7 @@ func TestWriteNowOutlivesTheLastFlushDeadline(t *testing.T) {
 	h := NewHub()
 	ref := TopicRef{Name: "t", Ring: DefaultRingConfig()}
 	sub, _, _ := h.Subscribe([]TopicRef{ref}, "", 10)
-	if _, err := h.Publish([]Publication{{Message: &Message{Topics: []string{"t"}, Data: "late"}, Topics: []TopicRef{ref}}}); err != nil {
+	if _, err := h.publish([]Publication{{Message: &Message{Topics: []string{"t"}, Data: "late"}, Topics: []TopicRef{ref}}}); err != nil {
 		t.Fatal(err)
 	}
 	if !s.writeNow(sub, 0) {

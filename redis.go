@@ -152,7 +152,12 @@ func (rh *RedisHub) metaKey() string             { return rh.base + "#meta" }
 // Publish stores the batch in Redis with one script call, which assigns the
 // ids. The events reach subscribers, here and on every other instance,
 // through the bus. delivered counts this instance's subscribers.
-func (rh *RedisHub) Publish(pubs []Publication) ([]PublishResult, error) {
+func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts PublishOptions) (PublishOutcome, error) {
+	results, err := rh.publish(pubs)
+	return PublishOutcome{Results: results}, err
+}
+
+func (rh *RedisHub) publish(pubs []Publication) ([]PublishResult, error) {
 	if len(pubs) == 0 {
 		return nil, nil
 	}

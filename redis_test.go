@@ -55,7 +55,7 @@ func publishData(t *testing.T, e Engine, data string, refs ...TopicRef) PublishR
 	for i, r := range refs {
 		names[i] = r.Name
 	}
-	res, err := e.Publish([]Publication{{Message: &Message{Topics: names, Data: data}, Topics: refs}})
+	res, err := publishTo(e, []Publication{{Message: &Message{Topics: names, Data: data}, Topics: refs}})
 	if err != nil {
 		t.Fatalf("publish %q: %v", data, err)
 	}
@@ -127,7 +127,7 @@ func TestRedisTwoInstancesShareOneOrder(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < each; i++ {
-				if _, err := e.Publish([]Publication{{Message: &Message{Topics: []string{"news"}, Data: "x"}, Topics: []TopicRef{news}}}); err != nil {
+				if _, err := publishTo(e, []Publication{{Message: &Message{Topics: []string{"news"}, Data: "x"}, Topics: []TopicRef{news}}}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -290,7 +290,7 @@ func TestRedisOutageAndReturn(t *testing.T) {
 	takeN(t, live, 1)
 
 	srv.Kill()
-	_, err = a.Publish([]Publication{{Message: &Message{Topics: []string{"news"}, Data: "lost"}, Topics: []TopicRef{news}}})
+	_, err = a.publish([]Publication{{Message: &Message{Topics: []string{"news"}, Data: "lost"}, Topics: []TopicRef{news}}})
 	if !errors.Is(err, ErrEngineUnavailable) {
 		t.Fatalf("publish with Redis down: %v, want ErrEngineUnavailable", err)
 	}
@@ -388,7 +388,7 @@ func TestRedisStartsWithRedisDown(t *testing.T) {
 	if err != nil || rp.Later != nil {
 		t.Fatalf("fresh subscribe with Redis down: %v later=%v", err, rp.Later)
 	}
-	if _, err := rh.Publish([]Publication{{Message: &Message{Topics: []string{"news"}, Data: "x"}, Topics: []TopicRef{news}}}); !errors.Is(err, ErrEngineUnavailable) {
+	if _, err := rh.publish([]Publication{{Message: &Message{Topics: []string{"news"}, Data: "x"}, Topics: []TopicRef{news}}}); !errors.Is(err, ErrEngineUnavailable) {
 		t.Fatalf("publish: %v", err)
 	}
 	awaitCond(t, "the hub to report the failed connection", func() bool { return rh.Stats().LastError != "" })
