@@ -136,7 +136,8 @@ func parsePublish(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		heartbeat       <duration>|off  # idle keep-alive comment (default 15s)
 //		retry           <duration>  # reconnect delay sent to clients (default: none)
 //		max_subscribers <count>     # open streams on this route (default: no limit)
-//		queue           <count>     # events waiting per subscriber before it is dropped (default 256)
+//		queue           <count>     # events waiting per subscriber (default 256)
+//		queue_size      <size>      # bytes waiting per subscriber (default 1MiB)
 //		write_timeout   <duration>  # a write taking longer drops the subscriber (default 10s)
 //		max_topics_per_subscriber <count>  # ?topic= values per request (default 64)
 //		coalesce        <duration>|off  # gather a busy stream's events into one write (default 10ms)
@@ -201,6 +202,10 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := countArg(d, &h.Queue, false); err != nil {
 				return err
 			}
+		case "queue_size":
+			if err := sizeArg(d, &h.QueueSize); err != nil {
+				return err
+			}
 		case "max_topics_per_subscriber":
 			if err := countArg(d, &h.MaxTopicsPerSubscriber, false); err != nil {
 				return err
@@ -257,6 +262,7 @@ func unmarshalTopicOption(d *caddyfile.Dispenser, tc *TopicConfig) error {
 //		hub        <name>           # hub to publish to (default "default")
 //		body_timeout        <duration>  # time to read a whole body (default 30s)
 //		stream_idle_timeout <duration>  # silence allowed in a held event stream (default 5m)
+//		overload_wait <duration>        # wait for room while subscribers are behind, then 503 (default 5s)
 //	}
 func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -306,6 +312,10 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := durationArg(d, &p.StreamIdleTimeout); err != nil {
 				return err
 			}
+		case "overload_wait":
+			if err := durationArg(d, &p.OverloadWait); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized sse_publish option %q", opt)
 		}
@@ -313,6 +323,21 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if _, err := parseAllowFrom(p.AllowFrom); err != nil {
 		return d.Errf("%v", err)
 	}
+	return nil
+}
+
+// sizeArg reads one humanized size (64KiB, 4MB) of at most 1TiB.
+func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
+	opt := d.Val()
+	var v string
+	if err := oneArg(d, &v); err != nil {
+		return err
+	}
+	size, err := humanize.ParseBytes(v)
+	if err != nil || size == 0 || size > maxSize {
+		return d.Errf("%s: %q is not a size such as 1MiB", opt, v)
+	}
+	*dst = int64(size)
 	return nil
 }
 

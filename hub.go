@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 )
 
 // Hub fans events out to subscribers and keeps each topic's replay ring. It
@@ -29,6 +30,9 @@ type Hub struct {
 	dropped      uint64 // subscribers dropped for a full queue, for stats
 	closed       bool
 	op           uint64 // counts Publish and Subscribe calls, to pin their topics
+
+	full atomic.Int64 // subscribers whose queue is at its bound (overload.go)
+	room roomSignal   // wakes publishers waiting for room
 }
 
 // TopicRef is a concrete topic name with the settings of the declaration it
@@ -88,27 +92,47 @@ type PublishResult struct {
 // topics' rings and queues them for subscribers. The batch is all or
 // nothing: it fails before any of it is published.
 func (h *Hub) Publish(ctx context.Context, pubs []Publication, opts PublishOptions) (PublishOutcome, error) {
-	results, err := h.publish(pubs)
+	results, err := h.publishWait(ctx, pubs)
 	return PublishOutcome{Results: results}, err
 }
 
+// publish publishes without a bound on the wait for room.
 func (h *Hub) publish(pubs []Publication) ([]PublishResult, error) {
-	results := make([]PublishResult, len(pubs))
-	h.mu.Lock()
-	if h.closed {
-		h.mu.Unlock()
-		return nil, ErrHubClosed
-	}
-	h.op++
-	// Create every topic first: that is the only step that can fail.
-	for _, p := range pubs {
-		for _, ref := range p.Topics {
-			if _, err := h.topicLocked(ref); err != nil {
-				h.mu.Unlock()
-				return nil, err
+	return h.publishWait(context.Background(), pubs)
+}
+
+// publishWait publishes once every subscriber of the publications' topics
+// that is reading has room (overload.go), waiting for it until ctx is done:
+// then nothing is published and the error is ErrOverloaded.
+func (h *Hub) publishWait(ctx context.Context, pubs []Publication) ([]PublishResult, error) {
+	waiter := newRoomWaiter(h, ctx)
+	defer waiter.done()
+	for {
+		waiter.arm()
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return nil, ErrHubClosed
+		}
+		h.op++
+		// Create every topic first: that is the only step that can fail.
+		for _, p := range pubs {
+			for _, ref := range p.Topics {
+				if _, err := h.topicLocked(ref); err != nil {
+					h.mu.Unlock()
+					return nil, err
+				}
 			}
 		}
+		if h.admitLocked(pubs) {
+			break // holding the lock
+		}
+		h.mu.Unlock()
+		if !waiter.wait() {
+			return nil, ErrOverloaded
+		}
 	}
+	results := make([]PublishResult, len(pubs))
 	t0 := now()
 	notify := takeNotifyList()
 	defer putNotifyList(notify)
@@ -134,7 +158,8 @@ func (h *Hub) publish(pubs []Publication) ([]PublishResult, error) {
 // queueLocked offers ev to t's subscribers and collects them for notify.
 // A subscriber of several of the event's topics gets it once, and one whose
 // replay already covered it (Redis engine) not at all. A full queue drops
-// the subscriber. It returns how many it was queued for.
+// the subscriber: admitLocked let the publish through, so it is one whose
+// socket has stopped taking bytes. It returns how many it was queued for.
 func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList) int {
 	seq, queued := ev.ID.Seq, 0
 	for s := range t.subs {
@@ -142,7 +167,7 @@ func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList) int {
 			continue
 		}
 		s.lastSeq = seq
-		if s.offer(ev) {
+		if s.offer(ev, h.op) {
 			queued++
 			notify.add(s, h.op)
 		} else {
@@ -248,6 +273,7 @@ func (h *Hub) removeLocked(s *Subscription, drop bool) {
 		delete(t.subs, s)
 	}
 	h.subscribers--
+	s.unqueue()
 	if drop {
 		close(s.done)
 	}
@@ -323,10 +349,11 @@ func (h *Hub) registerLocked(refs []TopicRef, queueLen int) (*Subscription, erro
 		queueLen = 1
 	}
 	s := &Subscription{
-		hub:   h,
-		max:   queueLen,
-		ready: make(chan struct{}, 1),
-		done:  make(chan struct{}),
+		hub:    h,
+		max:    queueLen,
+		ready:  make(chan struct{}, 1),
+		urgent: make(chan struct{}, 1),
+		done:   make(chan struct{}),
 	}
 	h.op++
 	for _, ref := range refs {

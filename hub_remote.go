@@ -1,5 +1,7 @@
 package caddysse
 
+import "context"
+
 // The Redis engine assigns ids and keeps rings in Redis; each instance's Hub
 // then only fans out, to its own subscribers, the events Redis hands it in
 // id order. These methods are that local half. Rings stay empty.
@@ -21,13 +23,31 @@ func newRemoteHub() *Hub {
 // deliver queues events, in order, for the local subscribers of their
 // topics. It creates no topic: an event for a topic nobody here subscribes
 // to has no one to reach.
+//
+// Like a publish, it waits while subscribers that are reading lack room
+// (overload.go), but only for deliverWait: the events are published
+// already, so past it the subscribers still full are dropped and resume by
+// id.
 func (h *Hub) deliver(evs []remoteEvent) {
 	notify := takeNotifyList()
 	defer putNotifyList(notify)
-	h.mu.Lock()
-	if h.closed {
+	ctx, cancel := context.WithTimeout(context.Background(), deliverWait)
+	defer cancel()
+	waiter := newRoomWaiter(h, ctx)
+	defer waiter.done()
+	forced := false
+	for {
+		waiter.arm()
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return
+		}
+		if forced || h.admitRemoteLocked(evs) {
+			break // holding the lock
+		}
 		h.mu.Unlock()
-		return
+		forced = !waiter.wait()
 	}
 	h.op++
 	for _, re := range evs {
@@ -45,6 +65,22 @@ func (h *Hub) deliver(evs []remoteEvent) {
 	}
 	h.mu.Unlock()
 	notify.dispatch()
+}
+
+// admitRemoteLocked is admitLocked for events published elsewhere.
+func (h *Hub) admitRemoteLocked(evs []remoteEvent) bool {
+	if h.full.Load() == 0 {
+		return true
+	}
+	now := monoNow()
+	for _, re := range evs {
+		for _, name := range re.topics {
+			if t := h.topics[name]; t != nil && !t.admits(now) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // adopt moves the hub to an epoch and position: on the engine's first
@@ -87,6 +123,11 @@ func (h *Hub) skipThrough(s *Subscription, seq uint64) {
 	}
 	clear(s.pending[len(kept):])
 	s.pending = kept
+	s.pendingBytes = 0
+	for _, ev := range kept {
+		s.pendingBytes += int64(len(ev.Wire))
+	}
+	s.updateFullLocked()
 	s.mu.Unlock()
 }
 

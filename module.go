@@ -283,6 +283,7 @@ func (tc TopicConfig) decls() ([]TopicDecl, error) {
 const (
 	DefaultHeartbeat              = 15 * time.Second
 	DefaultQueue                  = 256
+	DefaultQueueSize              = 1 << 20
 	DefaultWriteTimeout           = 10 * time.Second
 	DefaultMaxTopicsPerSubscriber = 64
 	DefaultCoalesce               = 10 * time.Millisecond
@@ -305,9 +306,12 @@ type SSEHandler struct {
 	// Open streams this route serves at once; beyond it clients are asked
 	// to come back later. Default: no limit.
 	MaxSubscribers int `json:"max_subscribers,omitempty"`
-	// Events waiting per subscriber before it is dropped as slow.
-	// Default: 256.
+	// Events waiting per subscriber. A full queue makes publishers wait
+	// while the subscriber's socket takes bytes, and drops the subscriber
+	// once it has stopped taking them. Default: 256.
 	Queue int `json:"queue,omitempty"`
+	// Bytes waiting per subscriber, bounded like Queue. Default: 1MiB.
+	QueueSize int64 `json:"queue_size,omitempty"`
 	// A write taking longer drops the subscriber. Default: 10s.
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
 	// How many ?topic= one request may name. Default: 64.
@@ -352,6 +356,9 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 	}
 	if h.Queue == 0 {
 		h.Queue = DefaultQueue
+	}
+	if h.QueueSize == 0 {
+		h.QueueSize = DefaultQueueSize
 	}
 	if h.WriteTimeout == 0 {
 		h.WriteTimeout = caddy.Duration(DefaultWriteTimeout)
@@ -404,6 +411,8 @@ func (h *SSEHandler) Validate() error {
 		return errors.New("sse: max_subscribers must not be negative")
 	case h.Queue < 0:
 		return errors.New("sse: queue must not be negative")
+	case h.QueueSize < 0 || h.QueueSize > maxSize:
+		return errors.New("sse: queue_size must not be negative or over 1TiB")
 	case h.WriteTimeout < 0:
 		return errors.New("sse: write_timeout must not be negative")
 	case h.MaxTopicsPerSubscriber < 0:
@@ -422,6 +431,7 @@ const (
 	DefaultMaxEvent          = 256 << 10
 	DefaultBodyTimeout       = 30 * time.Second
 	DefaultStreamIdleTimeout = 5 * time.Minute
+	DefaultOverloadWait      = 5 * time.Second
 )
 
 // PublishHandler accepts events over HTTP POST and publishes them to the
@@ -445,6 +455,11 @@ type PublishHandler struct {
 	// Longest silence allowed inside a held text/event-stream body.
 	// Default: 5m.
 	StreamIdleTimeout caddy.Duration `json:"stream_idle_timeout,omitempty"`
+	// How long a publish waits for room while subscribers that are
+	// reading are behind (the machine cannot deliver as fast as
+	// publishers publish); past it the answer is 503 with Retry-After and
+	// nothing is published. Default: 5s.
+	OverloadWait caddy.Duration `json:"overload_wait,omitempty"`
 
 	tokens    [][]byte
 	allowFrom []netip.Prefix
@@ -477,6 +492,9 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 	}
 	if p.StreamIdleTimeout == 0 {
 		p.StreamIdleTimeout = caddy.Duration(DefaultStreamIdleTimeout)
+	}
+	if p.OverloadWait == 0 {
+		p.OverloadWait = caddy.Duration(DefaultOverloadWait)
 	}
 	repl := caddy.NewReplacer()
 	for i, t := range p.Tokens {
@@ -544,8 +562,8 @@ func (p *PublishHandler) Validate() error {
 	if p.MaxBody < 0 || p.MaxEvent < 0 || p.MaxBody > maxSize || p.MaxEvent > maxSize {
 		return errors.New("sse_publish: max_body and max_event must not be negative or over 1TiB")
 	}
-	if p.BodyTimeout < 0 || p.StreamIdleTimeout < 0 {
-		return errors.New("sse_publish: body_timeout and stream_idle_timeout must not be negative")
+	if p.BodyTimeout < 0 || p.StreamIdleTimeout < 0 || p.OverloadWait < 0 {
+		return errors.New("sse_publish: body_timeout, stream_idle_timeout and overload_wait must not be negative")
 	}
 	return nil
 }

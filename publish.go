@@ -1,6 +1,7 @@
 package caddysse
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -94,7 +95,9 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		}
 		pubs[i] = Publication{Message: m, Topics: refs}
 	}
-	out, err := p.hub.Publish(r.Context(), pubs, PublishOptions{})
+	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(p.OverloadWait))
+	defer cancel()
+	out, err := p.hub.Publish(ctx, pubs, PublishOptions{})
 	if err != nil {
 		return writePublishError(w, hubError(err))
 	}
@@ -126,7 +129,9 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 		if len(batch) == 0 {
 			return nil
 		}
-		out, err := p.hub.Publish(r.Context(), batch, PublishOptions{})
+		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(p.OverloadWait))
+		out, err := p.hub.Publish(ctx, batch, PublishOptions{})
+		cancel()
 		clear(batch)
 		batch = batch[:0]
 		if err != nil {

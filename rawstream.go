@@ -21,10 +21,12 @@ import (
 // goroutine through writeNow, which writes an idle stream's new events
 // without blocking instead of waking the goroutine. The gate orders them.
 type rawStream struct {
-	gate    writeGate
-	conn    net.Conn
-	rawConn syscall.RawConn // for writeNow's non-blocking writev
-	timeout time.Duration
+	gate     writeGate
+	conn     net.Conn
+	rawConn  syscall.RawConn // for writeNow's non-blocking writev
+	sub      *Subscription   // told when the socket stops taking bytes
+	unframed bool            // HTTP/1.0: no chunked framing; the stream ends at close
+	timeout  time.Duration
 	chunk   [][]byte // [chunk size line, event bytes..., CRLF]
 	pending int
 	armed   time.Time // the write deadline currently set
@@ -32,7 +34,7 @@ type rawStream struct {
 	rest    [][]byte // what a non-blocking write left unwritten; it goes first
 	batch   []*Event // writeNow's scratch
 	err     error
-	gone    chan struct{} // closed when the client closes its side
+	gone    chan struct{} // closed when the client closes its side, or sends anything
 }
 
 var crlf = []byte("\r\n")
@@ -42,34 +44,38 @@ var errStreamEnded = errors.New("stream ended")
 
 // hijackStream takes over the connection behind w after its headers were
 // written, or returns nil where that is not possible (the stream then
-// stays on the ResponseWriter).
-func hijackStream(w http.ResponseWriter, timeout time.Duration) *rawStream {
-	conn, _, err := http.NewResponseController(w).Hijack()
+// stays on the ResponseWriter). unframed is for HTTP/1.0, whose response
+// net/http sent without chunked framing.
+func hijackStream(w http.ResponseWriter, timeout time.Duration, sub *Subscription, unframed bool) *rawStream {
+	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil
 	}
 	// Deadlines set for the request (Caddy's read and write timeouts)
 	// would cut the stream; ours are set per flush.
 	_ = conn.SetDeadline(time.Time{})
-	s := &rawStream{conn: conn, timeout: timeout, gone: make(chan struct{})}
+	s := &rawStream{conn: conn, sub: sub, unframed: unframed, timeout: timeout, gone: make(chan struct{})}
 	if sc, ok := conn.(syscall.Conn); ok {
 		s.rawConn, _ = sc.SyscallConn()
+	}
+	if brw.Reader.Buffered() > 0 {
+		// Bytes after the request (EventSource sends none): see watch.
+		close(s.gone)
+		return s
 	}
 	go s.watch()
 	return s
 }
 
-// watch notices the client leaving: a read returns only when the peer
-// closes (or breaks) the connection. What a client might send is ignored.
-// It is what net/http's background reader did, with a 1-byte buffer.
+// watch notices the client leaving, or sending anything at all up the
+// stream: EventSource never does after its request, so a client that does
+// is not one, and its stream is closed at once rather than read (a byte at
+// a time, as net/http's background reader would, it cost a second of CPU
+// per megabyte pushed).
 func (s *rawStream) watch() {
 	var b [1]byte
-	for {
-		if _, err := s.conn.Read(b[:]); err != nil {
-			close(s.gone)
-			return
-		}
-	}
+	_, _ = s.conn.Read(b[:])
+	close(s.gone)
 }
 
 func (s *rawStream) gateOf() *writeGate { return &s.gate }
@@ -82,8 +88,13 @@ func (s *rawStream) add(b []byte) {
 	s.pending += len(b)
 }
 
-// frame completes the chunk around what was added.
+// frame completes the chunk around what was added; an unframed stream
+// sends the bytes alone.
 func (s *rawStream) frame() {
+	if s.unframed {
+		s.chunk[0] = nil // the size line's room stays empty
+		return
+	}
 	size := strconv.AppendInt(s.sizeBuf[:0], int64(s.pending), 16)
 	s.chunk[0] = append(size, crlf...)
 	s.chunk = append(s.chunk, crlf)
@@ -91,8 +102,12 @@ func (s *rawStream) frame() {
 
 // flush writes what a non-blocking write left, then what was added, as one
 // chunk, blocking up to the write timeout.
+//
+// While it writes, the subscriber counts as blocked (Subscription.Blocked):
+// a write that lasts means the socket is not taking bytes.
 func (s *rawStream) flush() error {
 	if s.err == nil && len(s.rest) > 0 {
+		s.blocked()
 		s.armDeadline()
 		bufs := net.Buffers(s.rest)
 		_, s.err = bufs.WriteTo(s.conn)
@@ -101,14 +116,29 @@ func (s *rawStream) flush() error {
 	}
 	if s.err != nil || s.pending == 0 {
 		s.reset()
+		s.unblocked()
 		return s.err
 	}
 	s.frame()
+	s.blocked()
 	s.armDeadline()
 	bufs := net.Buffers(s.chunk)
 	_, s.err = bufs.WriteTo(s.conn)
 	s.reset()
+	s.unblocked()
 	return s.err
+}
+
+func (s *rawStream) blocked() {
+	if s.sub != nil {
+		s.sub.Blocked()
+	}
+}
+
+func (s *rawStream) unblocked() {
+	if s.sub != nil && s.err == nil {
+		s.sub.Unblocked()
+	}
 }
 
 // maxIovecs is what one writev takes (Linux's IOV_MAX); writeNow leaves
@@ -167,6 +197,9 @@ func (s *rawStream) writeNow(sub *Subscription, coalesce time.Duration) bool {
 	}
 	s.rest = appendUnwritten(s.rest[:0], s.chunk, max(n, 0))
 	s.reset()
+	if len(s.rest) > 0 {
+		s.blocked() // the socket is full; the goroutine's flush clears it
+	}
 	return len(s.rest) == 0
 }
 
@@ -220,7 +253,7 @@ func (s *rawStream) setDeadline(t time.Time) {
 func (s *rawStream) finish() {
 	s.gate.mu.Lock()
 	defer s.gate.mu.Unlock()
-	if s.err == nil && len(s.rest) == 0 {
+	if s.err == nil && len(s.rest) == 0 && !s.unframed {
 		select {
 		case <-s.gone:
 		default:

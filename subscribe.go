@@ -70,6 +70,7 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		h.subscribers.Add(-1)
 		return plainError(w, http.StatusServiceUnavailable, "event hub unavailable: "+err.Error())
 	}
+	sub.LimitBytes(int64(h.QueueSize))
 	release := func() {
 		sub.Close()
 		h.subscribers.Add(-1)
@@ -93,7 +94,9 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	// are released, and a goroutine with a small stack of its own serves
 	// the stream: a third of the memory per idle subscriber.
 	if r.ProtoMajor == 1 {
-		if raw := hijackStream(w, timeout); raw != nil {
+		// HTTP/1.0 has no chunked framing: its stream is unframed and
+		// ends when the connection closes.
+		if raw := hijackStream(w, timeout, sub, r.ProtoMinor == 0); raw != nil {
 			coalesce := time.Duration(h.coalesce)
 			sub.SetWriteNow(func() bool { return raw.writeNow(sub, coalesce) })
 			go func() {
@@ -106,6 +109,7 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	}
 	defer release()
 	s := newStream(w, timeout)
+	s.sub = sub
 	defer s.release()
 	h.serve(s, sub, replay, r.Context().Done(), r.RemoteAddr)
 	return nil
@@ -144,10 +148,14 @@ func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone <-chan
 		if s.flush() != nil {
 			return
 		}
+		// Its live events wait in its queue until the replay is out: it
+		// takes nothing meanwhile, so publishers must not wait for it.
+		sub.Park(true)
 		var ok bool
 		if replay, ok = h.awaitReplay(s, sub, replay.Later, gone); !ok {
 			return
 		}
+		sub.Park(false)
 	}
 	if replay.Reset != nil {
 		s.add(replay.Reset.Wire())
@@ -235,6 +243,7 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 		gathering  <-chan time.Time
 		coalesceBy = time.Duration(h.coalesce)
 		ready      = sub.Ready() // nil while gathering: events then wait without waking us
+		urgent     <-chan struct{}
 	)
 	for {
 		select {
@@ -250,7 +259,7 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 					} else {
 						gather.Reset(wait)
 					}
-					gathering, ready = gather.C, nil
+					gathering, ready, urgent = gather.C, nil, sub.Urgent()
 					continue
 				}
 			}
@@ -258,8 +267,19 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 				g.mu.Unlock()
 				return
 			}
+		case <-urgent:
+			// The queue passed half its bound while gathering: write
+			// now rather than let publishers wait for the window.
+			gather.Stop() // Go 1.23+: no stale tick follows a Stop
+			gathering, ready, urgent = nil, sub.Ready(), nil
+			g.mu.Lock()
+			g.gathering = false
+			if !h.writeQueued(s, sub, &batch) {
+				g.mu.Unlock()
+				return
+			}
 		case <-gathering:
-			gathering, ready = nil, sub.Ready()
+			gathering, ready, urgent = nil, sub.Ready(), nil
 			g.mu.Lock()
 			g.gathering = false
 			if !h.writeQueued(s, sub, &batch) {
@@ -342,6 +362,7 @@ func (h *SSEHandler) comeBackLater(w http.ResponseWriter, why string) error {
 // itself around each flush.
 type stream struct {
 	gate    writeGate
+	sub     *Subscription // told while a flush is blocked
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
@@ -390,8 +411,13 @@ func (s *stream) add(b []byte) {
 	if s.err != nil {
 		return
 	}
-	if s.pending == 0 && !s.managed && s.timeout > 0 {
-		s.setDeadline(time.Now().Add(s.timeout))
+	if s.pending == 0 {
+		if s.sub != nil {
+			s.sub.Blocked() // until flush: a Write may wait for the peer too
+		}
+		if !s.managed && s.timeout > 0 {
+			s.setDeadline(time.Now().Add(s.timeout))
+		}
 	}
 	s.pending += len(b)
 	_, s.err = s.w.Write(b)
@@ -400,6 +426,9 @@ func (s *stream) add(b []byte) {
 func (s *stream) flush() error {
 	if s.err == nil && s.pending > 0 {
 		s.err = s.rc.Flush()
+		if s.sub != nil && s.err == nil {
+			s.sub.Unblocked()
+		}
 	}
 	if s.pending > 0 && !s.managed && s.timeout > 0 {
 		s.setDeadline(time.Time{})

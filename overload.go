@@ -1,0 +1,158 @@
+package caddysse
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Overload is the hub's problem, not the subscribers' (DESIGN.md,
+// Guarantees). A publish that finds a subscriber's queue full asks why:
+//
+//   - The subscriber's socket still takes bytes: its writer has not caught
+//     up yet because the machine is busy (publishers outpace what the cores
+//     can write). Dropping it would punish a client that is reading, so the
+//     publish waits for room instead, bounded by its context (the
+//     sse_publish overload_wait), and fails with ErrOverloaded past it.
+//   - Its socket has taken nothing for stuckAfter: the client stopped
+//     reading or reads far slower than its peers. It is dropped alone, and
+//     the publish goes on, unless most of the topic's subscribers are in
+//     that state: then the clients, not one of them, are behind (the client
+//     machine is saturated) and the publish waits as above.
+//   - Its socket has taken nothing for deadAfter: it is dropped whatever its
+//     peers do, so a crowd of dead peers cannot hold publishers up longer.
+//
+// The check costs one atomic load while no queue is full, which is almost
+// always; only then are the publish's subscribers looked at.
+const (
+	stuckAfter = 100 * time.Millisecond
+	deadAfter  = time.Second
+	// A waiting publisher looks again at least this often: a subscriber's
+	// blocked time grows without any event that would wake the publisher.
+	roomPoll = 20 * time.Millisecond
+	// deliverWait bounds how long the Redis engine's bus reader waits for
+	// room before it delivers anyway, dropping the subscribers still full:
+	// it cannot refuse an event that is already published.
+	deliverWait = 5 * time.Second
+)
+
+// roomSignal wakes publishers waiting for room in subscribers' queues. The
+// channel is closed, and replaced on the next wait, whenever a full queue
+// empties or a full subscriber leaves.
+type roomSignal struct {
+	waiters atomic.Int32
+	mu      sync.Mutex
+	ch      chan struct{}
+}
+
+// roomMade wakes the waiting publishers, if any.
+func (h *Hub) roomMade() {
+	if h.room.waiters.Load() == 0 {
+		return
+	}
+	h.room.mu.Lock()
+	if h.room.ch != nil {
+		close(h.room.ch)
+		h.room.ch = nil
+	}
+	h.room.mu.Unlock()
+}
+
+// roomChan is closed when room is next made.
+func (h *Hub) roomChan() <-chan struct{} {
+	h.room.mu.Lock()
+	defer h.room.mu.Unlock()
+	if h.room.ch == nil {
+		h.room.ch = make(chan struct{})
+	}
+	return h.room.ch
+}
+
+// admitLocked reports whether pubs may be queued now: every full
+// subscriber of their topics is one the queueing will drop (see above).
+func (h *Hub) admitLocked(pubs []Publication) bool {
+	if h.full.Load() == 0 {
+		return true
+	}
+	now := monoNow()
+	for _, p := range pubs {
+		for _, ref := range p.Topics {
+			if t := h.topics[ref.Name]; t != nil && !t.admits(now) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// admits reports whether an event may be queued for t's subscribers now.
+func (t *topic) admits(now int64) bool {
+	stuck := 0
+	for s := range t.subs {
+		if !s.isFull() {
+			continue
+		}
+		switch d := s.blockedFor(now); {
+		case d >= deadAfter:
+		case d >= stuckAfter:
+			stuck++
+		default:
+			return false // its writer will catch up: wait for it
+		}
+	}
+	return stuck*2 <= len(t.subs)
+}
+
+// roomWaiter is one publisher's wait for room, across its attempts.
+type roomWaiter struct {
+	h       *Hub
+	armed   bool
+	room    <-chan struct{}
+	poll    *time.Timer
+	expired <-chan struct{} // the caller's context
+}
+
+// arm takes the signal to wait on before the next look, so that room made
+// between that look and the wait is not missed.
+func (w *roomWaiter) arm() {
+	if w.armed {
+		w.room = w.h.roomChan()
+	}
+}
+
+// wait waits for room after a refused look. The first refusal only arms
+// the signal and looks again at once. It reports false once the context
+// is done.
+func (w *roomWaiter) wait() bool {
+	if !w.armed {
+		w.armed = true
+		w.h.room.waiters.Add(1)
+		return true
+	}
+	if w.poll == nil {
+		w.poll = time.NewTimer(roomPoll)
+	} else {
+		w.poll.Reset(roomPoll)
+	}
+	select {
+	case <-w.room:
+	case <-w.poll.C:
+	case <-w.expired:
+		return false
+	}
+	return true
+}
+
+func (w *roomWaiter) done() {
+	if w.armed {
+		w.h.room.waiters.Add(-1)
+	}
+	if w.poll != nil {
+		w.poll.Stop()
+	}
+}
+
+func newRoomWaiter(h *Hub, ctx context.Context) *roomWaiter {
+	return &roomWaiter{h: h, expired: ctx.Done()}
+}
