@@ -27,14 +27,14 @@ type rawStream struct {
 	sub      *Subscription   // told when the socket stops taking bytes
 	unframed bool            // HTTP/1.0: no chunked framing; the stream ends at close
 	timeout  time.Duration
-	chunk   [][]byte // [chunk size line, event bytes..., CRLF]
-	pending int
-	armed   time.Time // the write deadline currently set
-	sizeBuf [18]byte
-	rest    [][]byte // what a non-blocking write left unwritten; it goes first
-	batch   []*Event // writeNow's scratch
-	err     error
-	gone    chan struct{} // closed when the client closes its side, or sends anything
+	chunk    [][]byte // [chunk size line, event bytes..., CRLF]
+	pending  int
+	armed    time.Time // the write deadline currently set
+	sizeBuf  [18]byte
+	rest     [][]byte // what a non-blocking write left unwritten; it goes first
+	batch    []*Event // writeNow's scratch
+	err      error
+	gone     chan struct{} // closed when the client closes its side, or sends anything
 }
 
 var crlf = []byte("\r\n")
