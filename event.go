@@ -62,7 +62,8 @@ func isIDChar(c byte) bool {
 
 var epochEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
-// NewEpoch returns a fresh random epoch: 10 characters, 50 bits of entropy.
+// NewEpoch returns a fresh random epoch: 10 characters, 48 bits of entropy
+// (6 random bytes in base32).
 func NewEpoch() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])

@@ -17,7 +17,10 @@ import (
 // snapshot. That single order is what makes the guarantees cheap to keep:
 // a subscriber sees events in id order, and a subscribe racing a publish
 // gets the event either in its replay or in its queue, never both or none.
-// Queueing is a non-blocking channel send, so the lock is held briefly.
+// Queueing appends a pointer to each subscriber's queue and never blocks;
+// telling subscribers, which may write to sockets, happens after the lock
+// is released (notify.go). A publish that must wait for room (overload.go)
+// waits with the lock released.
 type Hub struct {
 	mu           sync.Mutex
 	epoch        string

@@ -281,3 +281,58 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A fan-out to more subscribers than one goroutine tells (notifyPerWorker)
+// is split over workers; each subscriber is told exactly once per publish
+// and gets every event, whether its WriteNow hook takes the events or
+// leaves them to its reader (run with -race).
+func TestNotifyParallelFanOut(t *testing.T) {
+	const subs, events = 3*notifyPerWorker + 17, 5
+	h := NewHub()
+	type counter struct {
+		mu   sync.Mutex
+		seqs []uint64
+	}
+	counts := make([]*counter, subs)
+	for i := range counts {
+		s, _ := hubTestSubscribe(t, h, hubTestRefs("a"), "", events)
+		c := &counter{}
+		counts[i] = c
+		takes := i%2 == 0 // half take in the hook, half leave it to Ready
+		s.SetWriteNow(func() bool {
+			if !takes {
+				return false
+			}
+			c.mu.Lock()
+			c.seqs = append(c.seqs, hubTestSeqs(s.Take(nil))...)
+			c.mu.Unlock()
+			return true
+		})
+		if !takes {
+			t.Cleanup(func() {
+				c.mu.Lock()
+				c.seqs = append(c.seqs, hubTestSeqs(hubTestDrain(s))...)
+				c.mu.Unlock()
+			})
+		}
+	}
+	for e := 0; e < events; e++ {
+		if r := hubTestPublish(t, h, "x", hubTestRefs("a")...); r.Delivered != subs {
+			t.Fatalf("publish %d delivered to %d, want %d", e, r.Delivered, subs)
+		}
+	}
+	h.mu.Lock()
+	var leftOver int
+	for s := range h.topics["a"].subs {
+		leftOver += s.queued()
+	}
+	h.mu.Unlock()
+	for i, c := range counts {
+		if i%2 == 0 && len(c.seqs) != events {
+			t.Fatalf("subscriber %d took %v in its hook, want %d events", i, c.seqs, events)
+		}
+	}
+	if want := (subs / 2) * events; leftOver != want {
+		t.Fatalf("%d events wait for readers, want %d", leftOver, want)
+	}
+}

@@ -181,8 +181,8 @@ func (s *rawStream) writeNow(sub *Subscription, coalesce time.Duration) bool {
 	// Control, not Write: the descriptor stays valid while the function
 	// runs, and the gate already keeps writers apart. Write would also
 	// take the descriptor's write lock and check its poller state, deadline
-	// included, for a write that never waits (5% of a large fan-out's
-	// CPU). So the deadline a blocking flush left set does not apply here;
+	// included, for a write that never waits (a measurable share of a large
+	// fan-out's CPU: bench/NOTES.md, session 3). So the deadline a blocking flush left set does not apply here;
 	// the next blocking flush re-arms it before it writes.
 	err := s.rawConn.Control(func(fd uintptr) {
 		n, werr = unix.Writev(int(fd), s.chunk)
@@ -217,9 +217,9 @@ func appendUnwritten(dst, bufs [][]byte, n int) [][]byte {
 }
 
 // armDeadline gives the coming write between half and all of the write
-// timeout. Setting a deadline costs a runtime timer update, which was 8% of
-// the CPU of a 10,000-subscriber fan-out when done on every flush; a busy
-// stream now re-arms at most twice per timeout. The deadline is left set
+// timeout. Setting a deadline costs a runtime timer update, which showed in
+// the profile of a 10,000-subscriber fan-out when done on every flush
+// (bench/NOTES.md); a busy stream re-arms at most twice per timeout. The deadline is left set
 // between flushes: it is only checked by a blocking write, and every one
 // comes through here first.
 func (s *rawStream) armDeadline() {

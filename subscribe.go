@@ -238,69 +238,48 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 		heartbeat = timer.C
 	}
 	var (
-		batch      []*Event
-		gather     *time.Timer
-		gathering  <-chan time.Time
-		coalesceBy = time.Duration(h.coalesce)
-		ready      = sub.Ready() // nil while gathering: events then wait without waking us
-		urgent     <-chan struct{}
+		batch     []*Event
+		gather    *time.Timer
+		gathering <-chan time.Time // the coalesce window's end, while gathering
+		urgent    <-chan struct{}  // the queue passed half its bound, while gathering
+		ready     = sub.Ready()    // nil while gathering: events then wait without waking us
 	)
+	endGathering := func() { gathering, urgent, ready = nil, nil, sub.Ready() }
 	for {
+		// Wait for a reason to write; the gate is not held while waiting.
+		beat := false
 		select {
 		case <-ready:
-			g.mu.Lock()
-			if coalesceBy > 0 {
-				if wait := coalesceBy - time.Since(g.last); wait > 0 {
-					g.gathering = true
-					g.mu.Unlock()
-					if gather == nil {
-						gather = time.NewTimer(wait)
-						defer gather.Stop()
-					} else {
-						gather.Reset(wait)
-					}
-					gathering, ready, urgent = gather.C, nil, sub.Urgent()
-					continue
+			if wait := g.startGathering(h.coalesce); wait > 0 {
+				if gather == nil {
+					gather = time.NewTimer(wait)
+					defer gather.Stop()
+				} else {
+					gather.Reset(wait)
 				}
-			}
-			if !h.writeQueued(s, sub, &batch) {
-				g.mu.Unlock()
-				return
+				gathering, urgent, ready = gather.C, sub.Urgent(), nil
+				continue
 			}
 		case <-urgent:
-			// The queue passed half its bound while gathering: write
-			// now rather than let publishers wait for the window.
+			// Past half the queue: write now rather than let publishers
+			// wait for the window to end.
 			gather.Stop() // Go 1.23+: no stale tick follows a Stop
-			gathering, ready, urgent = nil, sub.Ready(), nil
-			g.mu.Lock()
-			g.gathering = false
-			if !h.writeQueued(s, sub, &batch) {
-				g.mu.Unlock()
-				return
-			}
+			endGathering()
 		case <-gathering:
-			gathering, ready, urgent = nil, sub.Ready(), nil
-			g.mu.Lock()
-			g.gathering = false
-			if !h.writeQueued(s, sub, &batch) {
-				g.mu.Unlock()
-				return
-			}
+			endGathering()
 		case <-heartbeat:
-			g.mu.Lock()
-			if idle := time.Since(g.last); idle < h.heartbeat {
-				g.mu.Unlock()
+			if idle := g.idle(); idle < h.heartbeat {
 				timer.Reset(h.heartbeat - idle)
 				continue
 			}
-			s.add(heartbeatLine)
 			timer.Reset(h.heartbeat)
+			beat = true
 		case <-sub.Done():
-			// Dropped: the queue overflowed (a slow client) or the hub
-			// closed. The client resumes by id. An expired deadline makes
-			// the final write fail at once, closing the connection instead
-			// of blocking on a full socket.
-			h.logger.Debug("subscriber dropped: queue full", zap.String("remote", remote))
+			// Dropped: its socket stopped taking bytes while its queue was
+			// full, or the hub closed. The client resumes by id. An expired
+			// deadline makes the final write fail at once, closing the
+			// connection instead of blocking on a full socket.
+			h.logger.Debug("subscriber dropped: behind while its socket took nothing", zap.String("remote", remote))
 			g.mu.Lock()
 			s.setDeadline(time.Now())
 			g.mu.Unlock()
@@ -313,14 +292,46 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 		case <-gone:
 			return
 		}
+		// Write, holding the gate: a publisher writing this stream
+		// directly (writeNow) stays out meanwhile.
+		g.mu.Lock()
+		g.gathering = false
+		if beat {
+			s.add(heartbeatLine)
+		}
+		ok := h.writeQueued(s, sub, &batch)
 		err := s.flush()
 		g.last = time.Now()
 		g.mu.Unlock()
-		if err != nil {
+		if !ok || err != nil {
 			h.logger.Debug("subscriber write failed", zap.String("remote", remote), zap.Error(err))
 			return
 		}
 	}
+}
+
+// startGathering decides, when events are ready, whether to write now or
+// gather them until the coalesce window since the last write ends: it
+// returns how long to gather (0: write now) and marks the stream as
+// gathering, which keeps writeNow from writing meanwhile.
+func (g *writeGate) startGathering(coalesce time.Duration) time.Duration {
+	if coalesce <= 0 {
+		return 0
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	wait := coalesce - time.Since(g.last)
+	if wait > 0 {
+		g.gathering = true
+	}
+	return max(wait, 0)
+}
+
+// idle is how long ago the stream was last written.
+func (g *writeGate) idle() time.Duration {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return time.Since(g.last)
 }
 
 // writeQueued adds everything queued for sub, flushing every 64 KiB; the
