@@ -146,6 +146,11 @@ func (p *poster) post(ctx context.Context, req *http.Request) bool {
 	return false
 }
 
+// over reports whether the run's publishing time is up. Tokens the pacer
+// buffered are not spent after it: a publisher that waited out a
+// Retry-After until the end would otherwise send them all at once.
+func (p *poster) over() bool { return !time.Now().Before(p.until) }
+
 func publish(ctx context.Context, c *config) publishResult {
 	until := time.Now().Add(c.duration)
 	tokens := pacer(ctx, c.rate, until)
@@ -190,6 +195,9 @@ func publishEach(ctx context.Context, c *config, ps *poster, pub int, tokens <-c
 	var seq uint64
 	buf := make([]byte, 0, c.size)
 	for range tokens {
+		if ps.over() {
+			break
+		}
 		buf = payload(buf, pub, seq, c.size)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.pubURL, bytes.NewReader(buf))
 		req.Header.Set("Content-Type", "text/plain")
@@ -233,6 +241,9 @@ func publishBatches(ctx context.Context, c *config, ps *poster, pub int, tokens 
 		batch = batch[:0]
 	}
 	for range tokens {
+		if ps.over() {
+			break
+		}
 		buf = payload(buf, pub, seq, c.size)
 		batch = append(batch, jsonEvent{Topic: topic, Event: c.event, Data: string(buf)})
 		seq++
@@ -258,6 +269,9 @@ func publishStream(ctx context.Context, c *config, ps *poster, tokens <-chan str
 	buf := make([]byte, 0, c.size+32)
 	frame := make([]byte, 0, c.size+32)
 	for range tokens {
+		if ps.over() {
+			break
+		}
 		buf = payload(buf, 0, seq, c.size)
 		frame = frame[:0]
 		if c.event != "" {
