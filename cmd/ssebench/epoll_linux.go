@@ -135,7 +135,8 @@ func (r *epollReader) loop() {
 			if token == stopToken {
 				return
 			}
-			got += r.readOne(int(token), now)
+			hangup := ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+			got += r.readOne(int(token), now, hangup)
 		}
 		r.tally.delivered.Add(got)
 	}
@@ -143,8 +144,10 @@ func (r *epollReader) loop() {
 
 // readOne reads a ready stream until a read returns less than the buffer:
 // a TCP read that does so has emptied the socket, and bytes arriving later
-// raise a new edge.
-func (r *epollReader) readOne(idx int, now int64) int64 {
+// raise a new edge. When the edge also reported the peer's close (hangup),
+// no later edge will come: it reads on to the end, so that the close is
+// seen and the subscriber counted as dropped.
+func (r *epollReader) readOne(idx int, now int64, hangup bool) int64 {
 	var got int64
 	for r.fds[idx] >= 0 {
 		n, err := unix.Read(r.fds[idx], r.buf)
@@ -163,7 +166,7 @@ func (r *epollReader) readOne(idx int, now int64) int64 {
 			break
 		}
 		got += r.consume(idx, r.buf[:n], now)
-		if n < len(r.buf) {
+		if n < len(r.buf) && !hangup {
 			break
 		}
 	}
