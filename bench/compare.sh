@@ -7,6 +7,10 @@
 # libnginx-mod-nchan if missing, starts each server fresh on loopback for
 # every run, alternates the systems, and writes bench/RESULTS.md and
 # bench/latency.svg. Everything stays on 127.0.0.1 and stops by itself.
+# caddy-sse runs with its default settings (bench/Caddyfile.bench), so the
+# numbers are what a user gets. Every run reports subscribers dropped and
+# deliveries lost; a run that drops or loses anything is reported and the
+# comparison goes on (ssebench's exit status, below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -142,10 +146,17 @@ for round in $(seq 1 "$ROUNDS"); do
 			echo "== round $round: $scenario on $system"
 			start_server "$system"
 			# shellcheck disable=SC2046
+			status=0
 			"$OUT/ssebench" -json -label "$system/$scenario" \
 				-sub "$subs" -pub "$base/publish?topic=bench" \
-				-pid "$pids" $(args_for "$scenario") >>"$results" || echo "   (run reported a failure)"
-			tail -n 1 "$results" | cut -c1-200
+				-pid "$pids" $(args_for "$scenario") >>"$results" || status=$?
+			case $status in
+			0) ;;
+			3) echo "   (subscribers dropped, or deliveries lost, duplicated or out of order)" ;;
+			4) echo "   (nothing was delivered)" ;;
+			*) echo "   (the run failed: exit $status)" ;;
+			esac
+			tail -n 1 "$results" | cut -c1-240
 			stop_server
 		done
 	done

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -17,25 +16,25 @@ import (
 // twice per event (the second read finds nothing); on 10,000 streams that
 // is CPU taken from the server being measured, on the same cores.
 type epollReader struct {
-	epfd    int
-	subs    []*subscriber
-	fds     []int
-	hist    histogram
-	counter *atomic.Int64
-	buf     []byte
+	epfd  int
+	subs  []*subscriber
+	fds   []int
+	hist  histogram
+	tally *tally
+	buf   []byte
 }
 
 const stopToken = ^uint64(0)
 
 // startEpollReaders spreads subs over n readers and starts them. The
 // returned stop ends them and closes every stream; it waits for them.
-func startEpollReaders(subs []*subscriber, n int, counter *atomic.Int64) (readers []*epollReader, stop func(), err error) {
+func startEpollReaders(subs []*subscriber, n int, t *tally) (readers []*epollReader, stop func(), err error) {
 	stopFd, err := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	if err != nil {
 		return nil, nil, fmt.Errorf("eventfd: %w", err)
 	}
 	for i := range n {
-		r := &epollReader{counter: counter, buf: make([]byte, 64<<10)}
+		r := &epollReader{tally: t, buf: make([]byte, 64<<10)}
 		if r.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 			return nil, nil, fmt.Errorf("epoll_create1: %w", err)
 		}
@@ -97,7 +96,7 @@ func (r *epollReader) adopt(s *subscriber) error {
 	r.subs = append(r.subs, s)
 	r.fds = append(r.fds, fd)
 	if len(s.early) > 0 {
-		r.counter.Add(r.consume(idx, s.early, time.Now().UnixNano()))
+		r.tally.delivered.Add(r.consume(idx, s.early, time.Now().UnixNano()))
 		s.early = nil
 		if r.fds[idx] < 0 {
 			return nil // the body ended with the headers
@@ -136,16 +135,19 @@ func (r *epollReader) loop() {
 			if token == stopToken {
 				return
 			}
-			got += r.readOne(int(token), now)
+			hangup := ev.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0
+			got += r.readOne(int(token), now, hangup)
 		}
-		r.counter.Add(got)
+		r.tally.delivered.Add(got)
 	}
 }
 
 // readOne reads a ready stream until a read returns less than the buffer:
 // a TCP read that does so has emptied the socket, and bytes arriving later
-// raise a new edge.
-func (r *epollReader) readOne(idx int, now int64) int64 {
+// raise a new edge. When the edge also reported the peer's close (hangup),
+// no later edge will come: it reads on to the end, so that the close is
+// seen and the subscriber counted as dropped.
+func (r *epollReader) readOne(idx int, now int64, hangup bool) int64 {
 	var got int64
 	for r.fds[idx] >= 0 {
 		n, err := unix.Read(r.fds[idx], r.buf)
@@ -155,12 +157,16 @@ func (r *epollReader) readOne(idx int, now int64) int64 {
 		if errors.Is(err, unix.EAGAIN) {
 			break
 		}
-		if n <= 0 {
-			r.drop(idx) // the server closed the stream, or it broke
+		if err != nil {
+			r.drop(idx, endReset)
+			break
+		}
+		if n == 0 {
+			r.drop(idx, endClosed) // the server closed the connection
 			break
 		}
 		got += r.consume(idx, r.buf[:n], now)
-		if n < len(r.buf) {
+		if n < len(r.buf) && !hangup {
 			break
 		}
 	}
@@ -175,13 +181,18 @@ func (r *epollReader) consume(idx int, b []byte, now int64) int64 {
 			got++
 		}
 	})
-	if err != nil {
-		r.drop(idx)
+	if errors.Is(err, errBodyEnded) {
+		r.drop(idx, endEnded)
+	} else if err != nil {
+		r.drop(idx, endMalformed)
 	}
 	return got
 }
 
-func (r *epollReader) drop(idx int) {
+// drop stops reading a stream that ended before the run did, and records
+// why. The run's own stop closes the rest without calling it.
+func (r *epollReader) drop(idx int, why endReason) {
+	r.subs[idx].ended(why, r.tally)
 	if fd := r.fds[idx]; fd >= 0 {
 		_ = unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 		unix.Close(fd)

@@ -2,13 +2,10 @@
 
 package main
 
-import (
-	"errors"
-	"sync/atomic"
-)
+import "errors"
 
 type epollReader struct{ hist histogram }
 
-func startEpollReaders(subs []*subscriber, n int, counter *atomic.Int64) ([]*epollReader, func(), error) {
+func startEpollReaders(subs []*subscriber, n int, t *tally) ([]*epollReader, func(), error) {
 	return nil, nil, errors.New("-reader epoll needs Linux; use -reader goroutine")
 }

@@ -9,7 +9,9 @@
 // It drives caddy-sse and Nchan alike (-mode nchan posts raw bodies to an
 // Nchan publisher location). Each event's data carries its sequence number
 // and send time, so every subscriber counts what it lost, got twice or got
-// out of order (all must be 0) and the latency of each delivery.
+// out of order (all must be 0) and the latency of each delivery. A stream
+// the server ends before the run does is counted as dropped, and is not
+// reconnected: everything published after it counts as lost.
 package main
 
 import (
@@ -76,11 +78,12 @@ func main() {
 	markdown := flag.String("markdown", "", "with -summarize: write the Markdown report here")
 	svg := flag.String("svg", "", "with -summarize: write the latency plot here")
 	notes := flag.String("notes", "", "with -summarize: a Markdown file of analysis to append")
+	flag.Usage = usage
 	flag.Parse()
 	if *summary != "" {
 		if err := summarize(*summary, *machine, *markdown, *svg, *notes); err != nil {
 			fmt.Fprintln(os.Stderr, "ssebench:", err)
-			os.Exit(1)
+			os.Exit(exitFailed)
 		}
 		return
 	}
@@ -92,7 +95,7 @@ func main() {
 
 	if err := c.check(); err != nil {
 		fmt.Fprintln(os.Stderr, "ssebench:", err)
-		os.Exit(2)
+		os.Exit(exitUsage)
 	}
 	raiseFileLimit()
 
@@ -106,16 +109,66 @@ func main() {
 	rep, err := run(ctx, c)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ssebench:", err)
-		os.Exit(1)
+		os.Exit(exitFailed)
 	}
 	if c.jsonOut {
 		_ = json.NewEncoder(os.Stdout).Encode(rep)
 	} else {
 		rep.print(os.Stdout)
 	}
-	if rep.Lost+rep.Late > 0 {
-		os.Exit(3)
+	os.Exit(rep.exitStatus())
+}
+
+// Exit statuses; usage() explains them.
+const (
+	exitOK      = 0
+	exitFailed  = 1 // the run could not be made
+	exitUsage   = 2
+	exitBroken  = 3 // dropped, lost, duplicated, out of order, or not connected
+	exitNothing = 4 // nothing was delivered
+)
+
+func (r *report) exitStatus() int {
+	switch {
+	case r.Delivered == 0:
+		return exitNothing
+	case r.Dropped > 0 || r.FailedSubs > 0 || r.Lost+r.Duplicated+r.OutOfOrder > 0:
+		return exitBroken
 	}
+	return exitOK
+}
+
+func usage() {
+	fmt.Fprintf(flag.CommandLine.Output(), `Usage: ssebench -sub URL -pub URL [flags]
+       ssebench -summarize results.jsonl [-markdown out.md] [-svg out.svg]
+
+Subscribes -subs streams, publishes for -duration, waits up to -settle for
+the last deliveries, then reports (text, or JSON with -json) for the run:
+subscribers that failed to connect and that were dropped (their stream
+ended before the run did, and why), deliveries expected (events published
+× connected subscribers), delivered, lost, duplicated and out of order;
+publish requests accepted (and per second), rejected by status, and
+unanswered, with round-trip percentiles; delivery latency; and the
+server's and the tool's CPU and memory.
+
+A dropped subscriber is not reconnected during the run: what a reconnect
+would replay is not what was measured, so everything published after the
+drop counts as lost. A refusal carrying Retry-After (503 or 429) is waited
+out, up to the end of the run, and the same event is sent again; every
+refusal is counted.
+
+Exit status (the report is printed in every case but 1 and 2):
+  0  every connected subscriber got every accepted event once, in order,
+     and none was dropped
+  1  the run could not be made (no subscriber connected, a reader failed)
+  2  bad flags
+  3  a subscriber was dropped or failed to connect, or a delivery was
+     lost, duplicated or out of order
+  4  nothing was delivered (no event accepted, or none arrived)
+
+Flags:
+`)
+	flag.PrintDefaults()
 }
 
 func (c *config) check() error {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -72,10 +71,85 @@ func pacer(ctx context.Context, rate float64, until time.Time) <-chan struct{} {
 
 // publishResult is what the publishers achieved.
 type publishResult struct {
-	acked   []uint64 // events acknowledged per publisher
-	elapsed time.Duration
-	errors  int64
+	acked    []uint64 // events acknowledged per publisher
+	elapsed  time.Duration
+	requests pubCounts
+	latency  histogram // round trips of answered requests, accepted or not
 }
+
+// pubCounts counts one publisher's requests by outcome.
+type pubCounts struct {
+	accepted int64         // answered 2xx
+	rejected map[int]int64 // answered otherwise, by status
+	errors   int64         // not answered: the connection failed
+	waited   time.Duration // sleeping out Retry-After before retrying
+}
+
+func (c *pubCounts) add(o pubCounts) {
+	c.accepted += o.accepted
+	c.errors += o.errors
+	c.waited += o.waited
+	for st, n := range o.rejected {
+		if c.rejected == nil {
+			c.rejected = map[int]int64{}
+		}
+		c.rejected[st] += n
+	}
+}
+
+// poster sends one publisher's requests and keeps its counts; it is used by
+// one goroutine.
+type poster struct {
+	client *http.Client
+	until  time.Time
+	counts pubCounts
+	hist   histogram
+	timed  bool // record round trips (not for a held stream: its one request lasts the run)
+}
+
+// post sends req and reports whether it was accepted. A refusal that
+// carries Retry-After (a 503 or 429 telling publishers to back off) is
+// waited out, up to the end of the run, before the caller retries; the
+// refusal and the wait are both counted.
+func (p *poster) post(ctx context.Context, req *http.Request) bool {
+	start := time.Now()
+	resp, err := p.client.Do(req)
+	if err != nil {
+		p.counts.errors++
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if p.timed {
+		p.hist.add(time.Since(start))
+	}
+	if resp.StatusCode/100 == 2 {
+		p.counts.accepted++
+		return true
+	}
+	if p.counts.rejected == nil {
+		p.counts.rejected = map[int]int64{}
+	}
+	p.counts.rejected[resp.StatusCode]++
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		wait := min(time.Duration(secs)*time.Second, time.Until(p.until))
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+			p.counts.waited += wait
+		}
+	}
+	return false
+}
+
+// over reports whether the run's publishing time is up. Tokens the pacer
+// buffered are not spent after it: a publisher that waited out a
+// Retry-After until the end would otherwise send them all at once.
+func (p *poster) over() bool { return !time.Now().Before(p.until) }
 
 func publish(ctx context.Context, c *config) publishResult {
 	until := time.Now().Add(c.duration)
@@ -93,19 +167,20 @@ func publish(ctx context.Context, c *config) publishResult {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ps := &poster{client: client, until: until, timed: c.mode != "stream"}
 			var acked uint64
-			var errs int64
 			switch c.mode {
 			case "stream":
-				acked, errs = publishStream(ctx, c, client, tokens)
+				acked = publishStream(ctx, c, ps, tokens)
 			case "batch":
-				acked, errs = publishBatches(ctx, c, client, p, tokens)
+				acked = publishBatches(ctx, c, ps, p, tokens)
 			default:
-				acked, errs = publishEach(ctx, c, client, p, tokens)
+				acked = publishEach(ctx, c, ps, p, tokens)
 			}
 			mu.Lock()
 			res.acked[p] = acked
-			res.errors += errs
+			res.requests.add(ps.counts)
+			res.latency.merge(&ps.hist)
 			mu.Unlock()
 		}()
 	}
@@ -116,19 +191,20 @@ func publish(ctx context.Context, c *config) publishResult {
 
 // publishEach sends one event per POST with a raw body, the shape both
 // caddy-sse (text/plain) and Nchan accept.
-func publishEach(ctx context.Context, c *config, client *http.Client, pub int, tokens <-chan struct{}) (uint64, int64) {
+func publishEach(ctx context.Context, c *config, ps *poster, pub int, tokens <-chan struct{}) uint64 {
 	var seq uint64
-	var errs int64
 	buf := make([]byte, 0, c.size)
 	for range tokens {
+		if ps.over() {
+			break
+		}
 		buf = payload(buf, pub, seq, c.size)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.pubURL, bytes.NewReader(buf))
 		req.Header.Set("Content-Type", "text/plain")
 		if c.event != "" {
 			req.Header.Set("X-EventSource-Event", c.event) // Nchan's way to name events
 		}
-		if err := do(client, req); err != nil {
-			errs++
+		if !ps.post(ctx, req) {
 			if ctx.Err() != nil {
 				break
 			}
@@ -136,7 +212,7 @@ func publishEach(ctx context.Context, c *config, client *http.Client, pub int, t
 		}
 		seq++
 	}
-	return seq, errs
+	return seq
 }
 
 type jsonEvent struct {
@@ -146,11 +222,10 @@ type jsonEvent struct {
 }
 
 // publishBatches sends JSON arrays of c.batch events.
-func publishBatches(ctx context.Context, c *config, client *http.Client, pub int, tokens <-chan struct{}) (uint64, int64) {
+func publishBatches(ctx context.Context, c *config, ps *poster, pub int, tokens <-chan struct{}) uint64 {
 	u, _ := url.Parse(c.pubURL)
 	topic := u.Query().Get("topic")
 	var seq uint64
-	var errs int64
 	buf := make([]byte, 0, c.size)
 	batch := make([]jsonEvent, 0, c.batch)
 	flush := func() {
@@ -160,13 +235,15 @@ func publishBatches(ctx context.Context, c *config, client *http.Client, pub int
 		body, _ := json.Marshal(batch)
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.pubURL, bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		if err := do(client, req); err != nil {
-			errs++
+		if !ps.post(ctx, req) {
 			seq -= uint64(len(batch)) // resend the same numbers
 		}
 		batch = batch[:0]
 	}
 	for range tokens {
+		if ps.over() {
+			break
+		}
 		buf = payload(buf, pub, seq, c.size)
 		batch = append(batch, jsonEvent{Topic: topic, Event: c.event, Data: string(buf)})
 		seq++
@@ -175,23 +252,26 @@ func publishBatches(ctx context.Context, c *config, client *http.Client, pub int
 		}
 	}
 	flush()
-	return seq, errs
+	return seq
 }
 
 // publishStream holds one text/event-stream body open and writes every
 // event into it; caddy-sse publishes each as soon as it is parsed.
-func publishStream(ctx context.Context, c *config, client *http.Client, tokens <-chan struct{}) (uint64, int64) {
+func publishStream(ctx context.Context, c *config, ps *poster, tokens <-chan struct{}) uint64 {
 	pr, pw := io.Pipe()
-	done := make(chan error, 1)
+	done := make(chan bool, 1)
 	go func() {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.pubURL, pr)
 		req.Header.Set("Content-Type", "text/event-stream")
-		done <- do(client, req)
+		done <- ps.post(ctx, req)
 	}()
 	var seq uint64
 	buf := make([]byte, 0, c.size+32)
 	frame := make([]byte, 0, c.size+32)
 	for range tokens {
+		if ps.over() {
+			break
+		}
 		buf = payload(buf, 0, seq, c.size)
 		frame = frame[:0]
 		if c.event != "" {
@@ -204,21 +284,8 @@ func publishStream(ctx context.Context, c *config, client *http.Client, tokens <
 		seq++
 	}
 	pw.Close()
-	if err := <-done; err != nil {
-		return 0, 1
+	if !<-done {
+		return 0
 	}
-	return seq, 0
-}
-
-func do(client *http.Client, req *http.Request) error {
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("publish: %s", resp.Status)
-	}
-	return nil
+	return seq
 }

@@ -29,7 +29,9 @@ var tableMetrics = []metric{
 	{"sustained", "sustained: deliveries/s (500k offered)", func(r *report) float64 { return r.DeliveredPerSec }, true},
 	{"sustained", "sustained: p99 latency (ms)", func(r *report) float64 { return r.LatencyP99ms }, false},
 	{"sustained", "sustained: server CPU s per million deliveries", func(r *report) float64 { return r.CPUSecondsPerMillion }, false},
-	{"publish", "publish: single-event POSTs/s", func(r *report) float64 { return r.PublishPerSec }, true},
+	{"publish", "publish: single-event POSTs/s accepted", func(r *report) float64 { return r.AcceptedPerSec }, true},
+	{"publish", "publish: POST round trip p99 (ms)", func(r *report) float64 { return r.PublishP99ms }, false},
+	{"publish", "publish: deliveries/s", func(r *report) float64 { return r.DeliveredPerSec }, true},
 	{"stream", "streaming publish: events/s ingested", func(r *report) float64 { return r.PublishPerSec }, true},
 }
 
@@ -61,7 +63,7 @@ func summarize(path, machine, markdownPath, svgPath, notesPath string) error {
 	fmt.Fprintf(&b, "# caddy-sse against Nchan: measured side by side\n\n")
 	fmt.Fprintf(&b, "- Machine: %s\n- Date: %s\n", machine, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "- Command: `bash bench/compare.sh` (the load tool is `cmd/ssebench`; every system restarted for every run, systems alternated, loopback only)\n")
-	fmt.Fprintf(&b, "- Settings: a buffer of 1000 events per topic, heartbeats every 15 s (`bench/Caddyfile.bench`, `bench/nchan.conf`); 256 B events\n")
+	fmt.Fprintf(&b, "- Settings: caddy-sse's defaults (`bench/Caddyfile.bench` declares the topic and nothing else: a ring of 1000 events, heartbeats every 15 s, the default `queue`); Nchan with the same buffer and ping (`bench/nchan.conf`); 256 B events\n")
 	fmt.Fprintf(&b, "- Each cell is the median of the runs (n in brackets); a ratio column divides the first system named by the second.\n")
 	fmt.Fprintf(&b, "- caddy-redis: two caddy-sse instances sharing one local redis-server, subscribers split between them, publishing on the first; memory and CPU are those of both instances and Redis together.\n\n")
 	pairs := ratioPairs(systems)
@@ -92,16 +94,8 @@ func summarize(path, machine, markdownPath, svgPath, notesPath string) error {
 		}
 		fmt.Fprintf(&b, "| %s | %s |\n", m.name, strings.Join(cells, " | "))
 	}
-	fmt.Fprintf(&b, "\nDeliveries lost (never received, counting everything after a subscriber was dropped as slow) or duplicated/out of order, over all runs:\n\n")
-	fmt.Fprintf(&b, "| run | lost | duplicated or out of order |\n|---|---|---|\n")
-	for _, label := range order {
-		var lost, late int64
-		for _, r := range runs[label] {
-			lost += r.Lost
-			late += r.Late
-		}
-		fmt.Fprintf(&b, "| %s | %d | %d |\n", label, lost, late)
-	}
+	writePublishTable(&b, runs, systems)
+	writeDeliveryTable(&b, runs, order)
 	fmt.Fprintf(&b, "\n\nLatency against subscriber count: [latency.svg](latency.svg).\n\n## Every run\n\n```\n")
 	for _, label := range order {
 		for _, r := range runs[label] {
@@ -128,6 +122,96 @@ func summarize(path, machine, markdownPath, svgPath, notesPath string) error {
 		return os.WriteFile(svgPath, []byte(latencySVG(runs, systems)), 0o644)
 	}
 	return nil
+}
+
+// writePublishTable gives the publish scenario per system: what publishers
+// got (accepted, refused, how long a POST took) next to what subscribers
+// got (dropped, lost), and the delivered rate against Nchan's.
+func writePublishTable(b *strings.Builder, runs map[string][]*report, systems []string) {
+	var rows []string
+	base := medianOr(runs["nchan/publish"], func(r *report) float64 { return r.DeliveredPerSec })
+	for _, sys := range systems {
+		rs := runs[sys+"/publish"]
+		if len(rs) == 0 {
+			continue
+		}
+		get := func(f func(*report) float64) string { return num(median(rs, f)) }
+		t := totals(rs)
+		ratio := "–"
+		if d := median(rs, func(r *report) float64 { return r.DeliveredPerSec }); base > 0 && d > 0 {
+			ratio = fmt.Sprintf("%.2f", d/base)
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %d of %d | %d | %d | %d | %d | %d | %s | %s |",
+			sys, len(rs),
+			get(func(r *report) float64 { return r.AcceptedPerSec }),
+			rejectedCell(rs),
+			get(func(r *report) float64 { return r.PublishP50ms }),
+			get(func(r *report) float64 { return r.PublishP99ms }),
+			t.dropped, t.subscribers, t.expected, t.delivered, t.lost, t.duplicated, t.outOfOrder,
+			get(func(r *report) float64 { return r.DeliveredPerSec }), ratio))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\n### Publish scenario: publishers and subscribers\n\n")
+	fmt.Fprintf(b, "Single-event POSTs as fast as 8 connections go, 100 subscribers. Rates and round trips are medians of the runs; counts are totals over all runs. ")
+	fmt.Fprintf(b, "A dropped subscriber's stream ended before the run did; the tool does not reconnect it, so everything published after counts as lost. ")
+	fmt.Fprintf(b, "Rejected POSTs are answers other than 2xx, by status (one with Retry-After was waited out, then retried).\n\n")
+	fmt.Fprintf(b, "| system | runs | POSTs/s accepted | POSTs rejected | POST p50 (ms) | POST p99 (ms) | subscribers dropped | deliveries expected | delivered | lost | duplicated | out of order | deliveries/s | deliveries/s ÷ nchan |\n")
+	fmt.Fprintf(b, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n%s\n", strings.Join(rows, "\n"))
+}
+
+// writeDeliveryTable gives, for every system and scenario, what the
+// subscribers got, totalled over the runs.
+func writeDeliveryTable(b *strings.Builder, runs map[string][]*report, order []string) {
+	fmt.Fprintf(b, "\n### Deliveries, every run\n\nTotals over the runs of each scenario. A dropped subscriber is not reconnected, so everything published after its drop counts as lost.\n\n")
+	fmt.Fprintf(b, "| run | runs | subscribers dropped | deliveries expected | delivered | lost | duplicated | out of order | POSTs rejected |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, label := range order {
+		t := totals(runs[label])
+		fmt.Fprintf(b, "| %s | %d | %d of %d | %d | %d | %d | %d | %d | %s |\n",
+			label, len(runs[label]), t.dropped, t.subscribers, t.expected, t.delivered, t.lost, t.duplicated, t.outOfOrder, rejectedCell(runs[label]))
+	}
+}
+
+type runTotals struct {
+	subscribers, dropped                              int
+	expected, delivered, lost, duplicated, outOfOrder int64
+}
+
+func totals(rs []*report) runTotals {
+	var t runTotals
+	for _, r := range rs {
+		t.subscribers += r.Subscribers - r.FailedSubs
+		t.dropped += r.Dropped
+		t.expected += r.Expected
+		t.delivered += r.Delivered
+		t.lost += r.Lost
+		t.duplicated += r.Duplicated
+		t.outOfOrder += r.OutOfOrder
+	}
+	return t
+}
+
+// rejectedCell totals refused requests by status over runs: "0", or
+// "503×12, 429×1".
+func rejectedCell(rs []*report) string {
+	sum := map[string]int64{}
+	for _, r := range rs {
+		for st, n := range r.RejectedByStatus {
+			sum[st] += n
+		}
+	}
+	if len(sum) == 0 {
+		return "0"
+	}
+	return statusList(sum, "", "")
+}
+
+func medianOr(rs []*report, get func(*report) float64) float64 {
+	if len(rs) == 0 {
+		return 0
+	}
+	return median(rs, get)
 }
 
 // ratioPairs names the ratio columns: the first system against the second
