@@ -2,7 +2,6 @@ package caddysse
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -282,34 +281,6 @@ func (h *Hub) removeLocked(s *Subscription, drop bool) {
 	}
 }
 
-// Replay is what a new subscriber gets before live events.
-type Replay struct {
-	Reset  *Reset   // non-nil when the resume point could not be honoured whole
-	Events []*Event // retained events after the resume point, in id order
-	// Later, when not nil, means the replay is not known yet (the Redis
-	// engine is unreachable): it arrives on Later, and no live event may
-	// be sent before it. The subscriber's live events wait in its queue.
-	Later <-chan Replay
-}
-
-// Reset tells a subscriber that its resume point could not be honoured.
-type Reset struct {
-	Reason      string // "evicted" or "unknown"
-	LastEventID string // what the client sent, cut to 128 bytes
-	ID          ID     // resuming from this id does not reset again
-}
-
-// Wire renders the reset as the event DESIGN.md describes.
-func (r *Reset) Wire() []byte {
-	data, _ := json.Marshal(struct {
-		Reason      string `json:"reason"`
-		LastEventID string `json:"last_event_id"`
-	}{r.Reason, r.LastEventID})
-	return encodeEvent(r.ID, &Message{Name: "reset", Data: string(data)})
-}
-
-const maxEchoedIDLen = 128
-
 // Subscribe registers a subscriber of topics with a queue of queueLen events
 // and returns what it must be sent first. resume is the client's
 // Last-Event-ID ("" for a fresh connect, which replays nothing).
@@ -373,70 +344,6 @@ func (h *Hub) registerLocked(refs []TopicRef, queueLen int) (*Subscription, erro
 	s.lastSeq = h.seq
 	h.subscribers++
 	return s, nil
-}
-
-func (h *Hub) replayLocked(topics []*topic, resume string) Replay {
-	id, ok := ParseID(resume)
-	if !ok || id.Epoch != h.epoch || id.Seq > h.seq {
-		return unknownReset(resume, ID{Epoch: h.epoch, Seq: h.seq})
-	}
-	var evicted uint64
-	lists := make([][]*Event, 0, len(topics))
-	for _, t := range topics {
-		if t.ring.gapAfter(id.Seq) {
-			evicted = max(evicted, t.ring.evictedSeq)
-		}
-		if l := t.ring.after(id.Seq); len(l) > 0 {
-			lists = append(lists, l)
-		}
-	}
-	return assembleReplay(h.epoch, resume, lists, evicted)
-}
-
-// unknownReset is the replay of a resume point this hub never issued (or
-// from an earlier epoch): a reset, then live events from position on.
-func unknownReset(resume string, position ID) Replay {
-	return Replay{Reset: &Reset{
-		Reason:      "unknown",
-		LastEventID: truncateBytes(resume, maxEchoedIDLen),
-		ID:          position,
-	}}
-}
-
-// assembleReplay merges the retained events of a subscriber's topics after
-// its resume point. When evicted is above the resume point, the subscriber
-// missed something: it gets an "evicted" reset carrying that seq, and only
-// events newer than it follow, so its Last-Event-ID never moves backwards
-// past the reset.
-func assembleReplay(epoch, resume string, lists [][]*Event, evicted uint64) Replay {
-	var rp Replay
-	if evicted > 0 {
-		rp.Reset = &Reset{
-			Reason:      "evicted",
-			LastEventID: truncateBytes(resume, maxEchoedIDLen),
-			ID:          ID{Epoch: epoch, Seq: evicted},
-		}
-	}
-	rp.Events = mergeEvents(lists)
-	if evicted > 0 {
-		i := 0
-		for i < len(rp.Events) && rp.Events[i].ID.Seq <= evicted {
-			i++
-		}
-		rp.Events = rp.Events[i:]
-	}
-	return rp
-}
-
-// truncateBytes cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncateBytes(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }
 
 // Stats is a snapshot of a hub, for the admin API, logs and tests.
