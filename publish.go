@@ -1,18 +1,14 @@
 package caddysse
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -228,65 +224,6 @@ func hubError(err error) *PublishError {
 		return &PublishError{Status: http.StatusGatewayTimeout, Msg: err.Error()}
 	}
 	return &PublishError{Status: http.StatusServiceUnavailable, Msg: err.Error()}
-}
-
-// authorize accepts a matching bearer token from anywhere, or no token from
-// an allowed address. A wrong bearer token is refused wherever it comes
-// from. Other schemes (basic_auth in front of this handler) are not ours to
-// judge and count as no token.
-func (p *PublishHandler) authorize(r *http.Request) *PublishError {
-	if token, ok := bearerToken(r.Header.Get("Authorization")); ok {
-		if p.tokenMatches(token) {
-			return nil
-		}
-		return &PublishError{Status: http.StatusUnauthorized, Field: "Authorization", Msg: "invalid bearer token"}
-	}
-	if addr, ok := clientAddr(r); ok {
-		for _, pfx := range p.allowFrom {
-			if pfx.Contains(addr) {
-				return nil
-			}
-		}
-	}
-	if len(p.tokens) == 0 {
-		return &PublishError{Status: http.StatusForbidden, Msg: "publishing is not allowed from this address"}
-	}
-	return &PublishError{Status: http.StatusUnauthorized, Field: "Authorization", Msg: "a bearer token is required"}
-}
-
-// tokenMatches compares against every token in constant time, so timing
-// tells neither which token nor how much of one matched.
-func (p *PublishHandler) tokenMatches(token string) bool {
-	match := 0
-	for _, t := range p.tokens {
-		match |= subtle.ConstantTimeCompare([]byte(token), t)
-	}
-	return match == 1
-}
-
-func bearerToken(h string) (string, bool) {
-	const prefix = "bearer "
-	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return "", false
-	}
-	return strings.TrimSpace(h[len(prefix):]), true
-}
-
-// clientAddr is Caddy's client IP, which honours trusted_proxies.
-func clientAddr(r *http.Request) (netip.Addr, bool) {
-	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	if ip == "" {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			return netip.Addr{}, false
-		}
-		ip = host
-	}
-	addr, err := netip.ParseAddr(ip)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	return addr.Unmap().WithZone(""), true
 }
 
 func writePublishError(w http.ResponseWriter, e *PublishError) error {
