@@ -104,31 +104,58 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 // streamBatch caps how many events of a held stream are published at once.
 const streamBatch = 256
 
+// streamSummary answers a held text/event-stream publish. It is the same
+// size after a million events as after one: a held stream may run for
+// hours, and one result per event would grow without bound (DESIGN.md,
+// Publishing: Success).
+type streamSummary struct {
+	Published int64  `json:"published"`
+	FirstID   string `json:"first_id,omitempty"`
+	LastID    string `json:"last_id,omitempty"`
+	Delivered int64  `json:"delivered"`
+}
+
+func (s *streamSummary) add(results []PublishResult) {
+	if len(results) == 0 {
+		return
+	}
+	if s.Published == 0 {
+		s.FirstID = results[0].ID
+	}
+	s.LastID = results[len(results)-1].ID
+	s.Published += int64(len(results))
+	for _, r := range results {
+		s.Delivered += int64(r.Delivered)
+	}
+}
+
 // publishStream publishes each event of a text/event-stream body as soon as
 // the read that brought it is parsed. max_body does not apply (the publisher may hold the request
-// open); max_event caps each event.
+// open); max_event caps each event. Memory stays flat however long the
+// stream is held: the parser reuses its buffers, the batch slice is reused,
+// and what is kept of the results is the summary.
 func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, query url.Values) error {
 	topics := query["topic"]
 	refs, perr := p.resolve(topics, "")
 	if perr != nil {
 		return writePublishError(w, perr)
 	}
-	var results []PublishResult
+	var sum streamSummary
 	// Events are published in batches: all that one read of the body
 	// brought, up to streamBatch. One hub call (one Redis round trip) per
 	// batch, and no event waits for bytes that have not arrived.
-	var batch []Publication
+	batch := make([]Publication, 0, streamBatch)
 	publishBatch := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		out, err := p.hub.Publish(r.Context(), batch, PublishOptions{})
-		clear(batch)
+		clear(batch) // the ring keeps the messages it retains; we need none
 		batch = batch[:0]
 		if err != nil {
 			return hubError(err)
 		}
-		results = append(results, out.Results...)
+		sum.add(out.Results)
 		return nil
 	}
 	parser := &streamParser{
@@ -156,18 +183,16 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 		default:
 			pe = badRequest("", "reading body: %v", err)
 		}
-		pe.Msg = fmt.Sprintf("%s (%d events were published before it)", pe.Msg, len(results))
 		return writeJSON(w, pe.Status, struct {
-			Error     string          `json:"error"`
-			Field     string          `json:"field,omitempty"`
-			Published int             `json:"published"`
-			Results   []PublishResult `json:"results"`
-		}{pe.Msg, pe.Field, len(results), nonNil(results)})
+			Error string `json:"error"`
+			Field string `json:"field,omitempty"`
+			streamSummary
+		}{fmt.Sprintf("%s (%d events were published before it)", pe.Msg, sum.Published), pe.Field, sum})
 	}
 	if c := p.logger.Check(zap.DebugLevel, "stream published"); c != nil {
-		c.Write(zap.Strings("topics", topics), zap.Int("events", len(results)))
+		c.Write(zap.Strings("topics", topics), zap.Int64("events", sum.Published))
 	}
-	return writeJSON(w, http.StatusOK, nonNil(results))
+	return writeJSON(w, http.StatusOK, sum)
 }
 
 // idleReader gives each read of a held stream a fresh deadline: a publisher
@@ -181,13 +206,6 @@ type idleReader struct {
 func (ir idleReader) Read(b []byte) (int, error) {
 	_ = ir.rc.SetReadDeadline(time.Now().Add(ir.idle))
 	return ir.r.Read(b)
-}
-
-func nonNil(r []PublishResult) []PublishResult {
-	if r == nil {
-		return []PublishResult{}
-	}
-	return r
 }
 
 // resolve checks topic names against the hub's declarations.

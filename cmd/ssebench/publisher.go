@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -179,14 +180,23 @@ func publishBatches(ctx context.Context, c *config, client *http.Client, pub int
 }
 
 // publishStream holds one text/event-stream body open and writes every
-// event into it; caddy-sse publishes each as soon as it is parsed.
+// event into it; caddy-sse publishes each as soon as it is parsed. The
+// acknowledged count is the "published" of caddy-sse's summary answer
+// ({"published":n,"first_id":...,"last_id":...,"delivered":sum}), which it
+// also sends, with an error, when the stream ends early.
 func publishStream(ctx context.Context, c *config, client *http.Client, tokens <-chan struct{}) (uint64, int64) {
 	pr, pw := io.Pipe()
-	done := make(chan error, 1)
+	type answer struct {
+		published uint64
+		err       error
+	}
+	done := make(chan answer, 1)
 	go func() {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.pubURL, pr)
 		req.Header.Set("Content-Type", "text/event-stream")
-		done <- do(client, req)
+		n, err := doStream(client, req)
+		pr.CloseWithError(errors.New("the publish request ended")) // unblock the writer
+		done <- answer{n, err}
 	}()
 	var seq uint64
 	buf := make([]byte, 0, c.size+32)
@@ -204,10 +214,31 @@ func publishStream(ctx context.Context, c *config, client *http.Client, tokens <
 		seq++
 	}
 	pw.Close()
-	if err := <-done; err != nil {
-		return 0, 1
+	a := <-done
+	if a.err != nil || a.published != seq {
+		return a.published, 1
 	}
-	return seq, 0
+	return a.published, 0
+}
+
+// doStream sends a held-stream publish and reads its summary answer.
+func doStream(client *http.Client, req *http.Request) (uint64, error) {
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var sum struct {
+		Published uint64 `json:"published"`
+		Error     string `json:"error"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&sum); err != nil {
+		return 0, fmt.Errorf("publish: %s: unreadable answer: %v", resp.Status, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return sum.Published, fmt.Errorf("publish: %s: %s", resp.Status, sum.Error)
+	}
+	return sum.Published, nil
 }
 
 func do(client *http.Client, req *http.Request) error {
