@@ -256,7 +256,8 @@ func unmarshalTopicOption(d *caddyfile.Dispenser, tc *TopicConfig) error {
 //
 //	sse_publish [<matcher>] {
 //		token      <token>          # repeatable; accepted as "Authorization: Bearer <token>"
-//		allow_from <ranges...>|none # client addresses allowed without a token (default: loopback)
+//		allow_from <ranges...>|none # client addresses allowed without a token (default: loopback,
+//		                            # or none once a token is set)
 //		max_body   <size>           # whole request, not a held event stream (default 1MiB)
 //		max_event  <size>           # one event's data (default 256KiB)
 //		hub        <name>           # hub to publish to (default "default")
@@ -282,7 +283,7 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
-			if _, err := parseAllowFrom(args); err != nil {
+			if _, err := parseAllowFrom(args, false); err != nil {
 				return d.Errf("%v", err)
 			}
 			p.AllowFrom = append(p.AllowFrom, args...)
@@ -320,7 +321,7 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("unrecognized sse_publish option %q", opt)
 		}
 	}
-	if _, err := parseAllowFrom(p.AllowFrom); err != nil {
+	if _, err := parseAllowFrom(p.AllowFrom, false); err != nil {
 		return d.Errf("%v", err)
 	}
 	return nil

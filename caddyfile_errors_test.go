@@ -316,6 +316,22 @@ sse_publish {
 			want: []string{"allow_from", "none"},
 		},
 		{
+			name: "allow_from IPv4-mapped range shorter than /96",
+			src: `:8080
+sse_publish {
+	allow_from ::ffff:10.0.0.0/80
+}`,
+			want: []string{"allow_from", `"::ffff:10.0.0.0/80"`, "shorter than /96", "10.0.0.0/n", "Caddyfile:3"},
+		},
+		{
+			name: "allow_from address with a zone",
+			src: `:8080
+sse_publish {
+	allow_from fe80::1%eth0
+}`,
+			want: []string{"allow_from", "zone"},
+		},
+		{
 			name: "token missing value",
 			src: `:8080
 sse_publish {
@@ -634,6 +650,11 @@ func TestConfigValidateJSON(t *testing.T) {
 			name: "allow_from bad CIDR",
 			cfg:  jsonConfig(`{"handle": [{"handler": "sse_publish", "allow_from": ["10.0.0.0/33"]}]}`),
 			want: []string{"allow_from", `"10.0.0.0/33"`},
+		},
+		{
+			name: "allow_from IPv4-mapped range shorter than /96",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_publish", "allow_from": ["::ffff:0:0/95"]}]}`),
+			want: []string{"allow_from", `"::ffff:0:0/95"`, "shorter than /96"},
 		},
 		{
 			name: "allow_from none mixed with an address",

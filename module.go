@@ -443,7 +443,12 @@ type PublishHandler struct {
 	// at load). A request carrying a wrong bearer token is refused.
 	Tokens []string `json:"tokens,omitempty"`
 	// Client addresses (IPs or CIDR ranges) allowed without a token; the
-	// single value "none" allows none. Default: loopback only.
+	// single value "none" allows none. Default: loopback only when no token
+	// is configured, none once one is. A request that carries forwarding
+	// headers (X-Forwarded-For, Forwarded, X-Real-IP, Via) but did not come
+	// through one of the server's trusted_proxies is a relay whose client is
+	// unknown: no range admits it but one that admits everyone (/0).
+	// IPv4-mapped IPv6 ranges are read as their IPv4 ranges.
 	AllowFrom []string `json:"allow_from,omitempty"`
 	// Largest request body, except a held text/event-stream. Default: 1MiB.
 	MaxBody int64 `json:"max_body,omitempty"`
@@ -472,8 +477,6 @@ type PublishHandler struct {
 func (*PublishHandler) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{ID: "http.handlers.sse_publish", New: func() caddy.Module { return new(PublishHandler) }}
 }
-
-var loopback = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 
 // Provision resolves tokens and address ranges and finds the hub.
 func (p *PublishHandler) Provision(ctx caddy.Context) error {
@@ -507,7 +510,7 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 		}
 		p.tokens = append(p.tokens, []byte(v))
 	}
-	allow, err := parseAllowFrom(p.AllowFrom)
+	allow, err := parseAllowFrom(p.AllowFrom, len(p.tokens) > 0)
 	if err != nil {
 		return err
 	}
@@ -523,38 +526,10 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 	p.logger.Debug("publish handler ready",
 		zap.String("hub", p.Hub),
 		zap.Int("tokens", len(p.tokens)),
+		zap.Stringers("allow_from", p.allowFrom),
 		zap.String("max_body", humanize.IBytes(uint64(p.MaxBody))),
 		zap.String("max_event", humanize.IBytes(uint64(p.MaxEvent))))
 	return nil
-}
-
-func parseAllowFrom(vals []string) ([]netip.Prefix, error) {
-	if vals == nil {
-		return loopback, nil
-	}
-	if len(vals) == 1 && vals[0] == "none" {
-		return nil, nil
-	}
-	var out []netip.Prefix
-	for _, v := range vals {
-		if v == "none" {
-			return nil, errors.New("sse_publish: allow_from none cannot be combined with addresses")
-		}
-		if strings.Contains(v, "/") {
-			pfx, err := netip.ParsePrefix(v)
-			if err != nil {
-				return nil, fmt.Errorf("sse_publish: allow_from %q: %v", v, err)
-			}
-			out = append(out, pfx.Masked())
-			continue
-		}
-		addr, err := netip.ParseAddr(v)
-		if err != nil {
-			return nil, fmt.Errorf("sse_publish: allow_from %q is neither an IP address nor a CIDR range", v)
-		}
-		out = append(out, netip.PrefixFrom(addr, addr.BitLen()))
-	}
-	return out, nil
 }
 
 // Validate checks the handler's settings.

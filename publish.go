@@ -2,18 +2,14 @@ package caddysse
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -111,20 +107,47 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 // streamBatch caps how many events of a held stream are published at once.
 const streamBatch = 256
 
+// streamSummary answers a held text/event-stream publish. It is the same
+// size after a million events as after one: a held stream may run for
+// hours, and one result per event would grow without bound (DESIGN.md,
+// Publishing: Success).
+type streamSummary struct {
+	Published int64  `json:"published"`
+	FirstID   string `json:"first_id,omitempty"`
+	LastID    string `json:"last_id,omitempty"`
+	Delivered int64  `json:"delivered"`
+}
+
+func (s *streamSummary) add(results []PublishResult) {
+	if len(results) == 0 {
+		return
+	}
+	if s.Published == 0 {
+		s.FirstID = results[0].ID
+	}
+	s.LastID = results[len(results)-1].ID
+	s.Published += int64(len(results))
+	for _, r := range results {
+		s.Delivered += int64(r.Delivered)
+	}
+}
+
 // publishStream publishes each event of a text/event-stream body as soon as
 // the read that brought it is parsed. max_body does not apply (the publisher may hold the request
-// open); max_event caps each event.
+// open); max_event caps each event. Memory stays flat however long the
+// stream is held: the parser reuses its buffers, the batch slice is reused,
+// and what is kept of the results is the summary.
 func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, query url.Values) error {
 	topics := query["topic"]
 	refs, perr := p.resolve(topics, "")
 	if perr != nil {
 		return writePublishError(w, perr)
 	}
-	var results []PublishResult
+	var sum streamSummary
 	// Events are published in batches: all that one read of the body
 	// brought, up to streamBatch. One hub call (one Redis round trip) per
 	// batch, and no event waits for bytes that have not arrived.
-	var batch []Publication
+	batch := make([]Publication, 0, streamBatch)
 	publishBatch := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -132,12 +155,12 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(p.OverloadWait))
 		out, err := p.hub.Publish(ctx, batch, PublishOptions{})
 		cancel()
-		clear(batch)
+		clear(batch) // the ring keeps the messages it retains; we need none
 		batch = batch[:0]
 		if err != nil {
 			return hubError(err)
 		}
-		results = append(results, out.Results...)
+		sum.add(out.Results)
 		return nil
 	}
 	parser := &streamParser{
@@ -165,18 +188,16 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 		default:
 			pe = badRequest("", "reading body: %v", err)
 		}
-		pe.Msg = fmt.Sprintf("%s (%d events were published before it)", pe.Msg, len(results))
 		return writeJSON(w, pe.Status, struct {
-			Error     string          `json:"error"`
-			Field     string          `json:"field,omitempty"`
-			Published int             `json:"published"`
-			Results   []PublishResult `json:"results"`
-		}{pe.Msg, pe.Field, len(results), nonNil(results)})
+			Error string `json:"error"`
+			Field string `json:"field,omitempty"`
+			streamSummary
+		}{fmt.Sprintf("%s (%d events were published before it)", pe.Msg, sum.Published), pe.Field, sum})
 	}
 	if c := p.logger.Check(zap.DebugLevel, "stream published"); c != nil {
-		c.Write(zap.Strings("topics", topics), zap.Int("events", len(results)))
+		c.Write(zap.Strings("topics", topics), zap.Int64("events", sum.Published))
 	}
-	return writeJSON(w, http.StatusOK, nonNil(results))
+	return writeJSON(w, http.StatusOK, sum)
 }
 
 // idleReader gives each read of a held stream a fresh deadline: a publisher
@@ -190,13 +211,6 @@ type idleReader struct {
 func (ir idleReader) Read(b []byte) (int, error) {
 	_ = ir.rc.SetReadDeadline(time.Now().Add(ir.idle))
 	return ir.r.Read(b)
-}
-
-func nonNil(r []PublishResult) []PublishResult {
-	if r == nil {
-		return []PublishResult{}
-	}
-	return r
 }
 
 // resolve checks topic names against the hub's declarations.
@@ -233,65 +247,6 @@ func hubError(err error) *PublishError {
 		return &PublishError{Status: http.StatusGatewayTimeout, Msg: err.Error()}
 	}
 	return &PublishError{Status: http.StatusServiceUnavailable, Msg: err.Error()}
-}
-
-// authorize accepts a matching bearer token from anywhere, or no token from
-// an allowed address. A wrong bearer token is refused wherever it comes
-// from. Other schemes (basic_auth in front of this handler) are not ours to
-// judge and count as no token.
-func (p *PublishHandler) authorize(r *http.Request) *PublishError {
-	if token, ok := bearerToken(r.Header.Get("Authorization")); ok {
-		if p.tokenMatches(token) {
-			return nil
-		}
-		return &PublishError{Status: http.StatusUnauthorized, Field: "Authorization", Msg: "invalid bearer token"}
-	}
-	if addr, ok := clientAddr(r); ok {
-		for _, pfx := range p.allowFrom {
-			if pfx.Contains(addr) {
-				return nil
-			}
-		}
-	}
-	if len(p.tokens) == 0 {
-		return &PublishError{Status: http.StatusForbidden, Msg: "publishing is not allowed from this address"}
-	}
-	return &PublishError{Status: http.StatusUnauthorized, Field: "Authorization", Msg: "a bearer token is required"}
-}
-
-// tokenMatches compares against every token in constant time, so timing
-// tells neither which token nor how much of one matched.
-func (p *PublishHandler) tokenMatches(token string) bool {
-	match := 0
-	for _, t := range p.tokens {
-		match |= subtle.ConstantTimeCompare([]byte(token), t)
-	}
-	return match == 1
-}
-
-func bearerToken(h string) (string, bool) {
-	const prefix = "bearer "
-	if len(h) < len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
-		return "", false
-	}
-	return strings.TrimSpace(h[len(prefix):]), true
-}
-
-// clientAddr is Caddy's client IP, which honours trusted_proxies.
-func clientAddr(r *http.Request) (netip.Addr, bool) {
-	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
-	if ip == "" {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		if err != nil {
-			return netip.Addr{}, false
-		}
-		ip = host
-	}
-	addr, err := netip.ParseAddr(ip)
-	if err != nil {
-		return netip.Addr{}, false
-	}
-	return addr.Unmap().WithZone(""), true
 }
 
 func writePublishError(w http.ResponseWriter, e *PublishError) error {

@@ -62,21 +62,35 @@ func TestStreamingPublishDeliversEachEventAtOnce(t *testing.T) {
 	s := subscribe(t, client, c.base+"/events?topic=chat").ready()
 
 	pr, pw := io.Pipe()
-	done := make(chan []byte, 1)
+	type answer struct {
+		status int
+		body   []byte
+	}
+	done := make(chan answer, 1)
 	go func() {
 		status, body := post(t, client, c.base+"/publish?topic=chat", "text/event-stream", pr)
-		done <- []byte(fmt.Sprintf("%d %s", status, body))
+		done <- answer{status, body}
 	}()
+	var ids []string
 	for i := 0; i < 5; i++ {
 		fmt.Fprintf(pw, "event: token\nid: ignored\ndata: tok%d\n\n", i)
-		if ev := s.next(); ev.Data != fmt.Sprintf("tok%d", i) || ev.Type != "token" {
+		ev := s.next()
+		if ev.Data != fmt.Sprintf("tok%d", i) || ev.Type != "token" {
 			t.Fatalf("event %d: got %+v", i, ev)
 		}
+		ids = append(ids, ev.LastEventID)
 	}
 	pw.Close()
-	answer := string(<-done)
-	if !strings.HasPrefix(answer, "200 [") || strings.Count(answer, `"id"`) != 5 {
-		t.Fatalf("stream answer %s, want 200 and five results", answer)
+	// The answer is a summary, not one result per event (DESIGN.md).
+	a := <-done
+	mustStatus(t, "held stream", a.status, http.StatusOK, a.body)
+	var sum map[string]any
+	if err := json.Unmarshal(a.body, &sum); err != nil {
+		t.Fatalf("stream answer %s: %v", a.body, err)
+	}
+	want := map[string]any{"published": 5.0, "first_id": ids[0], "last_id": ids[4], "delivered": 5.0}
+	if fmt.Sprint(sum) != fmt.Sprint(want) {
+		t.Fatalf("stream answer %s, want %v", a.body, want)
 	}
 }
 
@@ -88,10 +102,19 @@ func TestStreamingPublishStopsAtFirstBadEvent(t *testing.T) {
 	mustStatus(t, "stream with an empty event", status, http.StatusBadRequest, resp)
 	var answer struct {
 		Error     string `json:"error"`
+		Field     string `json:"field"`
 		Published int    `json:"published"`
+		FirstID   string `json:"first_id"`
+		LastID    string `json:"last_id"`
+		Delivered *int   `json:"delivered"`
 	}
 	if err := json.Unmarshal(resp, &answer); err != nil || answer.Published != 2 || !strings.Contains(answer.Error, "2 events") {
 		t.Fatalf("answer %s: want published 2 and a message saying so", resp)
+	}
+	// The summary of what was published before the bad event.
+	if answer.Field != "data" || answer.FirstID == "" || answer.LastID == "" || answer.FirstID == answer.LastID ||
+		answer.Delivered == nil || *answer.Delivered != 0 {
+		t.Fatalf("answer %s: want field data, the first and last ids of the two events, delivered 0", resp)
 	}
 }
 

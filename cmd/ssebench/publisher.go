@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
@@ -256,14 +257,19 @@ func publishBatches(ctx context.Context, c *config, ps *poster, pub int, tokens 
 }
 
 // publishStream holds one text/event-stream body open and writes every
-// event into it; caddy-sse publishes each as soon as it is parsed.
+// event into it; caddy-sse publishes each as soon as it is parsed. The
+// acknowledged count is the "published" of caddy-sse's summary answer
+// ({"published":n,"first_id":...,"last_id":...,"delivered":sum}), which it
+// also sends, with an error, when the stream ends early.
 func publishStream(ctx context.Context, c *config, ps *poster, tokens <-chan struct{}) uint64 {
 	pr, pw := io.Pipe()
-	done := make(chan bool, 1)
+	done := make(chan uint64, 1)
 	go func() {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.pubURL, pr)
 		req.Header.Set("Content-Type", "text/event-stream")
-		done <- ps.post(ctx, req)
+		n := ps.postStream(req)
+		pr.CloseWithError(errors.New("the publish request ended")) // unblock the writer
+		done <- n
 	}()
 	var seq uint64
 	buf := make([]byte, 0, c.size+32)
@@ -284,8 +290,33 @@ func publishStream(ctx context.Context, c *config, ps *poster, tokens <-chan str
 		seq++
 	}
 	pw.Close()
-	if !<-done {
+	return <-done
+}
+
+// postStream sends a held-stream publish and returns the "published" of
+// its summary answer, counting the request as post does (an answer that
+// cannot be read counts as not answered).
+func (p *poster) postStream(req *http.Request) uint64 {
+	resp, err := p.client.Do(req)
+	if err != nil {
+		p.counts.errors++
 		return 0
 	}
-	return seq
+	defer resp.Body.Close()
+	var sum struct {
+		Published uint64 `json:"published"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&sum); err != nil {
+		p.counts.errors++
+		return 0
+	}
+	if resp.StatusCode/100 == 2 {
+		p.counts.accepted++
+	} else {
+		if p.counts.rejected == nil {
+			p.counts.rejected = map[int]int64{}
+		}
+		p.counts.rejected[resp.StatusCode]++
+	}
+	return sum.Published
 }
