@@ -10,24 +10,21 @@ import (
 // Overload is the hub's problem, not the subscribers' (DESIGN.md,
 // Guarantees). A publish that finds a subscriber's queue full asks why:
 //
-//   - The subscriber's socket still takes bytes: its writer has not caught
-//     up yet because the machine is busy (publishers outpace what the cores
-//     can write). Dropping it would punish a client that is reading, so the
-//     publish waits for room instead, bounded by its context (the
-//     sse_publish overload_wait), and fails with ErrOverloaded past it.
-//   - Its socket has taken nothing for stuckAfter: the client stopped
-//     reading or reads far slower than its peers. It is dropped alone, and
-//     the publish goes on, unless most of the topic's subscribers are in
-//     that state: then the clients, not one of them, are behind (the client
-//     machine is saturated) and the publish waits as above.
-//   - Its socket has taken nothing for deadAfter: it is dropped whatever its
-//     peers do, so a crowd of dead peers cannot hold publishers up longer.
+//   - The subscriber's socket still takes bytes: its writer simply has not
+//     caught up, because publishers outpace what the cores can write.
+//     Dropping it would punish a client that is reading, so the publish
+//     waits for room instead, bounded by its context (the sse_publish
+//     overload_wait), and fails with ErrOverloaded past it.
+//   - Its socket has taken nothing for stuckAfter (a write is blocked, or a
+//     non-blocking write left bytes over): the client stopped reading, or
+//     reads slower than events arrive. It is dropped alone, resumes by id,
+//     and the publish goes on. A publisher waits at most stuckAfter for a
+//     peer that has just stopped reading.
 //
 // The check costs one atomic load while no queue is full, which is almost
 // always; only then are the publish's subscribers looked at.
 const (
 	stuckAfter = 100 * time.Millisecond
-	deadAfter  = time.Second
 	// A waiting publisher looks again at least this often: a subscriber's
 	// blocked time grows without any event that would wake the publisher.
 	roomPoll = 20 * time.Millisecond
@@ -86,22 +83,15 @@ func (h *Hub) admitLocked(pubs []Publication) bool {
 	return true
 }
 
-// admits reports whether an event may be queued for t's subscribers now.
+// admits reports whether an event may be queued for t's subscribers now:
+// none of them is full while its socket still takes bytes.
 func (t *topic) admits(now int64) bool {
-	stuck := 0
 	for s := range t.subs {
-		if !s.isFull() {
-			continue
-		}
-		switch d := s.blockedFor(now); {
-		case d >= deadAfter:
-		case d >= stuckAfter:
-			stuck++
-		default:
+		if s.isFull() && s.blockedFor(now) < stuckAfter {
 			return false // its writer will catch up: wait for it
 		}
 	}
-	return stuck*2 <= len(t.subs)
+	return true
 }
 
 // roomWaiter is one publisher's wait for room, across its attempts.

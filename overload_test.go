@@ -100,26 +100,25 @@ func TestOverloadStuckMinorityDropped(t *testing.T) {
 	}
 }
 
-// When most of a topic's subscribers are stuck, the clients as a whole are
-// behind (their machine is saturated): the publish waits, until the stuck
-// ones have been stuck for deadAfter.
-func TestOverloadStuckMajorityWaitsThenDrops(t *testing.T) {
+// A subscriber alone on its topic is waited for while its socket has
+// only just stopped taking bytes, and dropped once that lasts stuckAfter.
+func TestOverloadStuckAloneWaitsBrieflyThenDrops(t *testing.T) {
 	h := NewHub()
 	s, _ := hubTestSubscribe(t, h, hubTestRefs("a"), "", 1)
 	hubTestPublish(t, h, "1", hubTestRefs("a")...)
-	stuckFor(s, stuckAfter)
-	if _, err := overloadTestPublish(h, 30*time.Millisecond, "2", hubTestRefs("a")...); !errors.Is(err, ErrOverloaded) {
-		t.Fatalf("publish with its only subscriber stuck briefly = %v, want ErrOverloaded", err)
+	stuckFor(s, stuckAfter/10)
+	if _, err := overloadTestPublish(h, time.Millisecond, "2", hubTestRefs("a")...); !errors.Is(err, ErrOverloaded) {
+		t.Fatalf("publish with its only subscriber blocked for a moment = %v, want ErrOverloaded", err)
 	}
 	if hubTestIsClosed(s.Done()) {
-		t.Fatal("dropped while its peers (none) could not show it was the slow one")
+		t.Fatal("dropped after its socket was blocked for a moment")
 	}
-	stuckFor(s, deadAfter)
-	if _, err := overloadTestPublish(h, 30*time.Millisecond, "2", hubTestRefs("a")...); err != nil {
-		t.Fatalf("publish once the subscriber is dead: %v", err)
+	// Waiting long enough, the publisher sees it become stuck and goes on.
+	if _, err := overloadTestPublish(h, 10*time.Second, "2", hubTestRefs("a")...); err != nil {
+		t.Fatalf("publish once the subscriber is stuck: %v", err)
 	}
 	if !hubTestIsClosed(s.Done()) {
-		t.Fatal("a subscriber stuck for deadAfter was not dropped")
+		t.Fatal("a subscriber stuck for stuckAfter was not dropped")
 	}
 }
 

@@ -96,7 +96,7 @@ func (s *Subscription) Park(parked bool) { s.parked.Store(parked) }
 // blockedFor is how long the socket has not been taking bytes, as of now.
 func (s *Subscription) blockedFor(now int64) time.Duration {
 	if s.parked.Load() {
-		return deadAfter
+		return stuckAfter
 	}
 	since := s.blockedSince.Load()
 	if since == 0 || since > now {
