@@ -257,6 +257,7 @@ func unmarshalTopicOption(d *caddyfile.Dispenser, tc *TopicConfig) error {
 //		hub        <name>           # hub to publish to (default "default")
 //		body_timeout        <duration>  # time to read a whole body (default 30s)
 //		stream_idle_timeout <duration>  # silence allowed in a held event stream (default 5m)
+//		max_topics_per_event <count>    # distinct topics one event may name; 429 beyond (default 64)
 //	}
 func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -304,6 +305,10 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "stream_idle_timeout":
 			if err := durationArg(d, &p.StreamIdleTimeout); err != nil {
+				return err
+			}
+		case "max_topics_per_event":
+			if err := countArg(d, &p.MaxTopicsPerEvent, false); err != nil {
 				return err
 			}
 		default:

@@ -424,6 +424,10 @@ const (
 	DefaultStreamIdleTimeout = 5 * time.Minute
 )
 
+// DefaultMaxTopicsPerEvent caps the topics one published event names
+// (DESIGN.md, Publishing: 429 beyond it).
+const DefaultMaxTopicsPerEvent = 64
+
 // PublishHandler accepts events over HTTP POST and publishes them to the
 // topics of its hub.
 type PublishHandler struct {
@@ -445,6 +449,10 @@ type PublishHandler struct {
 	// Longest silence allowed inside a held text/event-stream body.
 	// Default: 5m.
 	StreamIdleTimeout caddy.Duration `json:"stream_idle_timeout,omitempty"`
+	// Distinct topics one event may name; beyond it the publish is refused
+	// with 429 and nothing is published. It bounds the work (and the
+	// pattern topics created) per event. Default: 64.
+	MaxTopicsPerEvent int `json:"max_topics_per_event,omitempty"`
 
 	tokens    [][]byte
 	allowFrom []netip.Prefix
@@ -477,6 +485,9 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 	}
 	if p.StreamIdleTimeout == 0 {
 		p.StreamIdleTimeout = caddy.Duration(DefaultStreamIdleTimeout)
+	}
+	if p.MaxTopicsPerEvent == 0 {
+		p.MaxTopicsPerEvent = DefaultMaxTopicsPerEvent
 	}
 	repl := caddy.NewReplacer()
 	for i, t := range p.Tokens {
@@ -546,6 +557,9 @@ func (p *PublishHandler) Validate() error {
 	}
 	if p.BodyTimeout < 0 || p.StreamIdleTimeout < 0 {
 		return errors.New("sse_publish: body_timeout and stream_idle_timeout must not be negative")
+	}
+	if p.MaxTopicsPerEvent < 0 {
+		return errors.New("sse_publish: max_topics_per_event must not be negative")
 	}
 	return nil
 }

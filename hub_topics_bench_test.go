@@ -1,0 +1,80 @@
+package caddysse
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// BenchmarkPatternChurn creates a fresh concrete topic of a pattern whose
+// max_topics (the default, 10,000) is full, so every op has to forget one:
+//   - subscribe: an anonymous subscriber names a fresh room and leaves,
+//     with the cap full of rooms nobody published to;
+//   - publish: a publisher names a fresh room, with the cap full of idle
+//     rooms that hold history.
+//
+// max-lock-ns is the longest single call, which is how long the hub lock
+// (every publish and subscribe of the hub) was held by it.
+//
+//	go test -run '^$' -bench PatternChurn -benchmem
+func BenchmarkPatternChurn(b *testing.B) {
+	const group = "room/*"
+	ref := func(i int) TopicRef {
+		return TopicRef{Name: fmt.Sprintf("room/%d", i), Ring: DefaultRingConfig(), Group: group, GroupMax: DefaultMaxTopics}
+	}
+	msg := &Message{Data: "x"}
+	b.Run("subscribe", func(b *testing.B) {
+		h := NewHub()
+		for i := 0; i < DefaultMaxTopics; i++ {
+			s, _, err := h.Subscribe([]TopicRef{ref(i)}, "", 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Close()
+		}
+		refs := make([]TopicRef, 1<<16)
+		for i := range refs {
+			refs[i] = ref(DefaultMaxTopics + i)
+		}
+		var worst time.Duration
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			r := refs[i%len(refs)]
+			r.Name = fmt.Sprintf("%s.%d", r.Name, i) // fresh every op
+			t0 := time.Now()
+			s, _, err := h.Subscribe([]TopicRef{r}, "", 1)
+			if d := time.Since(t0); d > worst {
+				worst = d
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Close()
+		}
+		b.ReportMetric(float64(worst.Nanoseconds()), "max-lock-ns")
+	})
+	b.Run("publish", func(b *testing.B) {
+		h := NewHub()
+		for i := 0; i < DefaultMaxTopics; i++ {
+			if _, err := h.publish([]Publication{{Message: msg, Topics: []TopicRef{ref(i)}}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var worst time.Duration
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			r := ref(DefaultMaxTopics + i)
+			t0 := time.Now()
+			_, err := h.publish([]Publication{{Message: msg, Topics: []TopicRef{r}}})
+			if d := time.Since(t0); d > worst {
+				worst = d
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(worst.Nanoseconds()), "max-lock-ns")
+	})
+}
