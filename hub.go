@@ -57,7 +57,8 @@ type topic struct {
 }
 
 // ErrTooManyTopics is returned when a pattern declaration already holds its
-// maximum of concrete topics and none of them can be forgotten.
+// maximum of concrete topics and not enough of them may be forgotten. The
+// hub's errors wrap it with the declaration and its limit.
 var ErrTooManyTopics = errors.New("too many topics for this declaration; raise max_topics")
 
 // ErrHubClosed is returned after Close.

@@ -2,6 +2,7 @@ package caddysse
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -86,4 +87,57 @@ func churnTrack(d, worst time.Duration, slow int) (time.Duration, int) {
 		slow++
 	}
 	return max(worst, d), slow
+}
+
+// BenchmarkPatternTopicMemory measures what one concrete topic of a pattern
+// costs the hub while it is held in memory: idle and empty (what churn
+// leaves), and holding one small event. The README's figures come from it.
+//
+//	go test -run '^$' -bench PatternTopicMemory -benchtime 3x
+func BenchmarkPatternTopicMemory(b *testing.B) {
+	const n = DefaultMaxTopics
+	ref := func(i int) TopicRef {
+		return TopicRef{Name: fmt.Sprintf("room/%08d", i), Ring: DefaultRingConfig(), Group: "room/*", GroupMax: n}
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	for _, tc := range []struct {
+		name   string
+		create func(h *Hub, r TopicRef)
+	}{
+		{"empty", func(h *Hub, r TopicRef) {
+			s, _, err := h.Subscribe([]TopicRef{r}, "", 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			s.Close()
+		}},
+		{"one-event", func(h *Hub, r TopicRef) {
+			if _, err := h.publish([]Publication{{Message: &Message{Data: "x"}, Topics: []TopicRef{r}}}); err != nil {
+				b.Fatal(err)
+			}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			refs := make([]TopicRef, n)
+			for i := range refs {
+				refs[i] = ref(i)
+			}
+			var per float64
+			for b.Loop() {
+				h := NewHub()
+				before := heap()
+				for _, r := range refs {
+					tc.create(h, r)
+				}
+				per = float64(heap()-before) / n
+				runtime.KeepAlive(h)
+			}
+			b.ReportMetric(per, "B/topic")
+		})
+	}
 }

@@ -227,8 +227,10 @@ type TopicConfig struct {
 	// Events older than this are dropped. Default: kept until evicted.
 	ReplayAge caddy.Duration `json:"replay_age,omitempty"`
 	// For names with "*" or placeholders: how many concrete topics are held
-	// at once; beyond it the least recently used idle one is forgotten.
-	// Default: 10000.
+	// at once. Beyond it an idle one (no subscribers) is forgotten, least
+	// recently used first; a subscriber's new topic never makes one that
+	// holds history go, a publisher's may. When none may go, a subscriber
+	// is asked to come back later and a publisher gets 429. Default: 10000.
 	MaxTopics int `json:"max_topics,omitempty"`
 }
 
