@@ -377,6 +377,13 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 			h.literals = append(h.literals, d.Name)
 		default:
 			h.wildcards = append(h.wildcards, patternSegments(d.Name))
+			if d.MaxTopics <= h.MaxTopicsPerSubscriber {
+				// Held topics are never forgotten: one connection could
+				// lock every new topic of the pattern out.
+				h.logger.Warn("one subscriber may hold every topic of this pattern, leaving no room for new ones until it leaves; raise max_topics or lower max_topics_per_subscriber",
+					zap.String("topic", d.Name), zap.Int("max_topics", d.MaxTopics),
+					zap.Int("max_topics_per_subscriber", h.MaxTopicsPerSubscriber))
+			}
 		}
 	}
 	app, err := appFrom(ctx)

@@ -76,6 +76,7 @@ http://127.0.0.1:{PORT} {
 	sse_publish /publish
 }
 `)
+	c.waitLog("one subscriber may hold every topic of this pattern")
 	pub := c.base + "/publish"
 	q := ""
 	for i := 0; i < 8; i++ {
