@@ -222,7 +222,7 @@ func (h *Hub) relistLocked(pubs []Publication) {
 	}
 }
 
-func (h *Hub) createTopicLocked(ref TopicRef) *topic {
+func (h *Hub) createTopicLocked(ref TopicRef) {
 	t := &topic{name: ref.Name, ring: newRing(ref.Ring), subs: make(map[*Subscription]struct{}), pinned: h.op}
 	// A topic that was forgotten may have held events; whoever resumes
 	// on it must be told they may have missed them.
@@ -237,7 +237,6 @@ func (h *Hub) createTopicLocked(ref TopicRef) *topic {
 		g.size++
 		t.grp = g
 	}
-	return t
 }
 
 // dropTopicLocked forgets an idle topic. A topic recreated later starts
