@@ -264,6 +264,7 @@ func unmarshalTopicOption(d *caddyfile.Dispenser, tc *TopicConfig) error {
 //		body_timeout        <duration>  # time to read a whole body (default 30s)
 //		stream_idle_timeout <duration>  # silence allowed in a held event stream (default 5m)
 //		overload_wait <duration>        # wait for room while subscribers are behind, then 503 (default 5s)
+//		max_topics_per_event <count>    # distinct topics one event may name; 429 beyond (default 64)
 //	}
 func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -315,6 +316,10 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "overload_wait":
 			if err := durationArg(d, &p.OverloadWait); err != nil {
+				return err
+			}
+		case "max_topics_per_event":
+			if err := countArg(d, &p.MaxTopicsPerEvent, false); err != nil {
 				return err
 			}
 		default:

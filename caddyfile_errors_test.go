@@ -251,6 +251,22 @@ sse {
 			want: []string{"max_topics_per_subscriber", `"0"`},
 		},
 		{
+			name: "max_topics_per_event zero",
+			src: `:8080
+sse_publish {
+	max_topics_per_event 0
+}`,
+			want: []string{"max_topics_per_event", `"0"`, "Caddyfile:3"},
+		},
+		{
+			name: "max_topics_per_event not a number",
+			src: `:8080
+sse_publish {
+	max_topics_per_event many
+}`,
+			want: []string{"max_topics_per_event", `"many"`, "Caddyfile:3"},
+		},
+		{
 			name: "hub with two names",
 			src: `:8080
 sse {
@@ -610,6 +626,11 @@ func TestConfigValidateJSON(t *testing.T) {
 			name: "token from an unset environment variable",
 			cfg:  jsonConfig(`{"handle": [{"handler": "sse_publish", "tokens": ["{env.` + unset + `}"]}]}`),
 			want: []string{"token", "{env." + unset + "}", "empty"},
+		},
+		{
+			name: "negative max_topics_per_event",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_publish", "max_topics_per_event": -1}]}`),
+			want: []string{"max_topics_per_event", "negative"},
 		},
 		{
 			name: "blank token",

@@ -25,8 +25,8 @@ type Hub struct {
 	epoch        string
 	seq          uint64
 	topics       map[string]*topic
-	groupSizes   map[string]int // concrete topics held per pattern declaration
-	forgottenSeq uint64         // highest seq of any topic dropped from memory
+	groups       map[string]*topicGroup // concrete topics of each pattern declaration
+	forgottenSeq uint64                 // highest seq of any topic dropped from memory
 	subscribers  int
 	published    uint64 // events published, for stats
 	dropped      uint64 // subscribers dropped for a full queue, for stats
@@ -39,8 +39,8 @@ type Hub struct {
 
 // TopicRef is a concrete topic name with the settings of the declaration it
 // matched. Group names a pattern declaration ("chat/*"); the concrete topics
-// it spawns are capped at GroupMax, forgetting the least recently used idle
-// one beyond that. Literal topics have no group.
+// it spawns are capped at GroupMax, forgetting idle ones beyond that
+// (hub_topics.go says which). Literal topics have no group.
 type TopicRef struct {
 	Name     string
 	Ring     RingConfig
@@ -49,16 +49,21 @@ type TopicRef struct {
 }
 
 type topic struct {
-	name     string
-	group    string
-	ring     *ring
-	subs     map[*Subscription]struct{}
-	lastUsed uint64 // seq at the last publish or subscribe, for LRU forgetting
-	pinned   uint64 // h.op of the last call that used it
+	name   string
+	grp    *topicGroup // nil for a literal topic
+	ring   *ring
+	subs   map[*Subscription]struct{}
+	pinned uint64 // h.op of the last call that used it
+
+	// Place among its group's idle topics (topic_lru.go); list is nil
+	// while it has subscribers or a call is using it.
+	list       *topicList
+	prev, next *topic
 }
 
 // ErrTooManyTopics is returned when a pattern declaration already holds its
-// maximum of concrete topics and none of them can be forgotten.
+// maximum of concrete topics and not enough of them may be forgotten. The
+// hub's errors wrap it with the declaration and its limit.
 var ErrTooManyTopics = errors.New("too many topics for this declaration; raise max_topics")
 
 // ErrHubClosed is returned after Close.
@@ -67,9 +72,9 @@ var ErrHubClosed = errors.New("hub is closed")
 // NewHub returns an empty hub in a new epoch.
 func NewHub() *Hub {
 	return &Hub{
-		epoch:      NewEpoch(),
-		topics:     make(map[string]*topic),
-		groupSizes: make(map[string]int),
+		epoch:  NewEpoch(),
+		topics: make(map[string]*topic),
+		groups: make(map[string]*topicGroup),
 	}
 }
 
@@ -116,16 +121,9 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication) ([]PublishRes
 			h.mu.Unlock()
 			return nil, ErrHubClosed
 		}
-		h.op++
-		// Create every topic first: that is the only step that can fail.
-		for _, p := range pubs {
-			for _, ref := range p.Topics {
-				if _, err := h.topicLocked(ref); err != nil {
-					h.mu.Unlock()
-					return nil, err
-				}
-			}
-		}
+		// Room first: a topic that does not exist yet has no subscriber
+		// to wait for, and a publish refused for want of room has changed
+		// nothing.
 		if h.admitLocked(pubs) {
 			break // holding the lock
 		}
@@ -133,6 +131,13 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication) ([]PublishRes
 		if !waiter.wait() {
 			return nil, ErrOverloaded
 		}
+	}
+	h.op++
+	// Find or create every topic first: that is the only step that can
+	// fail, and it fails having changed nothing.
+	if err := h.prepareTopicsLocked(pubs, usePublish); err != nil {
+		h.mu.Unlock()
+		return nil, err
 	}
 	results := make([]PublishResult, len(pubs))
 	t0 := now()
@@ -145,13 +150,13 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication) ([]PublishRes
 		delivered := 0
 		for _, ref := range p.Topics {
 			t := h.topics[ref.Name]
-			t.lastUsed = h.seq
 			t.ring.append(ev)
 			delivered += h.queueLocked(t, ev, notify)
 		}
 		h.published++
 		results[i] = PublishResult{ID: id.String(), Delivered: delivered}
 	}
+	h.relistLocked(pubs)
 	h.mu.Unlock()
 	notify.dispatch()
 	return results, nil
@@ -180,92 +185,6 @@ func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList) int {
 	return queued
 }
 
-// topicLocked finds or creates the topic for ref, applying ref's ring
-// settings (a reload may have changed them).
-func (h *Hub) topicLocked(ref TopicRef) (*topic, error) {
-	if t, ok := h.topics[ref.Name]; ok {
-		t.pinned = h.op
-		if t.ring.cfg != ref.Ring {
-			t.ring.setConfig(ref.Ring)
-		}
-		return t, nil
-	}
-	if ref.Group != "" && ref.GroupMax > 0 && h.groupSizes[ref.Group] >= ref.GroupMax {
-		if !h.forgetIdleLocked(ref.Group, ref.GroupMax) {
-			return nil, ErrTooManyTopics
-		}
-	}
-	t := &topic{name: ref.Name, group: ref.Group, ring: newRing(ref.Ring), subs: make(map[*Subscription]struct{}), pinned: h.op}
-	// A topic that was forgotten may have held events; whoever resumes
-	// on it must be told they may have missed them.
-	t.ring.evictedSeq = h.forgottenSeq
-	h.topics[ref.Name] = t
-	if ref.Group != "" {
-		h.groupSizes[ref.Group]++
-	}
-	return t, nil
-}
-
-// forgetIdleLocked drops the least recently used tenth of a group's topics
-// that have no subscribers, so a cap reached by churn (one topic per user)
-// costs one scan per many creations. It reports whether room was made.
-func (h *Hub) forgetIdleLocked(group string, max int) bool {
-	var idle []*topic
-	for _, t := range h.topics {
-		if t.group == group && len(t.subs) == 0 && t.pinned != h.op {
-			idle = append(idle, t)
-		}
-	}
-	if len(idle) == 0 {
-		return false
-	}
-	n := max/10 + 1
-	if n > len(idle) {
-		n = len(idle)
-	}
-	// partial selection of the n least recently used
-	for i := 0; i < n; i++ {
-		min := i
-		for j := i + 1; j < len(idle); j++ {
-			if idle[j].lastUsed < idle[min].lastUsed {
-				min = j
-			}
-		}
-		idle[i], idle[min] = idle[min], idle[i]
-		h.dropTopicLocked(idle[i])
-	}
-	return true
-}
-
-func (h *Hub) dropTopicLocked(t *topic) {
-	if t.ring.len() > 0 || t.ring.evictedSeq > 0 {
-		h.forgottenSeq = max(h.forgottenSeq, h.seq)
-	}
-	delete(h.topics, t.name)
-	if t.group != "" {
-		h.groupSizes[t.group]--
-	}
-}
-
-// Prune forgets every idle topic for which keep reports false: after a
-// reload, topics no longer declared stop holding memory.
-func (h *Hub) Prune(keep func(name string) (RingConfig, bool)) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, t := range h.topics {
-		cfg, ok := keep(t.name)
-		if !ok {
-			if len(t.subs) == 0 {
-				h.dropTopicLocked(t)
-			}
-			continue
-		}
-		if t.ring.cfg != cfg {
-			t.ring.setConfig(cfg)
-		}
-	}
-}
-
 func (h *Hub) removeLocked(s *Subscription, drop bool) {
 	if s.removed {
 		return
@@ -273,6 +192,9 @@ func (h *Hub) removeLocked(s *Subscription, drop bool) {
 	s.removed = true
 	for _, t := range s.topics {
 		delete(t.subs, s)
+		if len(t.subs) == 0 {
+			t.relist() // idle now: it may be forgotten to make room
+		}
 	}
 	h.subscribers--
 	s.unqueue()
@@ -330,16 +252,14 @@ func (h *Hub) registerLocked(refs []TopicRef, queueLen int) (*Subscription, erro
 		done:   make(chan struct{}),
 	}
 	h.op++
+	if err := h.prepareTopicsLocked([]Publication{{Topics: refs}}, useSubscribe); err != nil {
+		return nil, err
+	}
 	for _, ref := range refs {
-		t, err := h.topicLocked(ref)
-		if err != nil {
-			return nil, err
-		}
-		s.topics = append(s.topics, t)
+		s.topics = append(s.topics, h.topics[ref.Name])
 	}
 	for _, t := range s.topics {
 		t.subs[s] = struct{}{}
-		t.lastUsed = h.seq
 	}
 	s.lastSeq = h.seq
 	h.subscribers++

@@ -58,7 +58,6 @@ func (h *Hub) deliver(evs []remoteEvent) {
 			if t == nil {
 				continue
 			}
-			t.lastUsed = seq
 			h.queueLocked(t, re.ev, notify)
 		}
 		h.published++

@@ -857,8 +857,14 @@ func TestHubPatternCapForgetsIdle(t *testing.T) {
 		t.Fatalf("topics %v, want %v", got, want)
 	}
 
-	// Resuming on a forgotten topic: its events are gone, and the
-	// subscriber is told so.
+	// The cap is full of topics that hold history or have subscribers: a
+	// subscriber of a new one is refused rather than forget history.
+	if _, _, err := h.Subscribe([]TopicRef{ref("2")}, hubTestResume(h, 0), 4); !errors.Is(err, ErrTooManyTopics) {
+		t.Fatalf("Subscribe to a new topic with the cap full of history = %v, want ErrTooManyTopics", err)
+	}
+	// Resuming on a forgotten topic (a reload raised the cap): its events
+	// are gone, and the subscriber is told so.
+	ref = func(n string) TopicRef { return hubTestGroupRef("chat/"+n, "chat/*", 5) }
 	_, rp := hubTestSubscribe(t, h, []TopicRef{ref("2")}, hubTestResume(h, 0), 4)
 	if rp.Reset == nil || rp.Reset.Reason != "evicted" {
 		t.Fatalf("resume on a forgotten topic: reset %+v, want evicted", rp.Reset)

@@ -227,8 +227,10 @@ type TopicConfig struct {
 	// Events older than this are dropped. Default: kept until evicted.
 	ReplayAge caddy.Duration `json:"replay_age,omitempty"`
 	// For names with "*" or placeholders: how many concrete topics are held
-	// at once; beyond it the least recently used idle one is forgotten.
-	// Default: 10000.
+	// at once. Beyond it an idle one (no subscribers) is forgotten, least
+	// recently used first; a subscriber's new topic never makes one that
+	// holds history go, a publisher's may. When none may go, a subscriber
+	// is asked to come back later and a publisher gets 429. Default: 10000.
 	MaxTopics int `json:"max_topics,omitempty"`
 }
 
@@ -382,6 +384,13 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 			h.literals = append(h.literals, d.Name)
 		default:
 			h.wildcards = append(h.wildcards, patternSegments(d.Name))
+			if d.MaxTopics <= h.MaxTopicsPerSubscriber {
+				// Held topics are never forgotten: one connection could
+				// lock every new topic of the pattern out.
+				h.logger.Warn("one subscriber may hold every topic of this pattern, leaving no room for new ones until it leaves; raise max_topics or lower max_topics_per_subscriber",
+					zap.String("topic", d.Name), zap.Int("max_topics", d.MaxTopics),
+					zap.Int("max_topics_per_subscriber", h.MaxTopicsPerSubscriber))
+			}
 		}
 	}
 	app, err := appFrom(ctx)
@@ -434,6 +443,10 @@ const (
 	DefaultOverloadWait      = 5 * time.Second
 )
 
+// DefaultMaxTopicsPerEvent caps the topics one published event names
+// (DESIGN.md, Publishing: 429 beyond it).
+const DefaultMaxTopicsPerEvent = 64
+
 // PublishHandler accepts events over HTTP POST and publishes them to the
 // topics of its hub.
 type PublishHandler struct {
@@ -465,6 +478,10 @@ type PublishHandler struct {
 	// publishers publish); past it the answer is 503 with Retry-After and
 	// nothing is published. Default: 5s.
 	OverloadWait caddy.Duration `json:"overload_wait,omitempty"`
+	// Distinct topics one event may name; beyond it the publish is refused
+	// with 429 and nothing is published. It bounds the work (and the
+	// pattern topics created) per event. Default: 64.
+	MaxTopicsPerEvent int `json:"max_topics_per_event,omitempty"`
 
 	tokens    [][]byte
 	allowFrom []netip.Prefix
@@ -498,6 +515,9 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 	}
 	if p.OverloadWait == 0 {
 		p.OverloadWait = caddy.Duration(DefaultOverloadWait)
+	}
+	if p.MaxTopicsPerEvent == 0 {
+		p.MaxTopicsPerEvent = DefaultMaxTopicsPerEvent
 	}
 	repl := caddy.NewReplacer()
 	for i, t := range p.Tokens {
@@ -539,6 +559,9 @@ func (p *PublishHandler) Validate() error {
 	}
 	if p.BodyTimeout < 0 || p.StreamIdleTimeout < 0 || p.OverloadWait < 0 {
 		return errors.New("sse_publish: body_timeout, stream_idle_timeout and overload_wait must not be negative")
+	}
+	if p.MaxTopicsPerEvent < 0 {
+		return errors.New("sse_publish: max_topics_per_event must not be negative")
 	}
 	return nil
 }

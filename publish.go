@@ -213,19 +213,24 @@ func (ir idleReader) Read(b []byte) (int, error) {
 	return ir.r.Read(b)
 }
 
-// resolve checks topic names against the hub's declarations.
+// resolve checks topic names against the hub's declarations and the
+// route's max_topics_per_event.
 func (p *PublishHandler) resolve(topics []string, prefix string) ([]TopicRef, *PublishError) {
 	if len(topics) == 0 {
 		return nil, badRequest(prefix+"topic", "no topic given")
 	}
-	refs := make([]TopicRef, 0, len(topics))
-	seen := make(map[string]bool, len(topics))
+	refs := make([]TopicRef, 0, min(len(topics), p.MaxTopicsPerEvent))
+	seen := make(map[string]bool, min(len(topics), p.MaxTopicsPerEvent))
 	for _, t := range topics {
 		if err := ValidTopicName(t); err != nil {
 			return nil, badRequest(prefix+"topic", "%s", err.Error())
 		}
 		if seen[t] {
 			continue
+		}
+		if len(seen) == p.MaxTopicsPerEvent {
+			return nil, &PublishError{Status: http.StatusTooManyRequests, Field: prefix + "topic",
+				Msg: fmt.Sprintf("the event names more than %d topics, this route's max_topics_per_event", p.MaxTopicsPerEvent)}
 		}
 		seen[t] = true
 		ref, ok := p.table.Lookup(t)
