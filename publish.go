@@ -46,6 +46,10 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		}
 		mediaType = mt
 	}
+	idemKey, perr := idempotencyKey(r, mediaType)
+	if perr != nil {
+		return writePublishError(w, perr)
+	}
 	if mediaType == "text/event-stream" {
 		return p.publishStream(w, r, query)
 	}
@@ -66,7 +70,6 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		return writePublishError(w, badRequest("", "reading body: %v", err))
 	}
 	var msgs []*Message
-	var perr *PublishError
 	array := false
 	switch mediaType {
 	case "application/json":
@@ -94,9 +97,12 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		}
 		pubs[i] = Publication{Message: m, Topics: refs}
 	}
-	out, err := p.hub.Publish(r.Context(), pubs, PublishOptions{})
+	out, err := p.hub.Publish(r.Context(), pubs, PublishOptions{IdempotencyKey: idemKey})
 	if err != nil {
 		return writePublishError(w, hubError(err))
+	}
+	if out.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	results := out.Results
 	if array {
@@ -226,6 +232,10 @@ func hubError(err error) *PublishError {
 		return &PublishError{Status: http.StatusTooManyRequests, Field: "topic", Msg: err.Error()}
 	case errors.Is(err, ErrOutcomeUnknown):
 		return &PublishError{Status: http.StatusGatewayTimeout, Msg: err.Error()}
+	case errors.Is(err, ErrIdempotencyConflict):
+		return &PublishError{Status: http.StatusUnprocessableEntity, Field: "Idempotency-Key", Msg: err.Error()}
+	case errors.Is(err, ErrIdempotencyInProgress):
+		return &PublishError{Status: http.StatusConflict, Field: "Idempotency-Key", Msg: err.Error()}
 	}
 	return &PublishError{Status: http.StatusServiceUnavailable, Msg: err.Error()}
 }
@@ -289,11 +299,35 @@ func clientAddr(r *http.Request) (netip.Addr, bool) {
 	return addr.Unmap().WithZone(""), true
 }
 
+// idempotencyKey reads the optional Idempotency-Key header: one, of 1-128
+// printable ASCII bytes. A held stream takes none: it publishes as it goes,
+// so there is no one result to answer again.
+func idempotencyKey(r *http.Request, mediaType string) (string, *PublishError) {
+	vals := r.Header.Values("Idempotency-Key")
+	switch {
+	case len(vals) == 0:
+		return "", nil
+	case len(vals) > 1:
+		return "", badRequest("Idempotency-Key", "give one Idempotency-Key header, not %d", len(vals))
+	case !ValidIdempotencyKey(vals[0]):
+		return "", badRequest("Idempotency-Key", "Idempotency-Key must be 1-%d printable ASCII characters", MaxIdempotencyKeyLen)
+	case mediaType == "text/event-stream":
+		return "", badRequest("Idempotency-Key", "a text/event-stream publish takes no Idempotency-Key: its events are published as they arrive")
+	}
+	return vals[0], nil
+}
+
 func writePublishError(w http.ResponseWriter, e *PublishError) error {
+	// A 504 says the publish may or may not have happened (DESIGN.md).
+	outcome := ""
+	if e.Status == http.StatusGatewayTimeout {
+		outcome = "unknown"
+	}
 	return writeJSON(w, e.Status, struct {
-		Error string `json:"error"`
-		Field string `json:"field,omitempty"`
-	}{e.Msg, e.Field})
+		Error   string `json:"error"`
+		Field   string `json:"field,omitempty"`
+		Outcome string `json:"outcome,omitempty"`
+	}{e.Msg, e.Field, outcome})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
