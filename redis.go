@@ -36,10 +36,10 @@ const (
 	DefaultRedisPrefix  = "sse:"
 	DefaultRedisBacklog = 10000
 
-	redisBlock       = 5 * time.Second        // one bus read waits this long for news
-	redisMaxBackoff  = 2 * time.Second        // reconnect backoff cap (DESIGN.md)
-	redisMinBackoff  = 100 * time.Millisecond // first reconnect delay
-	redisReadBatch   = 1000                   // bus entries read at once
+	redisBlock      = 5 * time.Second        // one bus read waits this long for news
+	redisMaxBackoff = 2 * time.Second        // reconnect backoff cap (DESIGN.md)
+	redisMinBackoff = 100 * time.Millisecond // first reconnect delay
+	redisReadBatch  = 1000                   // bus entries read at once
 )
 
 // Timings of the Redis engine, variables so that tests can shorten them
@@ -105,11 +105,11 @@ type RedisHub struct {
 	logLimit    logLimiter
 
 	mu          sync.Mutex
-	connected   bool      // the bus reader is connected
-	pingErr     error     // the last health ping failed (a hung Redis)
+	connected   bool  // the bus reader is connected
+	pingErr     error // the last health ping failed (a hung Redis)
 	lastErr     string
-	policy      string    // maxmemory-policy, "unknown" when CONFIG is refused
-	warning     string    // what the policy puts at risk
+	policy      string // maxmemory-policy, "unknown" when CONFIG is refused
+	warning     string // what the policy puts at risk
 	idemWindow  time.Duration
 	idemKeys    int
 	waiting     []*pendingReplay
