@@ -24,7 +24,8 @@ import "github.com/redis/go-redis/v9"
 //	base "#idem:" K  string: the result of the publish with Idempotency-Key K
 //	                 (fingerprint, epoch, first seq, delivered counts), for
 //	                 the key window (PX)
-//	base "#idem"     sorted set: the recorded keys by expiry, to bound their count
+//	base "#idem"     sorted set: the recorded keys by time recorded (ms), to
+//	                 bound their count
 //
 // A topic with replay_age has its stream expire that long after its last
 // event, so per-user topics do not pile up in Redis; "l:" then tells a
@@ -193,12 +194,12 @@ for i, last in pairs(touched) do
 end
 
 -- Record the key with the result, for the key window. The set of keys by
--- expiry bounds their count: beyond it the oldest are forgotten.
+-- time bounds their count: beyond it the oldest are forgotten.
 if ARGV[5] ~= '' then
 	local window = tonumber(ARGV[7])
 	redis.call('SET', KEYS[5], ARGV[6] .. '\n' .. epoch .. '\n' .. string.format('%d', first) .. '\n' .. ARGV[9], 'PX', window)
-	redis.call('ZADD', KEYS[6], nowms + window, ARGV[5])
-	redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', nowms)
+	redis.call('ZADD', KEYS[6], nowms, ARGV[5])
+	redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', nowms - window)
 	local over = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[8])
 	if over > 0 then
 		-- The record keys share KEYS[5]'s prefix (not declared: Redis
