@@ -302,7 +302,13 @@ func TestRedisHungIsNotConnected(t *testing.T) {
 	srv := redistest.Start(t, false)
 	rh := newRedisHub(t, srv, "hung:")
 	srv.Pause()
+	// The bus reader alone notices only when its blocking read times out
+	// (redisBlock plus the read timeout, 8 s); the ping within a second.
+	paused := time.Now()
 	awaitConnected(t, rh, false)
+	if d := time.Since(paused); d > 3*time.Second {
+		t.Fatalf("a hung Redis was reported after %v", d)
+	}
 	if st := rh.Stats(); st.LastError == "" {
 		t.Fatalf("no last_error while hung: %+v", st)
 	}

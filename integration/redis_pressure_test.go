@@ -101,7 +101,13 @@ func TestRedisHungIsReportedAndErrorsAreGeneric(t *testing.T) {
 	c := startCaddyWith(t, redisGlobal(r, redisPrefix()), redisSite)
 	redisWaitConnected(t, c, "default", true)
 	r.Pause()
+	// A ping every second with a 1 s timeout notices within about 2 s; the
+	// bus reader's blocking read alone would take 8 s or more.
+	paused := time.Now()
 	redisWaitConnected(t, c, "default", false)
+	if d := time.Since(paused); d > 5*time.Second {
+		t.Fatalf("a hung Redis was reported after %v", d)
+	}
 	r.Resume()
 	redisWaitConnected(t, c, "default", true)
 
