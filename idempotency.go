@@ -160,7 +160,8 @@ func (s *idempotencyStore) run(e *idemEntry, publish func() ([]PublishResult, er
 	results, err := publish()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	defer close(e.done)
+	// Waiters hold the channel; the entry need not keep it once closed.
+	defer func() { close(e.done); e.done = nil }()
 	if err != nil {
 		if s.entries[e.key] == e {
 			delete(s.entries, e.key)
