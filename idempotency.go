@@ -68,11 +68,24 @@ func publishFingerprint(pubs []Publication) string {
 	return base64.RawStdEncoding.EncodeToString(h.Sum(nil)[:18])
 }
 
-// SetIdempotency sets the key window and the most keys kept; a reload
-// applies its settings to the pooled hub this way. Zero keeps a setting.
+// IdempotencySetter is an engine whose key window can be set: a reload
+// applies its settings to the pooled hub through it.
+type IdempotencySetter interface {
+	// SetIdempotency sets the key window and the most keys kept per hub;
+	// zero keeps a setting.
+	SetIdempotency(window time.Duration, keys int)
+}
+
+// SetIdempotency sets the key window and the most keys kept.
 func (h *Hub) SetIdempotency(window time.Duration, keys int) {
 	h.idem.configure(window, keys)
 }
+
+// Interface guards
+var (
+	_ IdempotencySetter = (*Hub)(nil)
+	_ IdempotencySetter = (*RedisHub)(nil)
+)
 
 // idempotencyStore remembers the result of each keyed publish for the key
 // window, at most max of them: a map for lookups and a list in completion

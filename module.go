@@ -152,7 +152,7 @@ func (a *App) hub(name string) (Engine, *TopicTable, error) {
 	}
 	h := v.(pooledHub).Engine
 	// A pooled hub outlives configurations: this one's settings apply now.
-	if s, ok := h.(interface{ SetIdempotency(time.Duration, int) }); ok {
+	if s, ok := h.(IdempotencySetter); ok {
 		window, keys := time.Duration(a.IdempotencyWindow), a.IdempotencyKeys
 		if window == 0 {
 			window = DefaultIdempotencyWindow

@@ -179,8 +179,8 @@ func (rh *RedisHub) metaKey() string             { return rh.base + "#meta" }
 func (rh *RedisHub) idemKey(key string) string   { return rh.base + "#idem:" + key }
 func (rh *RedisHub) idemSetKey() string          { return rh.base + "#idem" }
 
-// SetIdempotency sets the key window and the most keys kept; a reload
-// applies its settings to the pooled hub this way.
+// SetIdempotency sets the key window and the most keys kept: the TTL and
+// the count bound of the keys this instance records in Redis.
 func (rh *RedisHub) SetIdempotency(window time.Duration, keys int) {
 	rh.mu.Lock()
 	defer rh.mu.Unlock()

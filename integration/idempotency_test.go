@@ -197,3 +197,29 @@ func TestIdempotencyRetryAfter504(t *testing.T) {
 		t.Fatalf("the retry published again: %d more events", len(got))
 	}
 }
+
+// TestIdempotencySettingsApplyOnReload: idempotency_keys bounds the keys a
+// hub remembers, and a reload applies a new bound to the same hub.
+func TestIdempotencySettingsApplyOnReload(t *testing.T) {
+	c := startCaddyWith(t, "sse {\n\t\tidempotency_keys 1\n\t}", idemSite)
+	url := c.base + "/publish"
+	replays := func(keys ...string) []string {
+		var out []string
+		for _, k := range keys {
+			status, replayed, b := keyedPost(t, url, `{"topic":"news","data":"`+k+`"}`, "Idempotency-Key: "+k)
+			mustStatus(t, "publish "+k, status, http.StatusOK, b)
+			out = append(out, replayed)
+		}
+		return out
+	}
+	// One key kept: b pushes a out, so a publishes again.
+	if got := replays("a", "b", "a"); strings.Join(got, ",") != ",," {
+		t.Fatalf("with idempotency_keys 1: Idempotent-Replayed %q, want none", got)
+	}
+	c.global = "sse {\n\t\tidempotency_keys 3\n\t}"
+	c.reload(idemSite)
+	redisPublishClient.CloseIdleConnections() // the old server closes them
+	if got := replays("c", "d", "c"); strings.Join(got, ",") != ",,true" {
+		t.Fatalf("after a reload to idempotency_keys 3: Idempotent-Replayed %q, want c replayed", got)
+	}
+}
