@@ -46,9 +46,9 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		}
 		mediaType = mt
 	}
-	idemKey, perr := idempotencyKey(r, mediaType)
-	if perr != nil {
-		return writePublishError(w, perr)
+	idemKey, kerr := idempotencyKey(r, mediaType)
+	if kerr != nil {
+		return writePublishError(w, kerr)
 	}
 	if mediaType == "text/event-stream" {
 		return p.publishStream(w, r, query)
@@ -70,6 +70,7 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		return writePublishError(w, badRequest("", "reading body: %v", err))
 	}
 	var msgs []*Message
+	var perr *PublishError
 	array := false
 	switch mediaType {
 	case "application/json":
