@@ -215,6 +215,12 @@ func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts Publis
 	if len(pubs) == 0 {
 		return PublishOutcome{}, nil
 	}
+	// Known to be unreachable or hung: refuse without sending, so the
+	// publisher learns that nothing was published (503) instead of waiting
+	// for an unknown outcome (504).
+	if !rh.healthy() {
+		return PublishOutcome{}, fmt.Errorf("%w: redis is unreachable; nothing was published", ErrEngineUnavailable)
+	}
 	index := make(map[string]int)
 	var topics []TopicRef
 	for _, p := range pubs {
