@@ -29,6 +29,8 @@ func init() {
 //			prefix  <string>  # default "sse:"
 //			backlog <n>       # bus entries kept for catching up (default 10000)
 //		}
+//		idempotency_window <duration>  # Idempotency-Keys remembered this long (default 10m)
+//		idempotency_keys   <n>         # at most this many per hub (default 100000)
 //	}
 func parseGlobalSSE(d *caddyfile.Dispenser, existing any) (any, error) {
 	if existing != nil {
@@ -74,8 +76,16 @@ func parseGlobalSSE(d *caddyfile.Dispenser, existing any) (any, error) {
 				}
 			}
 			app.Redis = rc
+		case "idempotency_window":
+			if err := durationArg(d, &app.IdempotencyWindow); err != nil {
+				return nil, err
+			}
+		case "idempotency_keys":
+			if err := countArg(d, &app.IdempotencyKeys, false); err != nil {
+				return nil, err
+			}
 		default:
-			return nil, d.Errf("unknown sse global option %q (redis)", d.Val())
+			return nil, d.Errf("unknown sse global option %q (redis, idempotency_window, idempotency_keys)", d.Val())
 		}
 	}
 	return httpcaddyfile.App{Name: "sse", Value: caddyconfig.JSON(app, nil)}, nil

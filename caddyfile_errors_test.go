@@ -522,6 +522,33 @@ sse {
 			want: []string{`unknown sse global option "rediss"`},
 		},
 		{
+			name: "idempotency_window not a duration",
+			src: `{
+	sse {
+		idempotency_window soon
+	}
+}`,
+			want: []string{"idempotency_window", `"soon"`, "Caddyfile:3"},
+		},
+		{
+			name: "idempotency_window zero",
+			src: `{
+	sse {
+		idempotency_window 0s
+	}
+}`,
+			want: []string{"idempotency_window", "positive"},
+		},
+		{
+			name: "idempotency_keys not a positive number",
+			src: `{
+	sse {
+		idempotency_keys 0
+	}
+}`,
+			want: []string{"idempotency_keys", `"0"`, "Caddyfile:3"},
+		},
+		{
 			name: "sse global option given twice",
 			src: `{
 	sse {
@@ -696,6 +723,16 @@ func TestConfigValidateJSON(t *testing.T) {
 			name: "redis URL from an unset environment variable",
 			cfg:  `{"apps": {"sse": {"redis": {"url": "{env.` + unset + `}"}}}}`,
 			want: []string{"redis needs a URL"},
+		},
+		{
+			name: "negative idempotency_keys",
+			cfg:  `{"apps": {"sse": {"idempotency_keys": -1}}}`,
+			want: []string{"idempotency_keys", "negative"},
+		},
+		{
+			name: "negative idempotency_window",
+			cfg:  `{"apps": {"sse": {"idempotency_window": -1}}}`,
+			want: []string{"idempotency_window", "negative"},
 		},
 		{
 			name: "hub name with a colon",

@@ -33,8 +33,9 @@ type Hub struct {
 	closed       bool
 	op           uint64 // counts Publish and Subscribe calls, to pin their topics
 
-	full atomic.Int64 // subscribers whose queue is at its bound (overload.go)
-	room roomSignal   // wakes publishers waiting for room
+	full atomic.Int64     // subscribers whose queue is at its bound (overload.go)
+	room roomSignal       // wakes publishers waiting for room
+	idem idempotencyStore // Idempotency-Keys seen (idempotency.go)
 }
 
 // TopicRef is a concrete topic name with the settings of the declaration it
@@ -98,8 +99,16 @@ type PublishResult struct {
 // Publish assigns ids to the publications, in order, appends them to their
 // topics' rings and queues them for subscribers. The batch is all or
 // nothing: it fails before any of it is published.
+//
+// With opts.IdempotencyKey, a key seen within the key window publishes
+// nothing and answers the original results (Replayed); a duplicate that
+// arrives while the first is publishing waits for its result.
 func (h *Hub) Publish(ctx context.Context, pubs []Publication, opts PublishOptions) (PublishOutcome, error) {
-	results, err := h.publishWait(ctx, pubs)
+	publish := func() ([]PublishResult, error) { return h.publishWait(ctx, pubs) }
+	if opts.IdempotencyKey != "" {
+		return h.idem.do(ctx, opts.IdempotencyKey, publishFingerprint(pubs), publish)
+	}
+	results, err := publish()
 	return PublishOutcome{Results: results}, err
 }
 
@@ -282,6 +291,10 @@ type Stats struct {
 	RetainedB   int64  `json:"retained_bytes"`
 	// Resuming subscribers waiting for Redis to return their replay.
 	WaitingReplay int `json:"waiting_replay,omitempty"`
+	// Redis's maxmemory-policy ("unknown" when CONFIG GET is refused), and
+	// a warning when it can evict the hub's keys.
+	RedisPolicy string `json:"redis_policy,omitempty"`
+	Warning     string `json:"warning,omitempty"`
 }
 
 // Stats reports the hub's size.

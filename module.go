@@ -45,6 +45,12 @@ type App struct {
 	// every Caddy instance using the same Redis and prefix. Default: hubs
 	// live in this process's memory.
 	Redis *RedisConfig `json:"redis,omitempty"`
+	// How long a publish's Idempotency-Key is remembered, per hub (with
+	// Redis, in Redis). Default: 10m.
+	IdempotencyWindow caddy.Duration `json:"idempotency_window,omitempty"`
+	// Most Idempotency-Keys remembered per hub; beyond it the oldest are
+	// forgotten. Default: 100000.
+	IdempotencyKeys int `json:"idempotency_keys,omitempty"`
 
 	mu       sync.Mutex
 	hubs     map[string]Engine
@@ -70,6 +76,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	a.tables = make(map[string]*TopicTable)
 	// Made first: Cleanup closes it even when provisioning fails below.
 	a.stopping = make(chan struct{})
+	if a.IdempotencyWindow < 0 {
+		return errors.New("sse: idempotency_window must not be negative")
+	}
+	if a.IdempotencyKeys < 0 {
+		return errors.New("sse: idempotency_keys must not be negative")
+	}
 	if a.Redis != nil {
 		// The URL may carry a password from the environment: {env.REDIS_URL}.
 		a.Redis.URL = caddy.NewReplacer().ReplaceAll(a.Redis.URL, "")
@@ -139,6 +151,17 @@ func (a *App) hub(name string) (Engine, *TopicTable, error) {
 		return nil, nil, err
 	}
 	h := v.(pooledHub).Engine
+	// A pooled hub outlives configurations: this one's settings apply now.
+	if s, ok := h.(IdempotencySetter); ok {
+		window, keys := time.Duration(a.IdempotencyWindow), a.IdempotencyKeys
+		if window == 0 {
+			window = DefaultIdempotencyWindow
+		}
+		if keys == 0 {
+			keys = DefaultIdempotencyKeys
+		}
+		s.SetIdempotency(window, keys)
+	}
 	a.hubs[name] = h
 	a.tables[name] = NewTopicTable()
 	if a.keys == nil {

@@ -43,6 +43,10 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		}
 		mediaType = mt
 	}
+	idemKey, kerr := idempotencyKey(r, mediaType)
+	if kerr != nil {
+		return writePublishError(w, kerr)
+	}
 	if mediaType == "text/event-stream" {
 		return p.publishStream(w, r, query)
 	}
@@ -93,9 +97,12 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(p.OverloadWait))
 	defer cancel()
-	out, err := p.hub.Publish(ctx, pubs, PublishOptions{})
+	out, err := p.hub.Publish(ctx, pubs, PublishOptions{IdempotencyKey: idemKey})
 	if err != nil {
 		return writePublishError(w, hubError(err))
+	}
+	if out.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
 	results := out.Results
 	if array {
@@ -189,10 +196,11 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 			pe = badRequest("", "reading body: %v", err)
 		}
 		return writeJSON(w, pe.Status, struct {
-			Error string `json:"error"`
-			Field string `json:"field,omitempty"`
+			Error   string `json:"error"`
+			Field   string `json:"field,omitempty"`
+			Outcome string `json:"outcome,omitempty"` // of the last batch, on a 504
 			streamSummary
-		}{fmt.Sprintf("%s (%d events were published before it)", pe.Msg, sum.Published), pe.Field, sum})
+		}{fmt.Sprintf("%s (%d events were published before it)", pe.Msg, sum.Published), pe.Field, outcomeOf(pe), sum})
 	}
 	if c := p.logger.Check(zap.DebugLevel, "stream published"); c != nil {
 		c.Write(zap.Strings("topics", topics), zap.Int64("events", sum.Published))
@@ -250,15 +258,47 @@ func hubError(err error) *PublishError {
 		return &PublishError{Status: http.StatusTooManyRequests, Field: "topic", Msg: err.Error()}
 	case errors.Is(err, ErrOutcomeUnknown):
 		return &PublishError{Status: http.StatusGatewayTimeout, Msg: err.Error()}
+	case errors.Is(err, ErrIdempotencyConflict):
+		return &PublishError{Status: http.StatusUnprocessableEntity, Field: "Idempotency-Key", Msg: err.Error()}
+	case errors.Is(err, ErrIdempotencyInProgress):
+		return &PublishError{Status: http.StatusConflict, Field: "Idempotency-Key", Msg: err.Error()}
 	}
 	return &PublishError{Status: http.StatusServiceUnavailable, Msg: err.Error()}
 }
 
+// idempotencyKey reads the optional Idempotency-Key header: one, of 1-128
+// printable ASCII bytes. A held stream takes none: it publishes as it goes,
+// so there is no one result to answer again.
+func idempotencyKey(r *http.Request, mediaType string) (string, *PublishError) {
+	vals := r.Header.Values("Idempotency-Key")
+	switch {
+	case len(vals) == 0:
+		return "", nil
+	case len(vals) > 1:
+		return "", badRequest("Idempotency-Key", "give one Idempotency-Key header, not %d", len(vals))
+	case !ValidIdempotencyKey(vals[0]):
+		return "", badRequest("Idempotency-Key", "Idempotency-Key must be 1-%d printable ASCII characters", MaxIdempotencyKeyLen)
+	case mediaType == "text/event-stream":
+		return "", badRequest("Idempotency-Key", "a text/event-stream publish takes no Idempotency-Key: its events are published as they arrive")
+	}
+	return vals[0], nil
+}
+
 func writePublishError(w http.ResponseWriter, e *PublishError) error {
 	return writeJSON(w, e.Status, struct {
-		Error string `json:"error"`
-		Field string `json:"field,omitempty"`
-	}{e.Msg, e.Field})
+		Error   string `json:"error"`
+		Field   string `json:"field,omitempty"`
+		Outcome string `json:"outcome,omitempty"`
+	}{e.Msg, e.Field, outcomeOf(e)})
+}
+
+// outcomeOf is "unknown" for a 504: the publish may or may not have
+// happened (DESIGN.md).
+func outcomeOf(e *PublishError) string {
+	if e.Status == http.StatusGatewayTimeout {
+		return "unknown"
+	}
+	return ""
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -25,6 +27,7 @@ type RedisConfig struct {
 	Prefix string `json:"prefix,omitempty"`
 	// Events kept in each hub's bus stream, so that an instance that lost
 	// Redis for a while can catch up on what others published meanwhile.
+	// In Redis it costs about backlog × (event size + 350 bytes) per hub.
 	// Default: 10000.
 	Backlog int `json:"backlog,omitempty"`
 }
@@ -34,11 +37,18 @@ const (
 	DefaultRedisPrefix  = "sse:"
 	DefaultRedisBacklog = 10000
 
-	redisCallTimeout = 3 * time.Second        // one publish or replay read
-	redisBlock       = 5 * time.Second        // one bus read waits this long for news
-	redisMaxBackoff  = 2 * time.Second        // reconnect backoff cap (DESIGN.md)
-	redisMinBackoff  = 100 * time.Millisecond // first reconnect delay
-	redisReadBatch   = 1000                   // bus entries read at once
+	redisBlock      = 5 * time.Second        // one bus read waits this long for news
+	redisMaxBackoff = 2 * time.Second        // reconnect backoff cap (DESIGN.md)
+	redisMinBackoff = 100 * time.Millisecond // first reconnect delay
+	redisReadBatch  = 1000                   // bus entries read at once
+)
+
+// Timings of the Redis engine, variables so that tests can shorten them
+// (before creating a hub, which copies them).
+var (
+	redisCallTimeout = 3 * time.Second // one publish or replay read
+	redisPingEvery   = time.Second     // health check interval
+	redisPingTimeout = time.Second     // a ping slower than this marks Redis down
 )
 
 // ParseRedisURL checks a Redis URL and returns go-redis options for it.
@@ -58,6 +68,12 @@ func ParseRedisURL(raw string) (*redis.Options, error) {
 	opts.DialerRetries = 1
 	if opts.DialTimeout == 0 || opts.DialTimeout > time.Second {
 		opts.DialTimeout = time.Second
+	}
+	// Waiting for a pooled connection ends before a call's deadline, with
+	// an error that says nothing was sent: a publish that fails while
+	// waiting is a 503, not an unknown outcome.
+	if opts.PoolTimeout == 0 || opts.PoolTimeout > time.Second {
+		opts.PoolTimeout = time.Second
 	}
 	return opts, nil
 }
@@ -86,9 +102,17 @@ type RedisHub struct {
 	backlog int
 	logger  *zap.Logger
 
+	callTimeout time.Duration
+	logLimit    logLimiter
+
 	mu          sync.Mutex
-	connected   bool
+	connected   bool  // the bus reader is connected
+	pingErr     error // the last health ping failed (a hung Redis)
 	lastErr     string
+	policy      string // maxmemory-policy, "unknown" when CONFIG is refused
+	warning     string // what the policy puts at risk
+	idemWindow  time.Duration
+	idemKeys    int
 	waiting     []*pendingReplay
 	waitingKept int       // waiters left by the last sweep of ended streams
 	firstEpoch  string    // adopted on the first connection
@@ -136,10 +160,15 @@ func NewRedisHub(name string, cfg RedisConfig, logger *zap.Logger) (*RedisHub, e
 		logger:  logger.With(zap.String("hub", name)),
 		kick:    make(chan struct{}, 1),
 		cancel:  cancel,
+
+		callTimeout: redisCallTimeout,
+		idemWindow:  DefaultIdempotencyWindow,
+		idemKeys:    DefaultIdempotencyKeys,
 	}
-	rh.done.Add(2)
+	rh.done.Add(3)
 	go rh.readBus(ctx)
 	go rh.replayer(ctx)
+	go rh.pinger(ctx, redisPingEvery, redisPingTimeout)
 	return rh, nil
 }
 
@@ -148,18 +177,50 @@ func (rh *RedisHub) seqKey() string              { return rh.base + "#seq" }
 func (rh *RedisHub) epochKey() string            { return rh.base + "#epoch" }
 func (rh *RedisHub) busKey() string              { return rh.base + "#bus" }
 func (rh *RedisHub) metaKey() string             { return rh.base + "#meta" }
+func (rh *RedisHub) idemKey(key string) string   { return rh.base + "#idem:" + key }
+func (rh *RedisHub) idemSetKey() string          { return rh.base + "#idem" }
+
+// SetIdempotency sets the key window and the most keys kept: the TTL and
+// the count bound of the keys this instance records in Redis.
+func (rh *RedisHub) SetIdempotency(window time.Duration, keys int) {
+	rh.mu.Lock()
+	defer rh.mu.Unlock()
+	if window > 0 {
+		rh.idemWindow = window
+	}
+	if keys > 0 {
+		rh.idemKeys = keys
+	}
+}
+
+func (rh *RedisHub) idempotency() (time.Duration, int) {
+	rh.mu.Lock()
+	defer rh.mu.Unlock()
+	return rh.idemWindow, rh.idemKeys
+}
+
+// healthy reports whether the bus reader is connected and Redis answered
+// the last ping in time.
+func (rh *RedisHub) healthy() bool {
+	rh.mu.Lock()
+	defer rh.mu.Unlock()
+	return rh.connected && rh.pingErr == nil
+}
 
 // Publish stores the batch in Redis with one script call, which assigns the
 // ids. The events reach subscribers, here and on every other instance,
-// through the bus. delivered counts this instance's subscribers.
+// through the bus. delivered counts this instance's subscribers, at the
+// moment the script is sent (so that it can be recorded with an
+// idempotency key and answered again by any instance).
 func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts PublishOptions) (PublishOutcome, error) {
-	results, err := rh.publish(pubs)
-	return PublishOutcome{Results: results}, err
-}
-
-func (rh *RedisHub) publish(pubs []Publication) ([]PublishResult, error) {
 	if len(pubs) == 0 {
-		return nil, nil
+		return PublishOutcome{}, nil
+	}
+	// Known to be unreachable or hung: refuse without sending, so the
+	// publisher learns that nothing was published (503) instead of waiting
+	// for an unknown outcome (504).
+	if !rh.healthy() {
+		return PublishOutcome{}, fmt.Errorf("%w: redis is unreachable; nothing was published", ErrEngineUnavailable)
 	}
 	index := make(map[string]int)
 	var topics []TopicRef
@@ -171,11 +232,27 @@ func (rh *RedisHub) publish(pubs []Publication) ([]PublishResult, error) {
 			}
 		}
 	}
-	keys := []string{rh.seqKey(), rh.epochKey(), rh.busKey(), rh.metaKey()}
+	delivered := make([]int, len(pubs))
+	counts := make([]string, len(pubs))
+	for i, p := range pubs {
+		names := make([]string, len(p.Topics))
+		for j, ref := range p.Topics {
+			names[j] = ref.Name
+		}
+		delivered[i] = rh.local.localSubscribers(names)
+		counts[i] = strconv.Itoa(delivered[i])
+	}
+	key, fp := opts.IdempotencyKey, ""
+	window, maxKeys := rh.idempotency()
+	if key != "" {
+		fp = publishFingerprint(pubs)
+	}
+	keys := []string{rh.seqKey(), rh.epochKey(), rh.busKey(), rh.metaKey(), rh.idemKey(key), rh.idemSetKey()}
 	pos := rh.local.position()
 	// A fresh candidate each time: an instance that proposed the epoch
 	// before Redis lost it must not bring the same one back.
-	args := []any{NewEpoch(), pos.Epoch, pos.Seq, rh.backlog, len(topics)}
+	args := []any{NewEpoch(), pos.Epoch, pos.Seq, rh.backlog,
+		key, fp, window.Milliseconds(), maxKeys, strings.Join(counts, ","), len(topics)}
 	for _, ref := range topics {
 		keys = append(keys, rh.topicKey(ref.Name))
 		args = append(args, ref.Name, ref.Ring.Replay, ref.Ring.ReplaySize, ref.Ring.ReplayAge.Milliseconds())
@@ -187,29 +264,73 @@ func (rh *RedisHub) publish(pubs []Publication) ([]PublishResult, error) {
 			args = append(args, index[ref.Name])
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
+	// Not the request's context: a publisher hanging up must not turn a
+	// publish already sent into one whose outcome nobody knows.
+	c, cancel := context.WithTimeout(context.Background(), rh.callTimeout)
 	defer cancel()
-	res, err := publishScript.Run(ctx, rh.rdb, keys, args...).Slice()
+	res, err := publishScript.Run(c, rh.rdb, keys, args...).Slice()
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrEngineUnavailable, err)
+		return PublishOutcome{}, rh.publishError(err)
 	}
-	if len(res) != 2 {
-		return nil, fmt.Errorf("%w: unexpected reply %v", ErrEngineUnavailable, res)
-	}
-	epoch, _ := res[0].(string)
-	first, _ := res[1].(int64)
-	results := make([]PublishResult, len(pubs))
-	for i, p := range pubs {
-		names := make([]string, len(p.Topics))
-		for j, ref := range p.Topics {
-			names[j] = ref.Name
+	status, _ := res[0].(string)
+	switch {
+	case status == "conflict":
+		return PublishOutcome{}, ErrIdempotencyConflict
+	case status == "published" && len(res) == 3:
+	case status == "replayed" && len(res) == 4:
+		csv, _ := res[3].(string)
+		delivered = delivered[:0]
+		for _, c := range strings.Split(csv, ",") {
+			n, _ := strconv.Atoi(c)
+			delivered = append(delivered, n)
 		}
-		results[i] = PublishResult{
-			ID:        ID{Epoch: epoch, Seq: uint64(first) + uint64(i)}.String(),
-			Delivered: rh.local.localSubscribers(names),
-		}
+	default:
+		rh.logger.Error("unexpected reply of the publish script", zap.Any("reply", res))
+		return PublishOutcome{}, fmt.Errorf("%w: unexpected reply from redis", ErrOutcomeUnknown)
 	}
-	return results, nil
+	epoch, _ := res[1].(string)
+	first, _ := res[2].(int64)
+	results := make([]PublishResult, len(delivered))
+	for i := range results {
+		results[i] = PublishResult{ID: ID{Epoch: epoch, Seq: uint64(first) + uint64(i)}.String(), Delivered: delivered[i]}
+	}
+	return PublishOutcome{Results: results, Replayed: status == "replayed"}, nil
+}
+
+// publishError tells a publish that Redis refused, or that never reached
+// it (503: nothing was published), from one sent without an answer (504:
+// it may have been). The detail, with Redis's address, goes to the log,
+// not to the publisher.
+func (rh *RedisHub) publishError(err error) error {
+	var rerr redis.Error
+	var out error
+	switch {
+	case redis.IsOOMError(err):
+		out = fmt.Errorf("%w: redis is out of memory (maxmemory) and refuses writes; nothing was published", ErrEngineUnavailable)
+	case errors.As(err, &rerr):
+		out = fmt.Errorf("%w: redis refused the publish; nothing was published", ErrEngineUnavailable)
+	case notSent(err):
+		out = fmt.Errorf("%w: redis is unreachable; nothing was published", ErrEngineUnavailable)
+	default:
+		out = fmt.Errorf("%w: redis did not answer within %v; the publish may or may not have been stored", ErrOutcomeUnknown, rh.callTimeout)
+	}
+	if rh.logLimit.Allow() {
+		rh.logger.Warn("publish failed", zap.NamedError("answer", out), zap.Error(err))
+	}
+	return out
+}
+
+// notSent reports whether a failed call is known never to have reached
+// Redis whole: no connection, or the command's write failed (Redis runs
+// nothing from a partial command). A read that failed or timed out after
+// the write, the connection closed meanwhile, is not.
+func notSent(err error) bool {
+	var op *net.OpError
+	if errors.As(err, &op) && (op.Op == "dial" || op.Op == "write") {
+		return true
+	}
+	return errors.Is(err, redis.ErrPoolTimeout) || errors.Is(err, redis.ErrPoolExhausted) ||
+		errors.Is(err, redis.ErrClosed) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // Subscribe registers the subscriber locally first, at the position P of
@@ -241,12 +362,10 @@ func (rh *RedisHub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Su
 		return sub, Replay{}, nil
 	}
 	p := &pendingReplay{sub: sub, refs: refs, resume: resume, pos: pos, later: make(chan Replay, 1)}
-	rh.mu.Lock()
-	connected := rh.connected
-	rh.mu.Unlock()
-	// Known to be down: wait for the replayer rather than for a timeout.
-	if pos.Epoch != "" && connected {
-		ctx, cancel := context.WithTimeout(context.Background(), redisCallTimeout)
+	// Known to be down or hung: wait for the replayer rather than for a
+	// timeout.
+	if pos.Epoch != "" && rh.healthy() {
+		ctx, cancel := context.WithTimeout(context.Background(), rh.callTimeout)
 		rp, ok, err := rh.readReplay(ctx, p)
 		cancel()
 		if err == nil && ok {
@@ -289,6 +408,12 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 	}
 	epoch, _ := res[0].(string)
 	current, _ := res[1].(int64)
+	if current < 0 && epoch == pos.Epoch {
+		// Redis lost the hub's metadata (evicted): what this epoch held
+		// cannot be told, so the resume point is unknown. The next write
+		// starts a new epoch.
+		return unknownReset(p.resume, pos), true, nil
+	}
 	if epoch != pos.Epoch {
 		// Redis moved to another epoch (it came back empty). Once the local
 		// hub has adopted it, the old resume point is unknown there and the
@@ -381,14 +506,14 @@ func (rh *RedisHub) replayer(ctx context.Context) {
 		}
 		for {
 			rh.mu.Lock()
-			if len(rh.waiting) == 0 || !rh.connected {
+			if len(rh.waiting) == 0 || !rh.connected || rh.pingErr != nil {
 				rh.mu.Unlock()
 				break
 			}
 			p := rh.waiting[0]
 			rh.mu.Unlock()
 			if p.sub.active() { // an ended stream's waiter is just removed
-				c, cancel := context.WithTimeout(ctx, redisCallTimeout)
+				c, cancel := context.WithTimeout(ctx, rh.callTimeout)
 				rp, ok, err := rh.readReplay(c, p)
 				cancel()
 				if err != nil || !ok {
@@ -450,9 +575,11 @@ func (rh *RedisHub) readBus(ctx context.Context) {
 			return
 		case errors.Is(err, redis.Nil):
 			// Quiet for a while: make sure Redis is still in our epoch (it
-			// may have restarted empty without breaking our connection).
-			epoch, gerr := rh.rdb.Get(ctx, rh.epochKey()).Result()
-			if gerr != nil && !errors.Is(gerr, redis.Nil) {
+			// may have restarted empty, or lost the hub's metadata, without
+			// breaking our connection). The epoch script also starts a new
+			// epoch when the metadata is gone.
+			epoch, gerr := rh.currentEpoch(ctx, pos)
+			if gerr != nil {
 				if !pause(gerr) {
 					return
 				}
@@ -474,22 +601,40 @@ func (rh *RedisHub) readBus(ctx context.Context) {
 	}
 }
 
+// runEpoch runs the epoch script: the hub's epoch, last seq and Redis's
+// clock (ms), a new epoch when Redis has none or lost the hub's metadata.
+func (rh *RedisHub) runEpoch(ctx context.Context, pos ID) (epoch string, seq, redisNow int64, err error) {
+	res, err := epochScript.Run(ctx, rh.rdb, []string{rh.seqKey(), rh.epochKey(), rh.busKey(), rh.metaKey()},
+		NewEpoch(), pos.Epoch, pos.Seq).Slice()
+	if err != nil {
+		return "", 0, 0, err
+	}
+	if len(res) != 3 {
+		return "", 0, 0, fmt.Errorf("unexpected epoch reply %v", res)
+	}
+	epoch, _ = res[0].(string)
+	seq, _ = res[1].(int64)
+	redisNow, _ = res[2].(int64)
+	return epoch, seq, redisNow, nil
+}
+
+func (rh *RedisHub) currentEpoch(ctx context.Context, pos ID) (string, error) {
+	c, cancel := context.WithTimeout(ctx, rh.callTimeout)
+	defer cancel()
+	epoch, _, _, err := rh.runEpoch(c, pos)
+	return epoch, err
+}
+
 // connect learns the hub's epoch and position from Redis and adopts them.
 func (rh *RedisHub) connect(ctx context.Context) error {
-	c, cancel := context.WithTimeout(ctx, redisCallTimeout)
+	c, cancel := context.WithTimeout(ctx, rh.callTimeout)
 	defer cancel()
 	pos := rh.local.position()
-	res, err := epochScript.Run(c, rh.rdb, []string{rh.seqKey(), rh.epochKey(), rh.busKey()},
-		NewEpoch(), pos.Epoch, pos.Seq).Slice()
+	epoch, seq, redisNow, err := rh.runEpoch(c, pos)
 	if err != nil {
 		return err
 	}
-	if len(res) != 3 {
-		return fmt.Errorf("unexpected epoch reply %v", res)
-	}
-	epoch, _ := res[0].(string)
-	seq, _ := res[1].(int64)
-	redisNow, _ := res[2].(int64)
+	rh.checkPolicy(c)
 	switch {
 	case pos.Epoch == "":
 		start := uint64(seq)
@@ -596,6 +741,77 @@ func (rh *RedisHub) deliver(pos ID, msgs []redis.XMessage) bool {
 	return true
 }
 
+// checkPolicy reads maxmemory-policy: Redis must not evict the hub's keys
+// (what a loss means is in redis_scripts.go). A managed Redis may refuse
+// CONFIG; the policy is then "unknown", which is not an error.
+func (rh *RedisHub) checkPolicy(ctx context.Context) {
+	policy, warning := "unknown", ""
+	vals, err := rh.rdb.ConfigGet(ctx, "maxmemory-policy").Result()
+	if err == nil && vals["maxmemory-policy"] != "" {
+		policy = vals["maxmemory-policy"]
+		warning = policyWarning(policy)
+	}
+	rh.mu.Lock()
+	changed := policy != rh.policy
+	rh.policy, rh.warning = policy, warning
+	rh.mu.Unlock()
+	switch {
+	case warning != "":
+		rh.logger.Error("redis may evict this hub's keys; set maxmemory-policy noeviction",
+			zap.String("maxmemory_policy", policy), zap.String("risk", warning))
+	case changed && err != nil:
+		rh.logger.Warn("cannot read redis maxmemory-policy (CONFIG GET refused); make sure it is noeviction",
+			zap.Error(err))
+	}
+}
+
+// policyWarning says what a maxmemory-policy puts at risk; "" for none.
+func policyWarning(policy string) string {
+	switch {
+	case strings.HasPrefix(policy, "allkeys-"):
+		return "maxmemory-policy " + policy + " can evict any of the hub's keys: resumes then get a reset, and retried publishes may be published twice"
+	case strings.HasPrefix(policy, "volatile-"):
+		return "maxmemory-policy " + policy + " can evict the hub's keys that expire: rings of topics with replay_age (resumes then get a reset) and idempotency keys (retried publishes may be published twice)"
+	}
+	return ""
+}
+
+// pinger checks, every interval, that Redis answers a PING within timeout.
+// The bus reader alone would not notice a hung Redis (its blocking read
+// just waits), and neither would stats.
+func (rh *RedisHub) pinger(ctx context.Context, every, timeout time.Duration) {
+	defer rh.done.Done()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		c, cancel := context.WithTimeout(ctx, timeout)
+		err := rh.rdb.Ping(c).Err()
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		rh.mu.Lock()
+		was := rh.pingErr
+		rh.pingErr = err
+		if err != nil {
+			rh.lastErr = err.Error()
+		}
+		rh.mu.Unlock()
+		switch {
+		case err != nil && was == nil:
+			rh.logger.Warn("redis does not answer a ping in time; reported as not connected", zap.Duration("timeout", timeout), zap.Error(err))
+		case err == nil && was != nil:
+			rh.logger.Info("redis answers pings again")
+			rh.wake()
+		}
+	}
+}
+
 func (rh *RedisHub) setConnected(up bool, err error) {
 	rh.mu.Lock()
 	was := rh.connected
@@ -630,9 +846,11 @@ func (rh *RedisHub) Stats() Stats {
 	st := rh.local.Stats()
 	st.Engine = "redis"
 	rh.mu.Lock()
-	st.Connected = rh.connected
+	st.Connected = rh.connected && rh.pingErr == nil
 	st.LastError = rh.lastErr
 	st.WaitingReplay = len(rh.waiting)
+	st.RedisPolicy = rh.policy
+	st.Warning = rh.warning
 	rh.mu.Unlock()
 	return st
 }
@@ -646,4 +864,21 @@ func (rh *RedisHub) Close() error {
 	rh.done.Wait()
 	_ = rh.local.Close()
 	return err
+}
+
+// logLimiter lets through one log line per second, so a failing Redis
+// does not flood the log with one line per publish.
+type logLimiter struct {
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (l *logLimiter) Allow() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t := time.Now(); t.Sub(l.last) >= time.Second {
+		l.last = t
+		return true
+	}
+	return false
 }

@@ -18,12 +18,38 @@ import "github.com/redis/go-redis/v9"
 //	base "#bus"      stream: every event with its topics (k), epoch (e) and
 //	                 time (t, ms, Redis time), read by every instance; trimmed
 //	                 to about `backlog` entries
-//	base "#meta"     hash: per topic "p:" epoch of its stream, "b:" bytes
-//	                 retained, "e:" highest seq evicted, "l:" last seq written
+//	base "#meta"     hash: "#epoch" the epoch it belongs to; per topic "p:" epoch
+//	                 of its stream, "b:" bytes retained, "e:" highest seq
+//	                 evicted, "l:" last seq written
+//	base "#idem:" K  string: the result of the publish with Idempotency-Key K
+//	                 (fingerprint, epoch, first seq, delivered counts), for
+//	                 the key window (PX)
+//	base "#idem"     sorted set: the recorded keys by time recorded (ms), to
+//	                 bound their count
 //
 // A topic with replay_age has its stream expire that long after its last
 // event, so per-user topics do not pile up in Redis; "l:" then tells a
 // resuming subscriber what it missed.
+//
+// Redis may lose keys the hub did not delete: evicted under maxmemory by a
+// policy that evicts (allkeys-*, or volatile-* for the keys with a TTL), or
+// missing from an incomplete restore. What each loss means:
+//   - epoch, seq or meta (or meta of another epoch): ids could be issued
+//     twice, or a topic's history forgotten without a trace. The hub starts
+//     a new epoch: every older id gets an "unknown" reset. Until a script
+//     has started it, a replay answers "unknown" too.
+//   - a topic stream: "l:" in meta says up to where it held events; a
+//     resume before that gets an "evicted" reset, as after replay_age.
+//   - the bus: instances behind it see a hole in the seqs and drop their
+//     subscribers, who resume by id from the rings.
+//   - an idempotency record: a retry with that key publishes again.
+//
+// Out of memory (maxmemory with noeviction): a script that has not written
+// yet is refused with OOM by the first command that can grow memory (Redis
+// checks each such command until the script's first write, and none after).
+// So every path through a publish writes first with such a command (SET or
+// INCRBY, never DEL): an over-limit Redis refuses the publish whole, with
+// nothing written.
 
 // luaNowMs opens each script: nowms is Redis's clock in milliseconds, the
 // one clock every instance shares.
@@ -31,39 +57,64 @@ const luaNowMs = `local t = redis.call('TIME')
 local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
-// luaEpoch, with KEYS seq, epoch, bus and ARGV candidate epoch, known
+// luaEpoch, with KEYS seq, epoch, bus, meta and ARGV candidate epoch, known
 // epoch, floor seq, sets epoch to the hub's epoch: the candidate when Redis
-// has none (first start, or Redis came back empty), which starts the count
-// and the bus afresh. In the epoch the instance knows, it raises the counter
-// to the floor, the highest seq the instance has seen: a Redis restored from
-// an older snapshot then does not issue those ids again.
+// has none (first start, Redis came back empty) or lost part of the hub's
+// metadata (see above), which starts the count and the bus afresh. In the
+// epoch the instance knows, it raises the counter to the floor, the highest
+// seq the instance has seen: a Redis restored from an older snapshot then
+// does not issue those ids again. Its first write, when it writes, is a SET.
 const luaEpoch = `local epoch = redis.call('GET', KEYS[2])
+local seq = redis.call('GET', KEYS[1])
+if epoch and (not seq or redis.call('HGET', KEYS[4], '#epoch') ~= epoch) then
+	epoch = false
+end
 if not epoch then
 	epoch = ARGV[1]
 	redis.call('SET', KEYS[2], epoch)
-	redis.call('DEL', KEYS[1], KEYS[3])
-elseif epoch == ARGV[2] and tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[3]) then
+	redis.call('SET', KEYS[1], 0)
+	redis.call('DEL', KEYS[3], KEYS[4])
+	redis.call('HSET', KEYS[4], '#epoch', epoch)
+elseif epoch == ARGV[2] and tonumber(seq) < tonumber(ARGV[3]) then
 	redis.call('SET', KEYS[1], ARGV[3])
 end
 `
 
-// publishScript assigns ids to a batch of events and stores them.
+// publishScript assigns ids to a batch of events and stores them, or, for
+// an idempotency key it has seen, answers the original result.
 //
-//	KEYS: seq, epoch, bus, meta, then one stream per topic of the batch
-//	ARGV: candidate epoch, known epoch, floor seq, backlog, topic count T,
-//	      then per topic: name, replay, replay_size, replay_age (ms),
-//	      then event count N, then per event: body, topic count k, k topic
-//	      indexes (1-based into the topics)
-//	returns {epoch, first seq}
+//	KEYS: seq, epoch, bus, meta, idempotency record, idempotency set, then
+//	      one stream per topic of the batch
+//	ARGV: candidate epoch, known epoch, floor seq, backlog, idempotency key
+//	      ("" for none), fingerprint, key window (ms), max keys, delivered
+//	      counts (comma-separated), topic count T, then per topic: name,
+//	      replay, replay_size, replay_age (ms), then event count N, then per
+//	      event: body, topic count k, k topic indexes (1-based into the topics)
+//	returns {"published", epoch, first seq}
+//	     or {"replayed", epoch, first seq, delivered counts}
+//	     or {"conflict"} (the key was used with another body)
 //
 // The floor: Redis restored from an older snapshot has a lower counter than
 // ids already handed out; an instance that saw a higher seq in the same
 // epoch raises the counter first, so an id is never issued twice.
-var publishScript = redis.NewScript(luaNowMs + luaEpoch + `
+var publishScript = redis.NewScript(luaNowMs + `
+if ARGV[5] ~= '' then
+	local rec = redis.call('GET', KEYS[5])
+	if rec then
+		local fp, e, f, d = string.match(rec, '^([^\n]*)\n([^\n]*)\n(%d+)\n(.*)$')
+		if fp ~= ARGV[6] then return {'conflict'} end
+		return {'replayed', e, tonumber(f), d}
+	end
+end
+` + luaEpoch + `
+local T = tonumber(ARGV[10])
+local n = tonumber(ARGV[11 + 4 * T])
+-- The first write unless luaEpoch wrote: INCRBY, which Redis refuses when
+-- over maxmemory (a DEL would pass and let the rest through).
+local first = redis.call('INCRBY', KEYS[1], n) - n + 1
 
-local T = tonumber(ARGV[5])
 local names, counts, sizes, ages = {}, {}, {}, {}
-local a = 6
+local a = 11
 for i = 1, T do
 	names[i] = ARGV[a]
 	counts[i] = tonumber(ARGV[a + 1])
@@ -72,18 +123,16 @@ for i = 1, T do
 	a = a + 4
 	-- A stream written in another epoch holds ids of that epoch.
 	if redis.call('HGET', KEYS[4], 'p:' .. names[i]) ~= epoch then
-		redis.call('DEL', KEYS[4 + i])
+		redis.call('DEL', KEYS[6 + i])
 		redis.call('HSET', KEYS[4], 'p:' .. names[i], epoch, 'b:' .. names[i], 0, 'e:' .. names[i], 0, 'l:' .. names[i], 0)
-	elseif redis.call('EXISTS', KEYS[4 + i]) == 0 then
-		-- The stream expired (replay_age passed since its last event):
-		-- everything it held was evicted.
+	elseif redis.call('EXISTS', KEYS[6 + i]) == 0 then
+		-- The stream expired (replay_age passed since its last event) or
+		-- was evicted: everything it held was lost.
 		redis.call('HSET', KEYS[4], 'b:' .. names[i], 0, 'e:' .. names[i], redis.call('HGET', KEYS[4], 'l:' .. names[i]) or 0)
 	end
 end
 
-local n = tonumber(ARGV[a])
 a = a + 1
-local first = redis.call('INCRBY', KEYS[1], n) - n + 1
 local touched = {}
 for j = 0, n - 1 do
 	local body = ARGV[a]
@@ -94,7 +143,7 @@ for j = 0, n - 1 do
 	for x = 1, k do
 		local i = tonumber(ARGV[a])
 		a = a + 1
-		redis.call('XADD', KEYS[4 + i], id, 'b', body, 't', nowms)
+		redis.call('XADD', KEYS[6 + i], id, 'b', body, 't', nowms)
 		redis.call('HINCRBY', KEYS[4], 'b:' .. names[i], #body + 64)
 		touched[i] = first + j
 		tnames[x] = names[i]
@@ -113,7 +162,7 @@ local function field(entry, name)
 	return nil
 end
 for i, last in pairs(touched) do
-	local key = KEYS[4 + i]
+	local key = KEYS[6 + i]
 	redis.call('HSET', KEYS[4], 'l:' .. names[i], last)
 	if ages[i] > 0 then
 		-- A topic nobody publishes to any more (one per user, say) does
@@ -143,7 +192,27 @@ for i, last in pairs(touched) do
 		redis.call('HSET', KEYS[4], 'e:' .. names[i], string.match(evicted, '^(%d+)'))
 	end
 end
-return {epoch, first}
+
+-- Record the key with the result, for the key window. The set of keys by
+-- time bounds their count: beyond it the oldest are forgotten.
+if ARGV[5] ~= '' then
+	local window = tonumber(ARGV[7])
+	redis.call('SET', KEYS[5], ARGV[6] .. '\n' .. epoch .. '\n' .. string.format('%d', first) .. '\n' .. ARGV[9], 'PX', window)
+	redis.call('ZADD', KEYS[6], nowms, ARGV[5])
+	redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', nowms - window)
+	local over = redis.call('ZCARD', KEYS[6]) - tonumber(ARGV[8])
+	if over > 0 then
+		-- The record keys share KEYS[5]'s prefix (not declared: Redis
+		-- Cluster is not supported anyway).
+		local prefix = string.sub(KEYS[5], 1, #KEYS[5] - #ARGV[5])
+		local old = redis.call('ZPOPMIN', KEYS[6], over)
+		for i = 1, #old, 2 do
+			redis.call('DEL', prefix .. old[i])
+		end
+	end
+	redis.call('PEXPIRE', KEYS[6], window)
+end
+return {'published', epoch, first}
 `)
 
 // replayScript reads what a resuming subscriber missed.
@@ -152,7 +221,8 @@ return {epoch, first}
 //	ARGV: resume seq, upto seq, topic count T, then per topic: name,
 //	      replay_age (ms)
 //	returns {epoch or "", current seq, then per topic: evicted seq,
-//	         {id, body, id, body, ...}}
+//	         {id, body, id, body, ...}}; current seq -1 when the hub's
+//	         metadata was lost (the next write starts a new epoch)
 //
 // Events between resume (exclusive) and upto (inclusive) are returned;
 // events older than replay_age count as evicted even before a publish has
@@ -160,7 +230,9 @@ return {epoch, first}
 var replayScript = redis.NewScript(luaNowMs + `
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then return {'', 0} end
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local seq = redis.call('GET', KEYS[1])
+if not seq or redis.call('HGET', KEYS[3], '#epoch') ~= epoch then return {epoch, -1} end
+local cur = tonumber(seq)
 local from = tonumber(ARGV[1]) + 1
 local upto = tonumber(ARGV[2])
 local out = {epoch, cur}
@@ -209,9 +281,9 @@ return out
 // the same epoch, so a Redis restored from an older snapshot does not issue
 // those ids again.
 //
-//	KEYS: seq, epoch, bus
+//	KEYS: seq, epoch, bus, meta
 //	ARGV: candidate epoch, known epoch, floor seq
 //	returns {epoch, last seq, Redis time in ms}
 var epochScript = redis.NewScript(luaNowMs + luaEpoch + `
-return {epoch, tonumber(redis.call('GET', KEYS[1]) or '0'), nowms}
+return {epoch, tonumber(redis.call('GET', KEYS[1])), nowms}
 `)

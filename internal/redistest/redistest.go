@@ -50,6 +50,9 @@ type Server struct {
 	// Password, when set before Start, is required of clients
 	// (requirepass); Do authenticates with it.
 	Password string
+	// Args, when set before Start, are extra redis-server arguments
+	// ("--maxmemory", "2mb", "--maxmemory-policy", "allkeys-lru").
+	Args []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -106,6 +109,7 @@ func (r *Server) Start() {
 	if r.Password != "" {
 		args = append(args, "--requirepass", r.Password)
 	}
+	args = append(args, r.Args...)
 	cmd := exec.Command(r.bin, args...)
 	cmd.Dir = r.dir
 	pr, pw := io.Pipe()
@@ -164,6 +168,56 @@ func (r *Server) Kill() {
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	<-exited
+}
+
+// Pause stops redis-server with SIGSTOP: it keeps its connections and
+// accepts new ones (the kernel does), but answers nothing until Resume, as
+// a hung server does. Kill ends it paused or not.
+func (r *Server) Pause() {
+	r.t.Helper()
+	r.signal(syscall.SIGSTOP)
+}
+
+// Resume continues a paused redis-server (SIGCONT).
+func (r *Server) Resume() {
+	r.t.Helper()
+	r.signal(syscall.SIGCONT)
+}
+
+func (r *Server) signal(sig syscall.Signal) {
+	r.t.Helper()
+	r.mu.Lock()
+	cmd := r.cmd
+	r.mu.Unlock()
+	if cmd == nil {
+		r.t.Fatalf("redis-server on %s is not running", r.Addr)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		r.t.Fatalf("signalling redis-server: %v", err)
+	}
+}
+
+// Info returns one field of INFO ("used_memory", "evicted_keys").
+func (r *Server) Info(t testing.TB, field string) string {
+	t.Helper()
+	s, _ := r.MustDo(t, "INFO").(string)
+	for _, line := range strings.Split(s, "\r\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			return v
+		}
+	}
+	t.Fatalf("INFO has no field %q", field)
+	return ""
+}
+
+// InfoInt is Info as a number.
+func (r *Server) InfoInt(t testing.TB, field string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(r.Info(t, field), 10, 64)
+	if err != nil {
+		t.Fatalf("INFO %s: %v", field, err)
+	}
+	return n
 }
 
 // Restart kills redis-server and starts it again on the same port: with
