@@ -171,47 +171,6 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication) ([]PublishRes
 	return results, nil
 }
 
-// queueLocked offers ev to t's subscribers and collects them for notify.
-// A subscriber of several of the event's topics gets it once, and one whose
-// replay already covered it (Redis engine) not at all. A full queue drops
-// the subscriber: admitLocked let the publish through, so it is one whose
-// socket has stopped taking bytes. It returns how many it was queued for.
-func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList) int {
-	seq, queued := ev.ID.Seq, 0
-	for s := range t.subs {
-		if s.lastSeq == seq || seq <= s.floor {
-			continue
-		}
-		s.lastSeq = seq
-		if s.offer(ev, h.op) {
-			queued++
-			notify.add(s, h.op)
-		} else {
-			h.dropped++
-			h.removeLocked(s, true)
-		}
-	}
-	return queued
-}
-
-func (h *Hub) removeLocked(s *Subscription, drop bool) {
-	if s.removed {
-		return
-	}
-	s.removed = true
-	for _, t := range s.topics {
-		delete(t.subs, s)
-		if len(t.subs) == 0 {
-			t.relist() // idle now: it may be forgotten to make room
-		}
-	}
-	h.subscribers--
-	s.unqueue()
-	if drop {
-		close(s.done)
-	}
-}
-
 // Subscribe registers a subscriber of topics with a queue of queueLen events
 // and returns what it must be sent first. resume is the client's
 // Last-Event-ID ("" for a fresh connect, which replays nothing).
@@ -231,48 +190,6 @@ func (h *Hub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscrip
 		rp = h.replayLocked(s.topics, resume)
 	}
 	return s, rp, nil
-}
-
-// register adds a subscriber and returns the position it joins at: it
-// will be offered every event delivered after that id. The Redis engine
-// registers first and fetches the replay up to that position afterwards.
-func (h *Hub) register(refs []TopicRef, queueLen int) (*Subscription, ID, error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s, err := h.registerLocked(refs, queueLen)
-	if err != nil {
-		return nil, ID{}, err
-	}
-	return s, ID{Epoch: h.epoch, Seq: h.seq}, nil
-}
-
-func (h *Hub) registerLocked(refs []TopicRef, queueLen int) (*Subscription, error) {
-	if h.closed {
-		return nil, ErrHubClosed
-	}
-	if queueLen < 1 {
-		queueLen = 1
-	}
-	s := &Subscription{
-		hub:    h,
-		max:    queueLen,
-		ready:  make(chan struct{}, 1),
-		urgent: make(chan struct{}, 1),
-		done:   make(chan struct{}),
-	}
-	h.op++
-	if err := h.prepareTopicsLocked([]Publication{{Topics: refs}}, useSubscribe); err != nil {
-		return nil, err
-	}
-	for _, ref := range refs {
-		s.topics = append(s.topics, h.topics[ref.Name])
-	}
-	for _, t := range s.topics {
-		t.subs[s] = struct{}{}
-	}
-	s.lastSeq = h.seq
-	h.subscribers++
-	return s, nil
 }
 
 // Stats is a snapshot of a hub, for the admin API, logs and tests.

@@ -1,0 +1,90 @@
+package caddysse
+
+// The fan-out both engines share: the memory Hub publishes through it, and
+// the Redis engine delivers through it what its bus reader hands over
+// (redis_local.go). Subscribers register with their topics here, are offered
+// events under the hub lock (queueLocked), told afterwards (notify.go), and
+// make publishers wait while they are behind (overload.go).
+
+// queueLocked offers ev to t's subscribers and collects them for notify.
+// A subscriber of several of the event's topics gets it once, and one whose
+// replay already covered it (Redis engine) not at all. A full queue drops
+// the subscriber: admitLocked let the publish through, so it is one whose
+// socket has stopped taking bytes. It returns how many it was queued for.
+func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList) int {
+	seq, queued := ev.ID.Seq, 0
+	for s := range t.subs {
+		if s.lastSeq == seq || seq <= s.floor {
+			continue
+		}
+		s.lastSeq = seq
+		if s.offer(ev, h.op) {
+			queued++
+			notify.add(s, h.op)
+		} else {
+			h.dropped++
+			h.removeLocked(s, true)
+		}
+	}
+	return queued
+}
+
+func (h *Hub) removeLocked(s *Subscription, drop bool) {
+	if s.removed {
+		return
+	}
+	s.removed = true
+	for _, t := range s.topics {
+		delete(t.subs, s)
+		if len(t.subs) == 0 {
+			t.relist() // idle now: it may be forgotten to make room
+		}
+	}
+	h.subscribers--
+	s.unqueue()
+	if drop {
+		close(s.done)
+	}
+}
+
+// register adds a subscriber and returns the position it joins at: it
+// will be offered every event delivered after that id. The Redis engine
+// registers first and fetches the replay up to that position afterwards.
+func (h *Hub) register(refs []TopicRef, queueLen int) (*Subscription, ID, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s, err := h.registerLocked(refs, queueLen)
+	if err != nil {
+		return nil, ID{}, err
+	}
+	return s, ID{Epoch: h.epoch, Seq: h.seq}, nil
+}
+
+func (h *Hub) registerLocked(refs []TopicRef, queueLen int) (*Subscription, error) {
+	if h.closed {
+		return nil, ErrHubClosed
+	}
+	if queueLen < 1 {
+		queueLen = 1
+	}
+	s := &Subscription{
+		hub:    h,
+		max:    queueLen,
+		ready:  make(chan struct{}, 1),
+		urgent: make(chan struct{}, 1),
+		done:   make(chan struct{}),
+	}
+	h.op++
+	if err := h.prepareTopicsLocked([]Publication{{Topics: refs}}, useSubscribe); err != nil {
+		return nil, err
+	}
+	for _, ref := range refs {
+		s.topics = append(s.topics, h.topics[ref.Name])
+	}
+	for _, t := range s.topics {
+		t.subs[s] = struct{}{}
+	}
+	s.lastSeq = h.seq
+	h.subscribers++
+	return s, nil
+}
