@@ -2,6 +2,7 @@ package caddysse
 
 import (
 	"context"
+	"iter"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,15 +70,27 @@ func (h *Hub) roomChan() <-chan struct{} {
 // admitLocked reports whether pubs may be queued now: every full
 // subscriber of their topics is one the queueing will drop (see above).
 func (h *Hub) admitLocked(pubs []Publication) bool {
+	return h.admitTopicsLocked(func(yield func(string) bool) {
+		for _, p := range pubs {
+			for _, ref := range p.Topics {
+				if !yield(ref.Name) {
+					return
+				}
+			}
+		}
+	})
+}
+
+// admitTopicsLocked is admitLocked for the named topics (a topic that does
+// not exist has no one to wait for).
+func (h *Hub) admitTopicsLocked(names iter.Seq[string]) bool {
 	if h.full.Load() == 0 {
 		return true
 	}
 	now := monoNow()
-	for _, p := range pubs {
-		for _, ref := range p.Topics {
-			if t := h.topics[ref.Name]; t != nil && !t.admits(now) {
-				return false
-			}
+	for name := range names {
+		if t := h.topics[name]; t != nil && !t.admits(now) {
+			return false
 		}
 	}
 	return true

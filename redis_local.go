@@ -68,18 +68,15 @@ func (h *Hub) deliver(evs []remoteEvent) {
 
 // admitRemoteLocked is admitLocked for events published elsewhere.
 func (h *Hub) admitRemoteLocked(evs []remoteEvent) bool {
-	if h.full.Load() == 0 {
-		return true
-	}
-	now := monoNow()
-	for _, re := range evs {
-		for _, name := range re.topics {
-			if t := h.topics[name]; t != nil && !t.admits(now) {
-				return false
+	return h.admitTopicsLocked(func(yield func(string) bool) {
+		for _, re := range evs {
+			for _, name := range re.topics {
+				if !yield(name) {
+					return
+				}
 			}
 		}
-	}
-	return true
+	})
 }
 
 // adopt moves the hub to an epoch and position: on the engine's first
