@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Engine is what the handlers publish to and subscribe from: the in-memory
@@ -13,8 +14,9 @@ import (
 // with a reset that it cannot.
 type Engine interface {
 	// Publish assigns ids to the publications, in order, and delivers
-	// them. The batch is all or nothing. ctx bounds how long the publish
-	// may wait for room when subscribers are behind (ErrOverloaded).
+	// them. The batch is all or nothing. opts.Wait (and ctx) bound how
+	// long the publish may wait for room when subscribers are behind
+	// (ErrOverloaded).
 	Publish(ctx context.Context, pubs []Publication, opts PublishOptions) (PublishOutcome, error)
 	// Subscribe registers a subscriber and returns what it must be sent
 	// before live events. resume is the client's Last-Event-ID.
@@ -30,6 +32,11 @@ type Engine interface {
 
 // PublishOptions are a publish's settings beyond its events.
 type PublishOptions struct {
+	// Wait bounds how long the publish may wait for room while
+	// subscribers that are reading are behind; 0 waits as long as the
+	// context allows. A bound here rather than a context deadline costs
+	// no timer for the publishes that find room at once.
+	Wait time.Duration
 	// IdempotencyKey, when not empty, names the publish: a publish with a
 	// key the hub has seen within its key window publishes nothing and
 	// is answered with the original results.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Hub fans events out to subscribers and keeps each topic's replay ring. It
@@ -104,25 +105,27 @@ type PublishResult struct {
 // nothing and answers the original results (Replayed); a duplicate that
 // arrives while the first is publishing waits for its result.
 func (h *Hub) Publish(ctx context.Context, pubs []Publication, opts PublishOptions) (PublishOutcome, error) {
-	publish := func() ([]PublishResult, error) { return h.publishWait(ctx, pubs) }
 	if opts.IdempotencyKey != "" {
-		return h.idem.do(ctx, opts.IdempotencyKey, publishFingerprint(pubs), publish)
+		return h.idem.do(ctx, opts.IdempotencyKey, publishFingerprint(pubs), func() ([]PublishResult, error) {
+			return h.publishWait(ctx, pubs, opts.Wait)
+		})
 	}
-	results, err := publish()
+	results, err := h.publishWait(ctx, pubs, opts.Wait)
 	return PublishOutcome{Results: results}, err
 }
 
 // publish publishes without a bound on the wait for room.
 func (h *Hub) publish(pubs []Publication) ([]PublishResult, error) {
-	return h.publishWait(context.Background(), pubs)
+	return h.publishWait(context.Background(), pubs, 0)
 }
 
 // publishWait publishes once every subscriber of the publications' topics
-// that is reading has room (overload.go), waiting for it until ctx is done:
-// then nothing is published and the error is ErrOverloaded.
-func (h *Hub) publishWait(ctx context.Context, pubs []Publication) ([]PublishResult, error) {
-	waiter := newRoomWaiter(h, ctx)
-	defer waiter.done()
+// that is reading has room (overload.go), waiting for it at most wait (0:
+// until ctx is done): past it nothing is published and the error is
+// ErrOverloaded.
+func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Duration) ([]PublishResult, error) {
+	waiter := newRoomWaiter(h, ctx, wait)
+	defer waiter.release()
 	for {
 		waiter.arm()
 		h.mu.Lock()

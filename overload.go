@@ -107,13 +107,21 @@ func (t *topic) admits(now int64) bool {
 	return true
 }
 
-// roomWaiter is one publisher's wait for room, across its attempts.
+// roomWaiter is one publisher's wait for room, across its attempts. It
+// starts no timer and allocates nothing unless it actually waits: almost
+// every publish finds room at once.
 type roomWaiter struct {
-	h       *Hub
-	armed   bool
-	room    <-chan struct{}
-	poll    *time.Timer
-	expired <-chan struct{} // the caller's context
+	h        *Hub
+	armed    bool
+	room     <-chan struct{}
+	poll     *time.Timer
+	done     <-chan struct{} // the caller's context
+	limit    time.Duration   // the longest wait; 0: as long as the context allows
+	deadline time.Time       // when waiting began + limit
+}
+
+func newRoomWaiter(h *Hub, ctx context.Context, limit time.Duration) roomWaiter {
+	return roomWaiter{h: h, done: ctx.Done(), limit: limit}
 }
 
 // arm takes the signal to wait on before the next look, so that room made
@@ -125,37 +133,45 @@ func (w *roomWaiter) arm() {
 }
 
 // wait waits for room after a refused look. The first refusal only arms
-// the signal and looks again at once. It reports false once the context
-// is done.
+// the signal and looks again at once. It reports false once the wait's
+// limit has passed or the context is done.
 func (w *roomWaiter) wait() bool {
 	if !w.armed {
 		w.armed = true
 		w.h.room.waiters.Add(1)
+		if w.limit > 0 {
+			w.deadline = time.Now().Add(w.limit)
+		}
 		return true
 	}
+	next := roomPoll
+	if w.limit > 0 {
+		left := time.Until(w.deadline)
+		if left <= 0 {
+			return false
+		}
+		next = min(next, left)
+	}
 	if w.poll == nil {
-		w.poll = time.NewTimer(roomPoll)
+		w.poll = time.NewTimer(next)
 	} else {
-		w.poll.Reset(roomPoll)
+		w.poll.Reset(next)
 	}
 	select {
 	case <-w.room:
 	case <-w.poll.C:
-	case <-w.expired:
+	case <-w.done:
 		return false
 	}
 	return true
 }
 
-func (w *roomWaiter) done() {
+// release ends the wait.
+func (w *roomWaiter) release() {
 	if w.armed {
 		w.h.room.waiters.Add(-1)
 	}
 	if w.poll != nil {
 		w.poll.Stop()
 	}
-}
-
-func newRoomWaiter(h *Hub, ctx context.Context) *roomWaiter {
-	return &roomWaiter{h: h, expired: ctx.Done()}
 }

@@ -1,7 +1,6 @@
 package caddysse
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -95,9 +94,7 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		}
 		pubs[i] = Publication{Message: m, Topics: refs}
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), time.Duration(p.OverloadWait))
-	defer cancel()
-	out, err := p.hub.Publish(ctx, pubs, PublishOptions{IdempotencyKey: idemKey})
+	out, err := p.hub.Publish(r.Context(), pubs, PublishOptions{IdempotencyKey: idemKey, Wait: time.Duration(p.OverloadWait)})
 	if err != nil {
 		return writePublishError(w, hubError(err))
 	}
@@ -159,9 +156,7 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 		if len(batch) == 0 {
 			return nil
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), time.Duration(p.OverloadWait))
-		out, err := p.hub.Publish(ctx, batch, PublishOptions{})
-		cancel()
+		out, err := p.hub.Publish(r.Context(), batch, PublishOptions{Wait: time.Duration(p.OverloadWait)})
 		clear(batch) // the ring keeps the messages it retains; we need none
 		batch = batch[:0]
 		if err != nil {

@@ -31,10 +31,8 @@ func newRemoteHub() *Hub {
 func (h *Hub) deliver(evs []remoteEvent) {
 	notify := takeNotifyList()
 	defer putNotifyList(notify)
-	ctx, cancel := context.WithTimeout(context.Background(), deliverWait)
-	defer cancel()
-	waiter := newRoomWaiter(h, ctx)
-	defer waiter.done()
+	waiter := newRoomWaiter(h, context.Background(), deliverWait)
+	defer waiter.release()
 	forced := false
 	for {
 		waiter.arm()

@@ -115,8 +115,12 @@ func (s *Subscription) Take(dst []*Event) []*Event {
 func (s *Subscription) takeLocked(dst []*Event) []*Event {
 	dst = append(dst, s.pending...)
 	clear(s.pending)
-	if cap(s.pending) > 64 {
-		s.pending = nil // a burst's backing array is not kept for an idle stream
+	// A busy stream keeps an array of up to 256 pointers (2 KiB):
+	// regrowing it every coalesce window was the largest allocation of a
+	// publish flood. One that took less than a quarter of it is quietening
+	// down and lets it go, and a larger array (a burst) is never kept.
+	if c := cap(s.pending); c > 256 || (c > 64 && len(s.pending)*4 < c) {
+		s.pending = nil
 	} else {
 		s.pending = s.pending[:0]
 	}
