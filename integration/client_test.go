@@ -189,6 +189,22 @@ type publishResult struct {
 	Delivered int    `json:"delivered"`
 }
 
+// newPost builds a POST of body with headers ("Key: value") added, not
+// set, so a test may send a header twice.
+func newPost(t *testing.T, url, contentType, body string, headers ...string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	return req
+}
+
 // post sends a publish request and returns status and body.
 func post(t *testing.T, c *http.Client, url, contentType string, body io.Reader, headers ...string) (int, []byte) {
 	t.Helper()

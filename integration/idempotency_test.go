@@ -29,16 +29,7 @@ func keyedPost(t *testing.T, url, body string, headers ...string) (int, string, 
 
 func tryKeyedPost(t *testing.T, url, body string, headers ...string) (int, string, []byte, error) {
 	t.Helper()
-	req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
-	resp, err := redisPublishClient.Do(req)
+	resp, err := redisPublishClient.Do(newPost(t, url, "application/json", body, headers...))
 	if err != nil {
 		return 0, "", nil, err
 	}

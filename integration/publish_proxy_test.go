@@ -65,16 +65,7 @@ type authAnswer struct {
 func authPost(t *testing.T, c *http.Client, url, data string, headers ...string) authAnswer {
 	t.Helper()
 	body := fmt.Sprintf(`{"topic":"news","data":%q}`, data)
-	req, err := http.NewRequestWithContext(testCtx(t), http.MethodPost, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ":")
-		req.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
-	}
-	resp, err := c.Do(req)
+	resp, err := c.Do(newPost(t, url, "application/json", body, headers...))
 	if err != nil {
 		t.Fatal(err)
 	}
