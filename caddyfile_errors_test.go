@@ -242,6 +242,23 @@ sse {
 			want: []string{"queue", `"0"`, "Caddyfile:4"},
 		},
 		{
+			name: "queue_size not a size",
+			src: `:8080
+sse {
+	topic news
+	queue_size lots
+}`,
+			want: []string{"queue_size", `"lots"`, "Caddyfile:4"},
+		},
+		{
+			name: "overload_wait not a duration",
+			src: `:8080
+sse_publish {
+	overload_wait soon
+}`,
+			want: []string{"overload_wait", "soon"},
+		},
+		{
 			name: "max_topics_per_subscriber zero",
 			src: `:8080
 sse {
@@ -663,6 +680,16 @@ func TestConfigValidateJSON(t *testing.T) {
 			name: "blank token",
 			cfg:  jsonConfig(`{"handle": [{"handler": "sse_publish", "tokens": ["  "]}]}`),
 			want: []string{"token", "empty"},
+		},
+		{
+			name: "negative queue_size",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"names": ["news"]}], "queue_size": -1}]}`),
+			want: []string{"queue_size", "negative"},
+		},
+		{
+			name: "negative overload_wait",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_publish", "overload_wait": -1}]}`),
+			want: []string{"overload_wait", "negative"},
 		},
 		{
 			name: "negative queue",

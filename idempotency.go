@@ -1,6 +1,7 @@
 package caddysse
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -96,9 +97,7 @@ type idempotencyStore struct {
 	window  time.Duration
 	max     int
 	entries map[string]*idemEntry
-	head    *idemEntry // oldest completed entry
-	tail    *idemEntry
-	n       int // completed entries, in the list
+	order   list.List // completed entries, oldest first (of *idemEntry)
 }
 
 // idemEntry is one key: running (done open) or completed with its result.
@@ -112,8 +111,7 @@ type idemEntry struct {
 	first     uint64
 	delivered []int32
 	results   []PublishResult // only when the ids are not consecutive
-	prev      *idemEntry
-	next      *idemEntry
+	elem      *list.Element   // in order, once completed
 }
 
 func (s *idempotencyStore) configure(window time.Duration, keys int) {
@@ -189,14 +187,7 @@ func (s *idempotencyStore) run(e *idemEntry, publish func() ([]PublishResult, er
 	}
 	e.expires = now().Add(window)
 	if s.entries[e.key] == e { // not evicted meanwhile
-		e.prev = s.tail
-		if s.tail != nil {
-			s.tail.next = e
-		} else {
-			s.head = e
-		}
-		s.tail = e
-		s.n++
+		e.elem = s.order.PushBack(e)
 		s.trimLocked()
 	}
 	return PublishOutcome{Results: results}, nil
@@ -206,8 +197,8 @@ func (s *idempotencyStore) run(e *idemEntry, publish func() ([]PublishResult, er
 // window for all, completion order is expiry order; after a reload that
 // shortened the window, later entries are still checked on lookup.
 func (s *idempotencyStore) expireLocked(t time.Time) {
-	for s.head != nil && !t.Before(s.head.expires) {
-		s.removeLocked(s.head)
+	for f := s.order.Front(); f != nil && !t.Before(f.Value.(*idemEntry).expires); f = s.order.Front() {
+		s.removeLocked(f.Value.(*idemEntry))
 	}
 }
 
@@ -217,8 +208,8 @@ func (s *idempotencyStore) trimLocked() {
 	if max <= 0 {
 		max = DefaultIdempotencyKeys
 	}
-	for s.n > max {
-		s.removeLocked(s.head)
+	for s.order.Len() > max {
+		s.removeLocked(s.order.Front().Value.(*idemEntry))
 	}
 }
 
@@ -226,21 +217,10 @@ func (s *idempotencyStore) removeLocked(e *idemEntry) {
 	if s.entries[e.key] == e {
 		delete(s.entries, e.key)
 	}
-	if !e.completed {
-		return
+	if e.elem != nil {
+		s.order.Remove(e.elem)
+		e.elem = nil
 	}
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else if s.head == e {
-		s.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else if s.tail == e {
-		s.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
-	s.n--
 }
 
 func (e *idemEntry) store(results []PublishResult) {

@@ -142,8 +142,8 @@ func TestIdempotencyWindowAndBound(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if h.idem.n != 3 || len(h.idem.entries) != 3 {
-		t.Fatalf("%d keys kept (%d in the map), want 3", h.idem.n, len(h.idem.entries))
+	if h.idem.order.Len() != 3 || len(h.idem.entries) != 3 {
+		t.Fatalf("%d keys kept (%d in the map), want 3", h.idem.order.Len(), len(h.idem.entries))
 	}
 	if out, _ := keyedPublish(t, h, "k", "a"); out.Replayed {
 		t.Fatal("the evicted oldest key was replayed")
@@ -154,8 +154,8 @@ func TestIdempotencyWindowAndBound(t *testing.T) {
 	// Everything expires in time, oldest first, at O(1) per call.
 	cur = cur.Add(2 * time.Minute)
 	keyedPublish(t, h, "k5", "a")
-	if h.idem.n != 1 || len(h.idem.entries) != 1 {
-		t.Fatalf("after the window %d keys kept, want 1", h.idem.n)
+	if h.idem.order.Len() != 1 || len(h.idem.entries) != 1 {
+		t.Fatalf("after the window %d keys kept, want 1", h.idem.order.Len())
 	}
 }
 

@@ -185,10 +185,16 @@ func (s *Subscription) atBoundLocked() bool {
 // wakes publishers waiting for room.
 func (s *Subscription) updateFullLocked() {
 	if s.full && !s.atBoundLocked() {
-		s.full = false
-		s.hub.full.Add(-1)
-		s.hub.roomMade()
+		s.clearFullLocked()
 	}
+}
+
+// clearFullLocked stops counting the subscriber as full and wakes
+// publishers waiting for room.
+func (s *Subscription) clearFullLocked() {
+	s.full = false
+	s.hub.full.Add(-1)
+	s.hub.roomMade()
 }
 
 // notify tells the subscriber that events wait: its WriteNow hook writes
@@ -226,8 +232,6 @@ func (s *Subscription) unqueue() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.full {
-		s.full = false
-		s.hub.full.Add(-1)
-		s.hub.roomMade()
+		s.clearFullLocked()
 	}
 }
