@@ -25,9 +25,9 @@ type session struct {
 // sessionApp is the upstream app of the recipe: a real HTTP server on
 // loopback that authorizes by its session cookie and records what reached it.
 type sessionApp struct {
-	srv      *httptest.Server
-	sessions map[string]session // by cookie value
-	openConns atomic.Int64      // TCP connections from Caddy open now
+	srv       *httptest.Server
+	sessions  map[string]session // by cookie value
+	openConns atomic.Int64       // TCP connections from Caddy open now
 
 	mu   sync.Mutex
 	seen []*http.Request // clones of the requests it answered
