@@ -263,3 +263,127 @@ https://127.0.0.1:{PORT2} {
 		}
 	})
 }
+
+// awaitTopics publishes a marker to every topic in others, then to every
+// topic in want, and checks that s receives want's markers, in order, and
+// nothing of the others (published first, they would arrive first).
+func awaitTopics(t *testing.T, s *subscriber, publishURL string, want, others []string) {
+	t.Helper()
+	for _, o := range others {
+		publishData(t, publishURL, o, "for "+o)
+	}
+	for _, w := range want {
+		publishData(t, publishURL, w, "for "+w)
+	}
+	for _, w := range want {
+		if ev := s.next(); ev.Data != "for "+w {
+			t.Fatalf("got %q, want %q: the subscriber has exactly %q", ev.Data, "for "+w, want)
+		}
+	}
+}
+
+// Several topics in one answer (`grant`), through reverse_proxy and through
+// forward_auth, and the single-topic form with forward_auth.
+func TestRecipeAppGrantsSeveralTopics(t *testing.T) {
+	t.Parallel()
+	app := startSessionApp(t)
+	c := startCaddy(t, strings.ReplaceAll(`
+http://127.0.0.1:{PORT} {
+	handle /feed {
+		reverse_proxy 127.0.0.1:{APP} {
+			@authorized status 200
+			handle_response @authorized {
+				sse {
+					topic user/* org/*
+					grant {rp.header.X-Sse-Topics}
+				}
+			}
+		}
+	}
+	handle /fa {
+		forward_auth 127.0.0.1:{APP} {
+			uri /auth
+			copy_headers X-Sse-Topics
+		}
+		sse {
+			topic user/* org/*
+			grant {http.request.header.X-Sse-Topics}
+		}
+	}
+	handle /me {
+		forward_auth 127.0.0.1:{APP} {
+			uri /auth
+			copy_headers X-Sse-User
+		}
+		sse {
+			topic user/{http.request.header.X-Sse-User}
+		}
+	}
+	sse_publish /publish
+}
+`, "{APP}", app.port()))
+	pub := c.base + "/publish"
+	alice, carol := "Cookie: session=alice-cookie", "Cookie: session=carol-cookie"
+	aliceTopics := []string{"user/alice", "org/7"}
+	notAlices := []string{"user/bob", "org/8"}
+
+	for _, route := range []string{"/feed", "/fa"} {
+		t.Run(route, func(t *testing.T) {
+			url := c.base + route
+			s := subscribe(t, client, url, alice).ready()
+			awaitTopics(t, s, pub, aliceTopics, notAlices)
+
+			s = subscribe(t, client, url+"?topic=org/7", alice).ready()
+			awaitTopics(t, s, pub, []string{"org/7"}, []string{"user/alice"})
+
+			// A client naming another user's topic, or sending the grant
+			// header itself, gets nothing more.
+			if status, body := subscribeStatus(t, client, url+"?topic=user/bob", alice); status != http.StatusForbidden || !strings.Contains(body, "not granted") {
+				t.Fatalf("?topic=user/bob: %d %q, want 403 not granted", status, body)
+			}
+			s = subscribe(t, client, url, alice, "X-Sse-Topics: user/bob").ready()
+			awaitTopics(t, s, pub, aliceTopics, notAlices)
+			if status, _ := subscribeStatus(t, client, url+"?topic=user/bob", alice, "X-Sse-Topics: user/bob"); status != http.StatusForbidden {
+				t.Fatalf("?topic=user/bob with X-Sse-Topics: user/bob: %d, want 403", status)
+			}
+			// The app answers 200 but grants nothing: the client's own
+			// header must not stand in for the app's (forward_auth's
+			// copy_headers deletes the client's copy; {rp.header.*}
+			// never reads the request).
+			if status, _ := subscribeStatus(t, client, url, carol, "X-Sse-Topics: user/bob"); status != http.StatusForbidden {
+				t.Fatalf("a session granted nothing, X-Sse-Topics: user/bob: %d, want 403", status)
+			}
+			if status, body := subscribeStatus(t, client, url, "X-Sse-Topics: user/bob"); status != http.StatusUnauthorized || !strings.Contains(body, "log in first") {
+				t.Fatalf("no session, X-Sse-Topics: user/bob: %d %q, want the app's 401", status, body)
+			}
+			// The app grants a topic the route does not declare: refused
+			// whole, and the log tells the operator why.
+			if status, _ := subscribeStatus(t, client, url, "Cookie: session=mallory-cookie"); status != http.StatusForbidden {
+				t.Fatalf("a grant naming an undeclared topic: %d, want 403", status)
+			}
+			c.waitLog(`granted topic \"admin/all\" is not declared on this route`)
+		})
+	}
+
+	t.Run("forward_auth sends the auth app a GET describing the subscribe", func(t *testing.T) {
+		s := subscribe(t, client, c.base+"/fa?topic=org/7", alice).ready()
+		defer s.close()
+		r := app.last(t)
+		if r.Method != http.MethodGet || r.URL.Path != "/auth" ||
+			r.Header.Get("X-Forwarded-Method") != http.MethodGet || r.Header.Get("X-Forwarded-Uri") != "/fa?topic=org/7" {
+			t.Fatalf("the auth app saw %s %s, X-Forwarded-Method %q, X-Forwarded-Uri %q", r.Method, r.URL,
+				r.Header.Get("X-Forwarded-Method"), r.Header.Get("X-Forwarded-Uri"))
+		}
+	})
+
+	t.Run("single topic with forward_auth", func(t *testing.T) {
+		s := subscribe(t, client, c.base+"/me", alice, "X-Sse-User: bob").ready()
+		awaitTopics(t, s, pub, []string{"user/alice"}, []string{"user/bob"})
+		if status, _ := subscribeStatus(t, client, c.base+"/me", carol, "X-Sse-User: bob"); status != http.StatusForbidden {
+			t.Fatalf("a session with no user, X-Sse-User: bob: %d, want 403", status)
+		}
+		if status, _ := subscribeStatus(t, client, c.base+"/me", "X-Sse-User: bob"); status != http.StatusUnauthorized {
+			t.Fatalf("no session, X-Sse-User: bob: %d, want the app's 401", status)
+		}
+	})
+}
