@@ -151,6 +151,7 @@ func parsePublish(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		write_timeout   <duration>  # a write taking longer drops the subscriber (default 10s)
 //		max_topics_per_subscriber <count>  # ?topic= values per request (default 64)
 //		coalesce        <duration>|off  # gather a busy stream's events into one write (default 10ms)
+//		grant           <placeholder>   # topics the app grants per request, e.g. {rp.header.X-Sse-Topics}
 //	}
 //
 // A name is 1-256 characters from A-Z a-z 0-9 . _ ~ : @ / -; a segment "*"
@@ -220,12 +221,29 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := countArg(d, &h.MaxTopicsPerSubscriber, false); err != nil {
 				return err
 			}
+		case "grant":
+			if err := oneArg(d, &h.Grant); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized sse option %q", opt)
 		}
 	}
 	if len(h.Topics) == 0 {
 		return d.Err("sse: declare at least one topic")
+	}
+	if h.Grant != "" {
+		var decls []TopicDecl
+		for _, tc := range h.Topics {
+			ds, err := tc.decls()
+			if err != nil {
+				return d.Errf("%v", err)
+			}
+			decls = append(decls, ds...)
+		}
+		if err := validateGrant(h.Grant, decls); err != nil {
+			return d.Errf("%v", err)
+		}
 	}
 	return nil
 }

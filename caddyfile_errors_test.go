@@ -53,6 +53,33 @@ sse /events news`,
 			want: []string{"wrong argument count", "Caddyfile:2"},
 		},
 		{
+			name: "grant without a placeholder",
+			src: `:8080
+sse {
+	topic user/*
+	grant X-Sse-Topics
+}`,
+			want: []string{`grant "X-Sse-Topics" has no placeholder`, "{rp.header.X-Sse-Topics}"},
+		},
+		{
+			name: "grant next to a placeholder topic",
+			src: `:8080
+sse {
+	grant {rp.header.X-Sse-Topics}
+	topic user/{rp.header.X-Sse-Topic}
+}`,
+			want: []string{"grant", `"user/{http.reverse_proxy.header.X-Sse-Topic}" has a placeholder`, "use topic user/*"},
+		},
+		{
+			name: "grant with two arguments",
+			src: `:8080
+sse {
+	topic user/*
+	grant {rp.header.A} {rp.header.B}
+}`,
+			want: []string{"wrong argument count", "Caddyfile:4"},
+		},
+		{
 			name: "topic with no name",
 			src: `:8080
 sse {
@@ -760,6 +787,16 @@ func TestConfigValidateJSON(t *testing.T) {
 			name: "negative idempotency_window",
 			cfg:  `{"apps": {"sse": {"idempotency_window": -1}}}`,
 			want: []string{"idempotency_window", "negative"},
+		},
+		{
+			name: "grant without a placeholder",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"names": ["user/*"]}], "grant": "user/1"}]}`),
+			want: []string{"sse: grant", `"user/1" has no placeholder`},
+		},
+		{
+			name: "grant next to a placeholder topic",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"names": ["user/{http.auth.user.id}"]}], "grant": "{http.request.header.X}"}]}`),
+			want: []string{"sse: grant", "has a placeholder"},
 		},
 		{
 			name: "hub name with a colon",

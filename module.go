@@ -346,6 +346,14 @@ type SSEHandler struct {
 	// one syscall per window instead of one per event. 0 writes every
 	// event at once. Default: 10ms.
 	Coalesce *caddy.Duration `json:"coalesce,omitempty"`
+	// A placeholder the app fills per request with the topics this
+	// subscriber may have, separated by commas or spaces
+	// ("{http.reverse_proxy.header.X-Sse-Topics}" inside reverse_proxy's
+	// handle_response). Each must be a topic the route declares; the
+	// subscriber gets the granted topics and no others (?topic= picks
+	// among them). Missing, empty or not all declared: 403. Default: none
+	// (the route's topics are served as declared).
+	Grant string `json:"grant,omitempty"`
 
 	app         *App
 	hub         Engine
@@ -398,6 +406,9 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 			return err
 		}
 		decls = append(decls, ds...)
+	}
+	if err := validateGrant(h.Grant, decls); err != nil {
+		return fmt.Errorf("sse: %v", err)
 	}
 	for _, d := range decls {
 		switch {

@@ -469,6 +469,9 @@ func lastEventID(r *http.Request, query url.Values) string {
 // resolveTopics turns the request into the topics it subscribes to. It
 // answers an HTTP status and message when the request cannot be served.
 func (h *SSEHandler) resolveTopics(r *http.Request, query url.Values) ([]TopicRef, int, string) {
+	if h.Grant != "" {
+		return h.resolveGranted(r, query) // grant.go
+	}
 	offered, status, msg := h.resolvePerRequest(r)
 	if status != 0 {
 		return nil, status, msg
