@@ -205,6 +205,7 @@ func (a *App) Start() error {
 	for name, h := range a.hubs {
 		h.Prune(a.tables[name].Ring)
 	}
+	runningApp.Store(a) // the admin views show this configuration now
 	return nil
 }
 
@@ -218,6 +219,7 @@ func (a *App) Stop() error {
 // Cleanup releases the hubs; the last configuration using one destroys it.
 func (a *App) Cleanup() error {
 	a.closeStreams()
+	runningApp.CompareAndSwap(a, nil)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for key, name := range a.keys {
