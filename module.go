@@ -439,11 +439,11 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 	h.logger.Info("sse handler ready",
 		zap.String("hub", h.Hub),
 		zap.Strings("topics", describeTopics(decls)),
-		zap.Duration("heartbeat", h.heartbeat),
+		zap.Stringer("heartbeat", h.heartbeat),
 		zap.Int("max_subscribers", h.MaxSubscribers),
 		zap.Int("queue", h.Queue),
 		zap.String("queue_size", humanize.IBytes(uint64(h.QueueSize))),
-		zap.Duration("write_timeout", time.Duration(h.WriteTimeout)))
+		zap.Stringer("write_timeout", time.Duration(h.WriteTimeout)))
 	return nil
 }
 
@@ -592,7 +592,7 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 		zap.Stringers("allow_from", p.allowFrom),
 		zap.String("max_body", humanize.IBytes(uint64(p.MaxBody))),
 		zap.String("max_event", humanize.IBytes(uint64(p.MaxEvent))),
-		zap.Duration("overload_wait", time.Duration(p.OverloadWait)),
+		zap.Stringer("overload_wait", time.Duration(p.OverloadWait)),
 		zap.Int("max_topics_per_event", p.MaxTopicsPerEvent))
 	return nil
 }
