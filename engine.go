@@ -26,6 +26,16 @@ type Engine interface {
 	Prune(keep func(name string) (RingConfig, bool))
 	// Stats reports the engine's size and health.
 	Stats() Stats
+	// Counters are what the engine counted for metrics (counters.go); they
+	// live as long as the engine.
+	Counters() *HubCounters
+	// Topics lists the concrete topics the engine holds, by name, after
+	// the name after, at most limit of them; more reports whether others
+	// follow.
+	Topics(after string, limit int) (topics []TopicInfo, more bool)
+	// Topic describes one concrete topic; false when the engine holds
+	// nothing of it.
+	Topic(ctx context.Context, name string) (TopicInfo, bool)
 	// Close drops every subscriber and releases the engine.
 	Close() error
 }

@@ -23,8 +23,21 @@ func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList) int {
 			notify.add(s, h.op)
 		} else {
 			h.dropped++
+			t.dropped++
+			// A publish is admitted only past full subscribers whose socket
+			// is stuck; a delivery that waited out its bound (Redis bus)
+			// also drops ones still reading: the hub was overloaded.
+			reason := DropSlow
+			if s.blockedFor(monoNow()) < stuckAfter {
+				reason = DropOverload
+			}
+			s.Drop(reason)
 			h.removeLocked(s, true)
 		}
+	}
+	if queued > 0 {
+		t.delivered += uint64(queued)
+		t.ctr.delivered.Add(uint64(queued))
 	}
 	return queued
 }
@@ -41,6 +54,9 @@ func (h *Hub) removeLocked(s *Subscription, drop bool) {
 		}
 	}
 	h.subscribers--
+	for _, c := range s.counters {
+		c.subscribers.Add(-1)
+	}
 	s.unqueue()
 	if drop {
 		close(s.done)
@@ -83,6 +99,10 @@ func (h *Hub) registerLocked(refs []TopicRef, queueLen int) (*Subscription, erro
 	}
 	for _, t := range s.topics {
 		t.subs[s] = struct{}{}
+	}
+	s.counters = countersOf(s.topics)
+	for _, c := range s.counters {
+		c.subscribers.Add(1)
 	}
 	s.lastSeq = h.seq
 	h.subscribers++

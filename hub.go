@@ -37,6 +37,8 @@ type Hub struct {
 	full atomic.Int64     // subscribers whose queue is at its bound (overload.go)
 	room roomSignal       // wakes publishers waiting for room
 	idem idempotencyStore // Idempotency-Keys seen (idempotency.go)
+
+	counters *HubCounters // per declared topic, for metrics (counters.go)
 }
 
 // TopicRef is a concrete topic name with the settings of the declaration it
@@ -57,6 +59,11 @@ type topic struct {
 	subs   map[*Subscription]struct{}
 	pinned uint64 // h.op of the last call that used it
 
+	ctr       *TopicCounters // its declaration's counters (counters.go)
+	published uint64         // events published to it, while it is held
+	delivered uint64         // deliveries of its events, while it is held
+	dropped   uint64         // subscribers the hub dropped on its events
+
 	// Place among its group's idle topics (topic_lru.go); list is nil
 	// while it has subscribers or a call is using it.
 	list       *topicList
@@ -74,11 +81,15 @@ var ErrHubClosed = errors.New("hub is closed")
 // NewHub returns an empty hub in a new epoch.
 func NewHub() *Hub {
 	return &Hub{
-		epoch:  NewEpoch(),
-		topics: make(map[string]*topic),
-		groups: make(map[string]*topicGroup),
+		epoch:    NewEpoch(),
+		topics:   make(map[string]*topic),
+		groups:   make(map[string]*topicGroup),
+		counters: newHubCounters(),
 	}
 }
+
+// Counters are the hub's counters for metrics; they live as long as the hub.
+func (h *Hub) Counters() *HubCounters { return h.counters }
 
 // Epoch names this hub's life; it is part of every id the hub assigns.
 func (h *Hub) Epoch() string { return h.epoch }
@@ -163,6 +174,8 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Dur
 		for _, ref := range p.Topics {
 			t := h.topics[ref.Name]
 			t.ring.append(ev)
+			t.published++
+			t.ctr.published.Add(1)
 			delivered += h.queueLocked(t, ev, notify)
 		}
 		h.published++
@@ -190,7 +203,7 @@ func (h *Hub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscrip
 	}
 	var rp Replay
 	if resume != "" {
-		rp = h.replayLocked(s.topics, resume)
+		rp = h.replayLocked(s, resume)
 	}
 	return s, rp, nil
 }
@@ -250,6 +263,7 @@ func (h *Hub) Close() error {
 	h.closed = true
 	for _, t := range h.topics {
 		for s := range t.subs {
+			s.Drop(DropShutdown)
 			h.removeLocked(s, true)
 		}
 	}

@@ -95,6 +95,11 @@ func (a *App) Provision(ctx caddy.Context) error {
 			return errors.New("sse: redis backlog must not be negative")
 		}
 	}
+	// Each configuration has a registry of its own: registering here never
+	// collides with the previous configuration's collector.
+	if err := registerMetrics(ctx.GetMetricsRegistry(), a); err != nil {
+		return fmt.Errorf("sse: registering metrics: %v", err)
+	}
 	// Caddy emits "stopping" before it stops any app of a configuration,
 	// on reload and on exit. Apps stop in no fixed order, and the HTTP
 	// app's shutdown waits for open requests on every protocol, so this is
@@ -200,6 +205,7 @@ func (a *App) Start() error {
 	for name, h := range a.hubs {
 		h.Prune(a.tables[name].Ring)
 	}
+	runningApp.Store(a) // the admin views show this configuration now
 	return nil
 }
 
@@ -213,6 +219,7 @@ func (a *App) Stop() error {
 // Cleanup releases the hubs; the last configuration using one destroys it.
 func (a *App) Cleanup() error {
 	a.closeStreams()
+	runningApp.CompareAndSwap(a, nil)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for key, name := range a.keys {
@@ -365,7 +372,8 @@ type SSEHandler struct {
 	coalesce    time.Duration
 	subscribers atomic.Int64
 	logger      *zap.Logger
-	topicPlaces []string // file:line of each Topics entry, when adapted from a Caddyfile
+	dropLog     logThrottle // warnings for dropped subscribers (logs.go)
+	topicPlaces []string    // file:line of each Topics entry, when adapted from a Caddyfile
 }
 
 // CaddyModule returns the Caddy module information.
@@ -436,7 +444,18 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	return app.declare(h.Hub, h.table, decls)
+	if err := app.declare(h.Hub, h.table, decls); err != nil {
+		return err
+	}
+	h.logger.Info("sse handler ready",
+		zap.String("hub", h.Hub),
+		zap.Strings("topics", describeTopics(decls)),
+		zap.Stringer("heartbeat", h.heartbeat),
+		zap.Int("max_subscribers", h.MaxSubscribers),
+		zap.Int("queue", h.Queue),
+		zap.String("queue_size", humanize.IBytes(uint64(h.QueueSize))),
+		zap.Stringer("write_timeout", time.Duration(h.WriteTimeout)))
+	return nil
 }
 
 // Validate checks the handler's settings.
@@ -517,11 +536,12 @@ type PublishHandler struct {
 	// pattern topics created) per event. Default: 64.
 	MaxTopicsPerEvent int `json:"max_topics_per_event,omitempty"`
 
-	tokens    [][]byte
-	allowFrom []netip.Prefix
-	hub       Engine
-	table     *TopicTable
-	logger    *zap.Logger
+	tokens     [][]byte
+	allowFrom  []netip.Prefix
+	hub        Engine
+	table      *TopicTable
+	logger     *zap.Logger
+	refusalLog logThrottle // warnings for refused publishes (logs.go)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -577,12 +597,14 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	p.logger.Debug("publish handler ready",
+	p.logger.Info("sse_publish handler ready",
 		zap.String("hub", p.Hub),
 		zap.Int("tokens", len(p.tokens)),
 		zap.Stringers("allow_from", p.allowFrom),
 		zap.String("max_body", humanize.IBytes(uint64(p.MaxBody))),
-		zap.String("max_event", humanize.IBytes(uint64(p.MaxEvent))))
+		zap.String("max_event", humanize.IBytes(uint64(p.MaxEvent))),
+		zap.Stringer("overload_wait", time.Duration(p.OverloadWait)),
+		zap.Int("max_topics_per_event", p.MaxTopicsPerEvent))
 	return nil
 }
 

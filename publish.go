@@ -20,31 +20,31 @@ import (
 func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
-		return writePublishError(w, &PublishError{Status: http.StatusMethodNotAllowed, Msg: "publish with POST"})
+		return p.refuse(w, r, &PublishError{Status: http.StatusMethodNotAllowed, Msg: "publish with POST"})
 	}
 	if perr := p.authorize(r); perr != nil {
 		if perr.Status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="sse_publish"`)
 		}
-		return writePublishError(w, perr)
+		return p.refuse(w, r, perr)
 	}
 	// The query carries the topics of text/plain and event-stream bodies;
 	// parse it strictly so a malformed ?topic= is an error, not ignored.
 	query, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
-		return writePublishError(w, badRequest("query", "malformed query: %v", err))
+		return p.refuse(w, r, badRequest("query", "malformed query: %v", err))
 	}
 	mediaType := "text/plain"
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil {
-			return writePublishError(w, &PublishError{Status: http.StatusUnsupportedMediaType, Field: "Content-Type", Msg: "malformed Content-Type: " + err.Error()})
+			return p.refuse(w, r, &PublishError{Status: http.StatusUnsupportedMediaType, Field: "Content-Type", Msg: "malformed Content-Type: " + err.Error()})
 		}
 		mediaType = mt
 	}
 	idemKey, kerr := idempotencyKey(r, mediaType)
 	if kerr != nil {
-		return writePublishError(w, kerr)
+		return p.refuse(w, r, kerr)
 	}
 	if mediaType == "text/event-stream" {
 		return p.publishStream(w, r, query)
@@ -58,12 +58,12 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
-			return writePublishError(w, tooLarge("", "body is larger than max_body (%d bytes)", p.MaxBody))
+			return p.refuse(w, r, tooLarge("", "body is larger than max_body (%d bytes)", p.MaxBody))
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			return writePublishError(w, &PublishError{Status: http.StatusRequestTimeout,
+			return p.refuse(w, r, &PublishError{Status: http.StatusRequestTimeout,
 				Msg: fmt.Sprintf("body not received within body_timeout (%v)", time.Duration(p.BodyTimeout))})
 		}
-		return writePublishError(w, badRequest("", "reading body: %v", err))
+		return p.refuse(w, r, badRequest("", "reading body: %v", err))
 	}
 	var msgs []*Message
 	var perr *PublishError
@@ -80,7 +80,7 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 			Msg: fmt.Sprintf("Content-Type %s is not accepted; use application/json, application/x-www-form-urlencoded, text/plain or text/event-stream", mediaType)}
 	}
 	if perr != nil {
-		return writePublishError(w, perr)
+		return p.refuse(w, r, perr)
 	}
 	pubs := make([]Publication, len(msgs))
 	for i, m := range msgs {
@@ -90,13 +90,13 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		}
 		refs, perr := p.resolve(m.Topics, prefix)
 		if perr != nil {
-			return writePublishError(w, perr)
+			return p.refuse(w, r, perr)
 		}
 		pubs[i] = Publication{Message: m, Topics: refs}
 	}
-	out, err := p.hub.Publish(r.Context(), pubs, PublishOptions{IdempotencyKey: idemKey, Wait: time.Duration(p.OverloadWait)})
+	out, err := p.publish(r, pubs, PublishOptions{IdempotencyKey: idemKey, Wait: time.Duration(p.OverloadWait)})
 	if err != nil {
-		return writePublishError(w, hubError(err))
+		return p.refuse(w, r, hubError(err))
 	}
 	if out.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
@@ -145,7 +145,7 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 	topics := query["topic"]
 	refs, perr := p.resolve(topics, "")
 	if perr != nil {
-		return writePublishError(w, perr)
+		return p.refuse(w, r, perr)
 	}
 	var sum streamSummary
 	// Events are published in batches: all that one read of the body
@@ -156,7 +156,7 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 		if len(batch) == 0 {
 			return nil
 		}
-		out, err := p.hub.Publish(r.Context(), batch, PublishOptions{Wait: time.Duration(p.OverloadWait)})
+		out, err := p.publish(r, batch, PublishOptions{Wait: time.Duration(p.OverloadWait)})
 		clear(batch) // the ring keeps the messages it retains; we need none
 		batch = batch[:0]
 		if err != nil {
@@ -190,6 +190,8 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 		default:
 			pe = badRequest("", "reading body: %v", err)
 		}
+		p.hub.Counters().Reject(pe.Status)
+		p.logRefusal(r, pe)
 		return writeJSON(w, pe.Status, struct {
 			Error   string `json:"error"`
 			Field   string `json:"field,omitempty"`
@@ -201,6 +203,23 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 		c.Write(zap.Strings("topics", topics), zap.Int64("events", sum.Published))
 	}
 	return writeJSON(w, http.StatusOK, sum)
+}
+
+// publish hands events to the engine, timing the call for the
+// publish_duration_seconds histogram.
+func (p *PublishHandler) publish(r *http.Request, pubs []Publication, opts PublishOptions) (PublishOutcome, error) {
+	start := time.Now()
+	out, err := p.hub.Publish(r.Context(), pubs, opts)
+	p.hub.Counters().ObservePublish(time.Since(start))
+	return out, err
+}
+
+// refuse answers a refused publish, counting it by status and logging it
+// (throttled).
+func (p *PublishHandler) refuse(w http.ResponseWriter, r *http.Request, e *PublishError) error {
+	p.hub.Counters().Reject(e.Status)
+	p.logRefusal(r, e)
+	return writePublishError(w, e)
 }
 
 // idleReader gives each read of a held stream a fresh deadline: a publisher

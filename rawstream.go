@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,6 +36,8 @@ type rawStream struct {
 	batch    []*Event // writeNow's scratch
 	err      error
 	gone     chan struct{} // closed when the client closes its side, or sends anything
+
+	misbehaved atomic.Bool // the client sent bytes up its stream
 }
 
 var crlf = []byte("\r\n")
@@ -60,6 +63,7 @@ func hijackStream(w http.ResponseWriter, timeout time.Duration, sub *Subscriptio
 	}
 	if brw.Reader.Buffered() > 0 {
 		// Bytes after the request (EventSource sends none): see watch.
+		s.misbehaved.Store(true)
 		close(s.gone)
 		return s
 	}
@@ -74,7 +78,9 @@ func hijackStream(w http.ResponseWriter, timeout time.Duration, sub *Subscriptio
 // per megabyte pushed).
 func (s *rawStream) watch() {
 	var b [1]byte
-	_, _ = s.conn.Read(b[:])
+	if n, _ := s.conn.Read(b[:]); n > 0 {
+		s.misbehaved.Store(true)
+	}
 	close(s.gone)
 }
 

@@ -288,6 +288,13 @@ func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts Publis
 		rh.logger.Error("unexpected reply of the publish script", zap.Any("reply", res))
 		return PublishOutcome{}, fmt.Errorf("%w: unexpected reply from redis", ErrOutcomeUnknown)
 	}
+	if status == "published" {
+		for _, p := range pubs {
+			for _, ref := range p.Topics {
+				rh.local.counters.Topic(declaredName(ref)).published.Add(1)
+			}
+		}
+	}
 	epoch, _ := res[1].(string)
 	first, _ := res[2].(int64)
 	results := make([]PublishResult, len(delivered))
@@ -391,7 +398,7 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 	}
 	id, parsed := ParseID(p.resume)
 	if !parsed || id.Epoch != pos.Epoch {
-		return unknownReset(p.resume, pos), true, nil
+		return p.unknown(pos), true, nil
 	}
 	keys := []string{rh.seqKey(), rh.epochKey(), rh.metaKey()}
 	args := []any{id.Seq, pos.Seq, len(p.refs)}
@@ -412,22 +419,23 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 		// Redis lost the hub's metadata (evicted): what this epoch held
 		// cannot be told, so the resume point is unknown. The next write
 		// starts a new epoch.
-		return unknownReset(p.resume, pos), true, nil
+		return p.unknown(pos), true, nil
 	}
 	if epoch != pos.Epoch {
 		// Redis moved to another epoch (it came back empty). Once the local
 		// hub has adopted it, the old resume point is unknown there and the
 		// subscriber continues with the new epoch's events from its start.
 		if now := rh.local.position(); now.Epoch == epoch && epoch != "" {
-			return unknownReset(p.resume, ID{Epoch: epoch}), true, nil
+			return p.unknown(ID{Epoch: epoch}), true, nil
 		}
 		return Replay{}, false, nil
 	}
 	if id.Seq > uint64(current) {
-		return unknownReset(p.resume, pos), true, nil
+		return p.unknown(pos), true, nil
 	}
 	var evicted uint64
 	var lists [][]*Event
+	var ctrs []*TopicCounters
 	for i := 2; i+1 < len(res); i += 2 {
 		if e, _ := res[i].(int64); uint64(e) > id.Seq {
 			evicted = max(evicted, uint64(e))
@@ -446,14 +454,23 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 		}
 		if len(list) > 0 {
 			lists = append(lists, list)
+			ctrs = append(ctrs, rh.local.counters.Topic(declaredName(p.refs[(i-2)/2])))
 		}
 	}
 	rp := assembleReplay(epoch, p.resume, lists, evicted)
+	countReplay(p.sub, rp, lists, ctrs)
 	// Live events the subscriber already has through the replay, or that
 	// the reset declared missed, must not follow it: a reader lagging the
 	// publisher's instance may queue them after the resume point.
 	rh.local.skipThrough(p.sub, max(id.Seq, evicted))
 	return rp, true, nil
+}
+
+// unknown is the replay of a resume point that cannot be honoured, counted.
+func (p *pendingReplay) unknown(pos ID) Replay {
+	rp := unknownReset(p.resume, pos)
+	countReplay(p.sub, rp, nil, nil)
+	return rp
 }
 
 // streamSeq reads the seq of a stream entry id "<seq>-0".
@@ -841,6 +858,10 @@ func (rh *RedisHub) Prune(keep func(name string) (RingConfig, bool)) {
 	})
 }
 
+// Counters are the local hub's: this instance's publishes, deliveries and
+// subscribers.
+func (rh *RedisHub) Counters() *HubCounters { return rh.local.counters }
+
 // Stats reports the local subscribers and whether Redis is reachable.
 func (rh *RedisHub) Stats() Stats {
 	st := rh.local.Stats()
@@ -881,4 +902,41 @@ func (l *logLimiter) Allow() bool {
 		return true
 	}
 	return false
+}
+
+// Topics lists the topics this instance holds: those with local
+// subscribers. Their rings are in Redis; Topic reads them.
+func (rh *RedisHub) Topics(after string, limit int) ([]TopicInfo, bool) {
+	return rh.local.Topics(after, limit)
+}
+
+// Topic describes a topic: this instance's subscribers and counts, and
+// what Redis retains of it (its stream's length, first and last ids, and
+// the bytes the publish script accounted for). It is held when either this
+// instance or Redis has something of it.
+func (rh *RedisHub) Topic(ctx context.Context, name string) (TopicInfo, bool) {
+	info, held := rh.local.Topic(ctx, name)
+	info.Name = name
+	ctx, cancel := context.WithTimeout(ctx, rh.callTimeout)
+	defer cancel()
+	pipe := rh.rdb.Pipeline()
+	xinfo := pipe.XInfoStream(ctx, rh.topicKey(name))
+	size := pipe.HGet(ctx, rh.metaKey(), "b:"+name)
+	epoch := pipe.Get(ctx, rh.epochKey())
+	_, _ = pipe.Exec(ctx)
+	st, err := xinfo.Result()
+	if err != nil || st.Length == 0 {
+		return info, held
+	}
+	info.Held = true
+	info.Retained = int(st.Length)
+	info.RetainedB, _ = size.Int64()
+	ep, _ := epoch.Result()
+	if seq, ok := streamSeq(st.FirstEntry.ID); ok {
+		info.FirstID = ID{Epoch: ep, Seq: seq}.String()
+	}
+	if seq, ok := streamSeq(st.LastEntry.ID); ok {
+		info.LastID = ID{Epoch: ep, Seq: seq}.String()
+	}
+	return info, true
 }

@@ -158,6 +158,7 @@ func (h *Hub) dropAll() int {
 			if !s.removed {
 				n++
 			}
+			s.Drop(DropOverload)
 			h.removeLocked(s, true)
 		}
 	}

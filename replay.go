@@ -163,22 +163,28 @@ func (r *Reset) Wire() []byte {
 
 const maxEchoedIDLen = 128
 
-func (h *Hub) replayLocked(topics []*topic, resume string) Replay {
+func (h *Hub) replayLocked(s *Subscription, resume string) Replay {
 	id, ok := ParseID(resume)
 	if !ok || id.Epoch != h.epoch || id.Seq > h.seq {
-		return unknownReset(resume, ID{Epoch: h.epoch, Seq: h.seq})
+		rp := unknownReset(resume, ID{Epoch: h.epoch, Seq: h.seq})
+		countReplay(s, rp, nil, nil)
+		return rp
 	}
 	var evicted uint64
-	lists := make([][]*Event, 0, len(topics))
-	for _, t := range topics {
+	lists := make([][]*Event, 0, len(s.topics))
+	ctrs := make([]*TopicCounters, 0, len(s.topics))
+	for _, t := range s.topics {
 		if t.ring.gapAfter(id.Seq) {
 			evicted = max(evicted, t.ring.evictedSeq)
 		}
 		if l := t.ring.after(id.Seq); len(l) > 0 {
 			lists = append(lists, l)
+			ctrs = append(ctrs, t.ctr)
 		}
 	}
-	return assembleReplay(h.epoch, resume, lists, evicted)
+	rp := assembleReplay(h.epoch, resume, lists, evicted)
+	countReplay(s, rp, lists, ctrs)
+	return rp
 }
 
 // unknownReset is the replay of a resume point this hub never issued (or

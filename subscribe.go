@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -71,13 +72,19 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		return plainError(w, http.StatusServiceUnavailable, "event hub unavailable: "+err.Error())
 	}
 	sub.LimitBytes(int64(h.QueueSize))
+	client := clientForLog(r)
+	since := time.Now()
 	release := func() {
 		sub.Close()
 		h.subscribers.Add(-1)
+		if c := h.logger.Check(zap.DebugLevel, "unsubscribed"); c != nil {
+			c.Write(zap.Strings("topics", topicNames(refs)), zap.String("client", client),
+				zap.Duration("duration", time.Since(since)), zap.Stringer("dropped", sub.DropReason()))
+		}
 	}
 	if c := h.logger.Check(zap.DebugLevel, "subscribed"); c != nil {
-		c.Write(zap.Strings("topics", topicNames(refs)), zap.Int("replayed", len(replay.Events)),
-			zap.Bool("reset", replay.Reset != nil))
+		c.Write(zap.Strings("topics", topicNames(refs)), zap.String("client", client),
+			zap.Int("replayed", len(replay.Events)), zap.Bool("reset", replay.Reset != nil))
 	}
 	timeout := time.Duration(h.WriteTimeout)
 	if r.ProtoMajor == 1 {
@@ -101,7 +108,10 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 			sub.SetWriteNow(func() bool { return raw.writeNow(sub, coalesce) })
 			go func() {
 				defer release()
-				h.serve(raw, sub, replay, raw.gone, r.RemoteAddr)
+				h.serve(raw, sub, replay, raw.gone, client, refs)
+				if raw.misbehaved.Load() && sub.Drop(DropProtocol) {
+					h.logDrop(DropProtocol, client, refs)
+				}
 				raw.finish()
 			}()
 			return nil
@@ -111,7 +121,7 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	s := newStream(w, timeout)
 	s.sub = sub
 	defer s.release()
-	h.serve(s, sub, replay, r.Context().Done(), r.RemoteAddr)
+	h.serve(s, sub, replay, r.Context().Done(), client, refs)
 	return nil
 }
 
@@ -139,7 +149,7 @@ type writeGate struct {
 // live events until the client leaves (gone), is dropped as slow, or the
 // configuration stops. The subscriber was registered before the opening
 // was sent, so nothing published after the client read it is missed.
-func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone <-chan struct{}, remote string) {
+func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone <-chan struct{}, remote string, refs []TopicRef) {
 	s.add(streamOpening)
 	if h.Retry > 0 {
 		s.add(retryField(time.Duration(h.Retry)))
@@ -172,7 +182,7 @@ func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone <-chan
 	if s.flush() != nil {
 		return
 	}
-	h.pump(s, sub, gone, remote)
+	h.pump(s, sub, gone, remote, refs)
 }
 
 // awaitReplay holds a resuming stream open while the engine (Redis) cannot
@@ -198,6 +208,7 @@ func (h *SSEHandler) awaitReplay(s sink, sub *Subscription, later <-chan Replay,
 			s.setDeadline(time.Now())
 			return Replay{}, false
 		case <-h.app.stopping:
+			sub.Drop(DropShutdown)
 			h.goodbye(s)
 			return Replay{}, false
 		case <-gone:
@@ -223,7 +234,7 @@ func (h *SSEHandler) goodbye(s sink) {
 // meanwhile into the same write. A quiet stream writes at once; a busy one
 // makes one syscall per window instead of one per event, which is what
 // bounds throughput once every core is busy.
-func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remote string) {
+func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remote string, refs []TopicRef) {
 	g := s.gateOf()
 	g.mu.Lock()
 	g.live, g.last = true, time.Now()
@@ -279,12 +290,15 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 			// full, or the hub closed. The client resumes by id. An expired
 			// deadline makes the final write fail at once, closing the
 			// connection instead of blocking on a full socket.
-			h.logger.Debug("subscriber dropped: behind while its socket took nothing", zap.String("remote", remote))
+			if reason := sub.DropReason(); reason == DropSlow || reason == DropOverload {
+				h.logDrop(reason, remote, refs)
+			}
 			g.mu.Lock()
 			s.setDeadline(time.Now())
 			g.mu.Unlock()
 			return
 		case <-h.app.stopping:
+			sub.Drop(DropShutdown)
 			g.mu.Lock()
 			h.goodbye(s)
 			g.mu.Unlock()
@@ -304,7 +318,13 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 		g.last = time.Now()
 		g.mu.Unlock()
 		if !ok || err != nil {
-			h.logger.Debug("subscriber write failed", zap.String("remote", remote), zap.Error(err))
+			// A write that outlasted write_timeout: the peer stopped
+			// reading. Anything else is the client leaving.
+			if errors.Is(err, os.ErrDeadlineExceeded) && sub.Drop(DropSlow) {
+				h.logDrop(DropSlow, remote, refs)
+			} else if c := h.logger.Check(zap.DebugLevel, "subscriber write failed"); c != nil {
+				c.Write(zap.String("client", remote), zap.Error(err))
+			}
 			return
 		}
 	}

@@ -28,10 +28,12 @@ type Subscription struct {
 	ready      chan struct{} // capacity 1: "something is pending"
 	urgent     chan struct{} // capacity 1: "the queue is past half: stop gathering"
 	done       chan struct{}
-	lastSeq    uint64 // guarded by hub.mu: dedupes multi-topic fan-out
-	floor      uint64 // guarded by hub.mu: live events up to this seq were replayed (Redis engine)
-	notifiedOp uint64 // guarded by hub.mu: the hub call that last collected it for notify
-	removed    bool   // guarded by hub.mu
+	lastSeq    uint64           // guarded by hub.mu: dedupes multi-topic fan-out
+	floor      uint64           // guarded by hub.mu: live events up to this seq were replayed (Redis engine)
+	notifiedOp uint64           // guarded by hub.mu: the hub call that last collected it for notify
+	removed    bool             // guarded by hub.mu
+	counters   []*TopicCounters // of its topics' declarations, each once; set at registration
+	dropReason atomic.Uint32    // the DropReason that closed it, once
 
 	mu           sync.Mutex
 	pending      []*Event

@@ -2,6 +2,7 @@ package caddysse
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 )
 
@@ -185,6 +186,33 @@ func (t *TopicTable) Lookup(name string) (TopicRef, bool) {
 		}
 	}
 	return TopicRef{}, false
+}
+
+// Declared lists the declared names, sorted: literal names and patterns
+// as written.
+func (t *TopicTable) Declared() []string {
+	out := make([]string, 0, len(t.literal)+len(t.patterns))
+	for name := range t.literal {
+		out = append(out, name)
+	}
+	for _, e := range t.patterns {
+		out = append(out, e.decl.Name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Decl returns the declaration a concrete topic name matches.
+func (t *TopicTable) Decl(name string) (TopicDecl, bool) {
+	if e, ok := t.literal[name]; ok {
+		return e.decl, true
+	}
+	for _, e := range t.patterns {
+		if matchSegments(e.segs, name) {
+			return e.decl, true
+		}
+	}
+	return TopicDecl{}, false
 }
 
 // Ring reports the settings a topic currently has, for Hub.Prune.

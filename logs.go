@@ -1,0 +1,111 @@
+package caddysse
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+	"go.uber.org/zap"
+)
+
+// Logs: one info line per handler when it is provisioned; warnings for
+// dropped subscribers and refused publishes, at most one per reason per
+// second with a count of those left out; debug for subscribe and
+// unsubscribe. Nothing at info per event.
+
+// logThrottle lets one line per key through per interval and counts the
+// ones it holds back, so a flood of refusals (a misconfigured publisher,
+// an attack) costs a line a second, not a line a request. Keys are reasons
+// from closed sets (statuses, drop reasons), so the map stays small.
+type logThrottle struct {
+	every time.Duration
+
+	mu   sync.Mutex
+	keys map[string]*throttled
+}
+
+type throttled struct {
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether a line for key may be written now, and how many
+// were held back since the last one.
+func (l *logThrottle) allow(key string) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.keys == nil {
+		l.keys = make(map[string]*throttled)
+	}
+	every := l.every
+	if every == 0 {
+		every = time.Second
+	}
+	k := l.keys[key]
+	if k == nil {
+		k = new(throttled)
+		l.keys[key] = k
+	}
+	t := time.Now()
+	if !k.last.IsZero() && t.Sub(k.last) < every {
+		k.suppressed++
+		return false, 0
+	}
+	n := k.suppressed
+	k.last, k.suppressed = t, 0
+	return true, n
+}
+
+// clientForLog is the client's address as Caddy judged it (trusted_proxies
+// honoured), else the connection's peer.
+func clientForLog(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	return r.RemoteAddr
+}
+
+// describeTopics renders declarations with their ring limits, humanized,
+// for the provision line: "news (replay 1000, 4.0 MiB, 1h0m0s)".
+func describeTopics(decls []TopicDecl) []string {
+	out := make([]string, len(decls))
+	for i, d := range decls {
+		parts := []string{fmt.Sprintf("replay %d", d.Ring.Replay), humanize.IBytes(uint64(d.Ring.ReplaySize))}
+		if d.Ring.ReplayAge > 0 {
+			parts = append(parts, d.Ring.ReplayAge.String())
+		}
+		if !d.IsLiteral() {
+			parts = append(parts, fmt.Sprintf("max_topics %d", d.MaxTopics))
+		}
+		out[i] = d.Name + " (" + strings.Join(parts, ", ") + ")"
+	}
+	return out
+}
+
+// logDrop warns, throttled, that the server closed a subscriber's stream.
+func (h *SSEHandler) logDrop(reason DropReason, remote string, refs []TopicRef) {
+	ok, suppressed := h.dropLog.allow(reason.String())
+	if !ok {
+		return
+	}
+	if c := h.logger.Check(zap.WarnLevel, "subscriber dropped"); c != nil {
+		c.Write(zap.String("reason", reason.String()), zap.String("client", remote),
+			zap.Strings("topics", topicNames(refs)), zap.Int("suppressed", suppressed))
+	}
+}
+
+// logRefusal warns, throttled per status, that a publish was refused.
+func (p *PublishHandler) logRefusal(r *http.Request, e *PublishError) {
+	ok, suppressed := p.refusalLog.allow(fmt.Sprint(e.Status))
+	if !ok {
+		return
+	}
+	if c := p.logger.Check(zap.WarnLevel, "publish refused"); c != nil {
+		c.Write(zap.Int("status", e.Status), zap.String("reason", e.Msg), zap.String("field", e.Field),
+			zap.String("client", clientForLog(r)), zap.Int("suppressed", suppressed))
+	}
+}

@@ -1,0 +1,106 @@
+package caddysse
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// metricsTestApp is an sse app holding one memory hub with the given
+// declarations, as provisioning would leave it.
+func metricsTestApp(t *testing.T, h Engine, decls ...TopicDecl) *App {
+	t.Helper()
+	table := NewTopicTable()
+	for _, d := range decls {
+		if err := table.Add(d, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &App{hubs: map[string]Engine{"default": h}, tables: map[string]*TopicTable{"default": table}}
+}
+
+// metricsTestGather scrapes reg into name{label=value,...} -> value, with
+// histograms as their sample count.
+func metricsTestGather(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	out := make(map[string]float64)
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			key := f.GetName() + "{" + strings.Join(labels, ",") + "}"
+			switch f.GetType() {
+			case dto.MetricType_COUNTER:
+				out[key] = m.GetCounter().GetValue()
+			case dto.MetricType_GAUGE:
+				out[key] = m.GetGauge().GetValue()
+			case dto.MetricType_HISTOGRAM:
+				out[key] = float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return out
+}
+
+// The collector reports the hub's counters under the declared names, a
+// pattern for all its concrete topics, in a pedantic registry (which checks
+// the descriptors); a second configuration's registry gets the same
+// values: nothing is reset or registered twice.
+func TestMetricsCollector(t *testing.T) {
+	h := NewHub()
+	pattern := TopicDecl{Name: "chat/*", Ring: hubTestRing, MaxTopics: 10}
+	app := metricsTestApp(t, h, TopicDecl{Name: "news", Ring: hubTestRing}, pattern)
+	reg := prometheus.NewPedanticRegistry()
+	if err := registerMetrics(reg, app); err != nil {
+		t.Fatal(err)
+	}
+	if err := registerMetrics(reg, app); err != nil {
+		t.Fatalf("registering the same app again: %v", err)
+	}
+	chat := hubTestGroupRef("chat/x", "chat/*", 10)
+	hubTestSubscribe(t, h, []TopicRef{chat}, "", 8)
+	hubTestPublish(t, h, "hello", chat)
+	hubTestPublish(t, h, "hello", hubTestGroupRef("chat/y", "chat/*", 10))
+	h.Counters().Reject(401)
+	h.Counters().ObservePublish(1000)
+
+	want := map[string]float64{
+		`caddy_sse_engine_up{hub=default}`:                                        1,
+		`caddy_sse_subscribers{hub=default,topic=chat/*}`:                         1,
+		`caddy_sse_published_total{hub=default,topic=chat/*}`:                     2,
+		`caddy_sse_delivered_total{hub=default,topic=chat/*}`:                     1,
+		`caddy_sse_published_total{hub=default,topic=news}`:                       0,
+		`caddy_sse_replayed_total{hub=default,topic=news}`:                        0,
+		`caddy_sse_resets_total{hub=default,reason=unknown,topic=chat/*}`:         0,
+		`caddy_sse_subscribers_dropped_total{hub=default,reason=slow,topic=news}`: 0,
+		`caddy_sse_publish_rejected_total{hub=default,status=401}`:                1,
+		`caddy_sse_publish_duration_seconds{hub=default}`:                         1,
+	}
+	got := metricsTestGather(t, reg)
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	for k := range got {
+		if strings.Contains(k, "chat/x") || strings.Contains(k, "chat/y") {
+			t.Errorf("a concrete topic of a pattern is a label: %s", k)
+		}
+	}
+	// A reload: a new configuration, a new registry, the same pooled hub.
+	reg2 := prometheus.NewPedanticRegistry()
+	if err := registerMetrics(reg2, metricsTestApp(t, h, TopicDecl{Name: "news", Ring: hubTestRing}, pattern)); err != nil {
+		t.Fatal(err)
+	}
+	if g := metricsTestGather(t, reg2)[`caddy_sse_published_total{hub=default,topic=chat/*}`]; g != 2 {
+		t.Fatalf("after a reload, published = %v, want 2", g)
+	}
+}
