@@ -62,42 +62,50 @@ func validateGrant(grant string, decls []TopicDecl) error {
 // cannot be honoured; the detail goes to the log, for the operator.
 const errGrantRefused = "this request may not subscribe here"
 
-// grantedTopics resolves the route's grant for this request.
-func (h *SSEHandler) grantedTopics(r *http.Request) ([]string, error) {
+// grantedTopics resolves the route's grant for this request. A refusal
+// comes with its kind (a closed set: "missing", "too_many", "invalid",
+// "undeclared"), which keys the log throttle, so that one kind of refusal
+// flooding the log does not hide another.
+func (h *SSEHandler) grantedTopics(r *http.Request) ([]string, string, error) {
 	repl, _ := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if repl == nil {
-		return nil, errors.New("no placeholders in this request")
+		return nil, "missing", errors.New("no placeholders in this request")
 	}
 	// Unknown (the app did not answer the header) and empty both refuse.
 	v, err := repl.ReplaceOrErr(h.Grant, true, true)
 	if err != nil {
-		return nil, fmt.Errorf("nothing granted: %v", err)
+		return nil, "missing", fmt.Errorf("nothing granted: %v", err)
 	}
 	names := splitGrant(v)
 	if len(names) == 0 {
-		return nil, errors.New("nothing granted: the grant is empty")
+		return nil, "missing", errors.New("nothing granted: the grant is empty")
 	}
 	if len(names) > h.MaxTopicsPerSubscriber {
-		return nil, fmt.Errorf("the grant names %d topics; this route allows %d per connection (max_topics_per_subscriber)", len(names), h.MaxTopicsPerSubscriber)
+		return nil, "too_many", fmt.Errorf("the grant names %d topics; this route allows %d per connection (max_topics_per_subscriber)", len(names), h.MaxTopicsPerSubscriber)
 	}
 	for _, n := range names {
 		if err := ValidTopicName(n); err != nil {
-			return nil, fmt.Errorf("granted %v", err)
+			return nil, "invalid", fmt.Errorf("granted %v", err)
 		}
 		if !h.serves(n, nil) {
-			return nil, fmt.Errorf("granted topic %q is not declared on this route", n)
+			return nil, "undeclared", fmt.Errorf("granted topic %q is not declared on this route", n)
 		}
 	}
-	return names, nil
+	return names, "", nil
 }
 
 // resolveGranted turns a request on a route with a grant into its topics:
 // ?topic= picks among the granted ones, none means all of them.
 func (h *SSEHandler) resolveGranted(r *http.Request, query url.Values) ([]TopicRef, int, string) {
-	granted, err := h.grantedTopics(r)
+	granted, kind, err := h.grantedTopics(r)
 	if err != nil {
-		if c := h.logger.Check(zap.WarnLevel, "subscriber refused: grant not honoured"); c != nil {
-			c.Write(zap.String("grant", h.Grant), zap.String("remote", r.RemoteAddr), zap.Error(err))
+		// Throttled like drops: a broken app (or a flood) costs a line a
+		// second per kind of refusal.
+		if ok, suppressed := h.dropLog.allow("grant_" + kind); ok {
+			if c := h.logger.Check(zap.WarnLevel, "subscriber refused: grant not honoured"); c != nil {
+				c.Write(zap.String("grant", h.Grant), zap.String("client", clientForLog(r)), zap.Error(err),
+					zap.Int("suppressed", suppressed))
+			}
 		}
 		return nil, http.StatusForbidden, errGrantRefused
 	}

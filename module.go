@@ -372,7 +372,7 @@ type SSEHandler struct {
 	coalesce    time.Duration
 	subscribers atomic.Int64
 	logger      *zap.Logger
-	dropLog     logThrottle // warnings for dropped subscribers (logs.go)
+	dropLog     logThrottle // warnings for dropped and refused subscribers (logs.go)
 	topicPlaces []string    // file:line of each Topics entry, when adapted from a Caddyfile
 }
 

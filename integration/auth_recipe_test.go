@@ -112,8 +112,15 @@ func subscribeStatus(t *testing.T, c *http.Client, url string, headers ...string
 	if s.resp.StatusCode == http.StatusOK {
 		return http.StatusOK, ""
 	}
-	b, _ := io.ReadAll(s.resp.Body)
-	return s.resp.StatusCode, string(b)
+	// The subscriber's reader consumes the body; it keeps the raw bytes.
+	select {
+	case <-s.closed:
+	case <-testCtx(t).Done():
+		t.Fatalf("%s: the %d answer's body did not end", url, s.resp.StatusCode)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resp.StatusCode, s.raw.String()
 }
 
 // awaitOnly publishes a marker to want and to every topic in others, and
