@@ -60,6 +60,8 @@ type App struct {
 
 	stopping chan struct{}
 	stopOnce sync.Once
+	checks   []func() error // run by Start, once every handler is provisioned
+
 
 	logger *zap.Logger
 }
@@ -192,11 +194,25 @@ func (a *App) declare(hub string, table *TopicTable, decls []TopicDecl) error {
 	return nil
 }
 
+// afterProvision registers a check that needs every handler's topics
+// declared (a presence topic may be declared by a later handler); Start
+// runs it and fails the load on its error.
+func (a *App) afterProvision(check func() error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.checks = append(a.checks, check)
+}
+
 // Start drops, from the pooled hubs, topics this configuration no longer
 // declares and applies changed ring settings at once.
 func (a *App) Start() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for _, check := range a.checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
 	for name, h := range a.hubs {
 		h.Prune(a.tables[name].Ring)
 	}
@@ -346,6 +362,14 @@ type SSEHandler struct {
 	// one syscall per window instead of one per event. 0 writes every
 	// event at once. Default: 10ms.
 	Coalesce *caddy.Duration `json:"coalesce,omitempty"`
+	// Origins whose pages may open this route's streams with
+	// EventSource(url, {withCredentials: true}): scheme://host[:port], or
+	// "*" for any origin ("null" only when listed). Others get 403.
+	// Default: none, and no CORS headers (cors.go).
+	Origins []string `json:"origins,omitempty"`
+	// Presence publishes join and leave events of the route's topics to
+	// a topic (presence.go). Default: none.
+	Presence *PresenceConfig `json:"presence,omitempty"`
 
 	app         *App
 	hub         Engine
@@ -358,6 +382,9 @@ type SSEHandler struct {
 	subscribers atomic.Int64
 	logger      *zap.Logger
 	topicPlaces []string // file:line of each Topics entry, when adapted from a Caddyfile
+	cors        *corsPolicy
+	presence    *presenceTracker
+	presenceKey trackerKey
 }
 
 // CaddyModule returns the Caddy module information.
@@ -425,7 +452,19 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if h.cors, err = newCORSPolicy(h.Origins); err != nil {
+		return fmt.Errorf("sse: %v", err)
+	}
+	if err := h.setupPresence(); err != nil {
+		return err
+	}
 	return app.declare(h.Hub, h.table, decls)
+}
+
+// Cleanup releases what the handler took from pools.
+func (h *SSEHandler) Cleanup() error {
+	h.releasePresence()
+	return nil
 }
 
 // Validate checks the handler's settings.
@@ -596,6 +635,7 @@ var (
 	_ caddy.CleanerUpper          = (*App)(nil)
 	_ caddy.Provisioner           = (*SSEHandler)(nil)
 	_ caddy.Validator             = (*SSEHandler)(nil)
+	_ caddy.CleanerUpper          = (*SSEHandler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*SSEHandler)(nil)
 	_ caddy.Provisioner           = (*PublishHandler)(nil)
 	_ caddy.Validator             = (*PublishHandler)(nil)

@@ -30,6 +30,11 @@ const maxBatchBytes = 64 << 10
 // hub before anything is flushed, so once a client has read the opening
 // comment, every event published after that reaches it.
 func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if h.cors != nil {
+		if answered, err := h.cors.handle(w, r); answered {
+			return err
+		}
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		return plainError(w, http.StatusMethodNotAllowed, "event streams are read with GET")
@@ -71,9 +76,11 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		return plainError(w, http.StatusServiceUnavailable, "event hub unavailable: "+err.Error())
 	}
 	sub.LimitBytes(int64(h.QueueSize))
+	left := h.presenceJoin(r, refs)
 	release := func() {
 		sub.Close()
 		h.subscribers.Add(-1)
+		left()
 	}
 	if c := h.logger.Check(zap.DebugLevel, "subscribed"); c != nil {
 		c.Write(zap.Strings("topics", topicNames(refs)), zap.Int("replayed", len(replay.Events)),
