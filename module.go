@@ -62,7 +62,6 @@ type App struct {
 	stopOnce sync.Once
 	checks   []func() error // run by Start, once every handler is provisioned
 
-
 	logger *zap.Logger
 }
 
