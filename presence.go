@@ -84,6 +84,15 @@ type presenceTracker struct {
 	logger   *zap.Logger
 	topics   map[string]*presenceTopic
 	closed   bool
+
+	// The clock, injected so tests drive windows without sleeping.
+	now   func() time.Time
+	after func(time.Duration, func())
+}
+
+func newPresenceTracker(hub Engine, topic string) *presenceTracker {
+	return &presenceTracker{hub: hub, topic: topic, topics: make(map[string]*presenceTopic),
+		now: time.Now, after: func(d time.Duration, f func()) { time.AfterFunc(d, f) }}
 }
 
 // presenceTopic is the state of one watched topic.
@@ -134,7 +143,7 @@ func (h *SSEHandler) setupPresence() error {
 	}
 	key := trackerKey{h.hub, pc.Topic}
 	v, _, err := trackers.LoadOrNew(key, func() (caddy.Destructor, error) {
-		return &presenceTracker{hub: h.hub, topic: pc.Topic, topics: make(map[string]*presenceTopic)}, nil
+		return newPresenceTracker(h.hub, pc.Topic), nil
 	})
 	if err != nil {
 		return err
@@ -235,8 +244,8 @@ func (p *presenceTracker) change(topics []string, user string, delta int) {
 		}
 		if !t.scheduled {
 			t.scheduled = true
-			wait := max(p.window-time.Since(t.last), 0)
-			time.AfterFunc(wait, func() { p.flush(t) })
+			wait := max(p.window-p.now().Sub(t.last), 0)
+			p.after(wait, func() { p.flush(t) })
 		}
 	}
 }
@@ -249,7 +258,7 @@ func (p *presenceTracker) flush(t *presenceTopic) {
 	t.scheduled = false
 	pubs := p.takeLocked(t)
 	if len(pubs) > 0 {
-		t.last = time.Now()
+		t.last = p.now()
 	}
 	hub, window, logger, closed := p.hub, p.window, p.logger, p.closed
 	p.mu.Unlock()
@@ -271,7 +280,7 @@ func (p *presenceTracker) flush(t *presenceTopic) {
 		// Keep the topic one more window, so that its next change still
 		// waits for the window since this flush.
 		t.scheduled = true
-		time.AfterFunc(window, func() { p.flush(t) })
+		p.after(window, func() { p.flush(t) })
 		return
 	}
 	delete(p.topics, t.name)
