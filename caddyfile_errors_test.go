@@ -877,6 +877,14 @@ func TestConfigValidateJSON(t *testing.T) {
 			want: []string{"presence", "window", "negative"},
 		},
 		{
+			name: "one presence topic with two windows",
+			cfg: jsonConfig(
+				`{"match": [{"path": ["/a"]}], "handle": [{"handler": "sse", "topics": [{"names": ["chat", "online"]}], "presence": {"topic": "online", "window": "2s"}}]}`,
+				`{"match": [{"path": ["/b"]}], "handle": [{"handler": "sse", "topics": [{"names": ["news"]}], "presence": {"topic": "online"}}]}`,
+			),
+			want: []string{"presence online", "different window"},
+		},
+		{
 			name: "hub name with a colon",
 			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "hub": "a:b", "topics": [{"names": ["news"]}]}]}`),
 			want: []string{`hub name "a:b"`},

@@ -84,6 +84,7 @@ type presenceTracker struct {
 	logger   *zap.Logger
 	topics   map[string]*presenceTopic
 	closed   bool
+	app      *App // the configuration that set window and maxUsers
 
 	// The clock, injected so tests drive windows without sleeping.
 	now   func() time.Time
@@ -150,9 +151,15 @@ func (h *SSEHandler) setupPresence() error {
 	}
 	h.presence, h.presenceKey = v.(*presenceTracker), key
 	p := h.presence
-	// The newest configuration's settings apply.
+	// The newest configuration's settings apply; within one
+	// configuration, routes sharing the tracker must agree on them.
 	p.mu.Lock()
-	p.window, p.maxUsers, p.logger = window, maxUsers, h.logger
+	if p.app == h.app && (p.window != window || p.maxUsers != maxUsers) {
+		p.mu.Unlock()
+		return fmt.Errorf("sse: presence %s in hub %q is configured twice with different window or max_users (%v/%d and %v/%d)",
+			pc.Topic, h.Hub, p.window, p.maxUsers, window, maxUsers)
+	}
+	p.window, p.maxUsers, p.logger, p.app = window, maxUsers, h.logger, h.app
 	p.mu.Unlock()
 	table, hubName := h.table, h.Hub
 	h.app.afterProvision(func() error {
