@@ -152,6 +152,11 @@ func parsePublish(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		max_topics_per_subscriber <count>  # ?topic= values per request (default 64)
 //		coalesce        <duration>|off  # gather a busy stream's events into one write (default 10ms)
 //		grant           <placeholder>   # topics the app grants per request, e.g. {rp.header.X-Sse-Topics}
+//		origins         <origin>...|*   # pages of these origins may subscribe, with credentials (default: none, no CORS)
+//		presence        <topic> [{      # publish join/leave events of this route's topics there
+//			window    <duration>        # at most one flush per topic per window (default 1s)
+//			max_users <count>           # users named per topic per window (default 100)
+//		}]
 //	}
 //
 // A name is 1-256 characters from A-Z a-z 0-9 . _ ~ : @ / -; a segment "*"
@@ -225,6 +230,19 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := oneArg(d, &h.Grant); err != nil {
 				return err
 			}
+		case "origins":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.Err("origins: give one or more origins (https://app.example.com) or *")
+			}
+			h.Origins = append(h.Origins, args...)
+			if _, err := newCORSPolicy(h.Origins); err != nil {
+				return d.Errf("%v", err)
+			}
+		case "presence":
+			if err := unmarshalPresence(d, h); err != nil {
+				return err
+			}
 		default:
 			return d.Errf("unrecognized sse option %q", opt)
 		}
@@ -245,6 +263,35 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return d.Errf("%v", err)
 		}
 	}
+	return nil
+}
+
+func unmarshalPresence(d *caddyfile.Dispenser, h *SSEHandler) error {
+	if h.Presence != nil {
+		return d.Err("presence is given twice")
+	}
+	pc := &PresenceConfig{}
+	if err := oneArg(d, &pc.Topic); err != nil {
+		return d.Errf("presence: give one topic to publish join and leave events to")
+	}
+	if err := validPresenceTopic(pc.Topic); err != nil {
+		return d.Errf("%v", err)
+	}
+	for n := d.Nesting(); d.NextBlock(n); {
+		switch opt := d.Val(); opt {
+		case "window":
+			if err := durationArg(d, &pc.Window); err != nil {
+				return err
+			}
+		case "max_users":
+			if err := countArg(d, &pc.MaxUsers, false); err != nil {
+				return err
+			}
+		default:
+			return d.Errf("unrecognized presence option %q (window, max_users)", opt)
+		}
+	}
+	h.Presence = pc
 	return nil
 }
 

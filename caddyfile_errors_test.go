@@ -593,6 +593,101 @@ sse {
 			want: []string{"idempotency_keys", `"0"`, "Caddyfile:3"},
 		},
 		{
+			name: "origin with a path",
+			src: `:8080
+sse {
+	topic news
+	origins https://app.example.com/
+}`,
+			want: []string{"origins", `"https://app.example.com/"`, "no path", "Caddyfile:4"},
+		},
+		{
+			name: "origin without a scheme",
+			src: `:8080
+sse {
+	topic news
+	origins app.example.com
+}`,
+			want: []string{"origins", `"app.example.com"`, "scheme", "Caddyfile:4"},
+		},
+		{
+			name: "origin with a wildcard host",
+			src: `:8080
+sse {
+	topic news
+	origins https://*.example.com
+}`,
+			want: []string{"origins", "wildcards", "Caddyfile:4"},
+		},
+		{
+			name: "origins * mixed with an origin",
+			src: `:8080
+sse {
+	topic news
+	origins * https://app.example.com
+}`,
+			want: []string{"origins", `"*" allows every origin`, "Caddyfile:4"},
+		},
+		{
+			name: "origins with no origin",
+			src: `:8080
+sse {
+	topic news
+	origins
+}`,
+			want: []string{"origins", "Caddyfile:4"},
+		},
+		{
+			name: "presence with no topic",
+			src: `:8080
+sse {
+	topic news
+	presence
+}`,
+			want: []string{"presence", "one topic", "Caddyfile:4"},
+		},
+		{
+			name: "presence to a pattern",
+			src: `:8080
+sse {
+	topic news
+	presence online/*
+}`,
+			want: []string{"presence", `"online/*"`, "Caddyfile:4"},
+		},
+		{
+			name: "presence given twice",
+			src: `:8080
+sse {
+	topic news online
+	presence online
+	presence news
+}`,
+			want: []string{"presence is given twice", "Caddyfile:5"},
+		},
+		{
+			name: "unknown presence option",
+			src: `:8080
+sse {
+	topic news online
+	presence online {
+		interval 1s
+	}
+}`,
+			want: []string{`unrecognized presence option "interval"`, "Caddyfile:5"},
+		},
+		{
+			name: "presence window not a duration",
+			src: `:8080
+sse {
+	topic news online
+	presence online {
+		window soon
+	}
+}`,
+			want: []string{"window", `"soon"`, "Caddyfile:5"},
+		},
+		{
 			name: "sse global option given twice",
 			src: `{
 	sse {
@@ -797,6 +892,34 @@ func TestConfigValidateJSON(t *testing.T) {
 			name: "grant next to a placeholder topic",
 			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"names": ["user/{http.auth.user.id}"]}], "grant": "{http.request.header.X}"}]}`),
 			want: []string{"sse: grant", "has a placeholder"},
+		},
+		{
+			name: "origin with a query",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"names": ["news"]}], "origins": ["https://a.example?x=1"]}]}`),
+			want: []string{"origins", `"https://a.example?x=1"`, "query"},
+		},
+		{
+			name: "origin with a bad port",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"names": ["news"]}], "origins": ["https://a.example:99999"]}]}`),
+			want: []string{"origins", "port"},
+		},
+		{
+			name: "presence to a placeholder topic",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"names": ["news"]}], "presence": {"topic": "user/{http.auth.user.id}"}}]}`),
+			want: []string{"presence", "user/{http.auth.user.id}"},
+		},
+		{
+			name: "negative presence window",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse", "topics": [{"names": ["news"]}], "presence": {"topic": "news", "window": -1}}]}`),
+			want: []string{"presence", "window", "negative"},
+		},
+		{
+			name: "one presence topic with two windows",
+			cfg: jsonConfig(
+				`{"match": [{"path": ["/a"]}], "handle": [{"handler": "sse", "topics": [{"names": ["chat", "online"]}], "presence": {"topic": "online", "window": "2s"}}]}`,
+				`{"match": [{"path": ["/b"]}], "handle": [{"handler": "sse", "topics": [{"names": ["news"]}], "presence": {"topic": "online"}}]}`,
+			),
+			want: []string{"presence online", "different window"},
 		},
 		{
 			name: "hub name with a colon",

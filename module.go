@@ -60,6 +60,7 @@ type App struct {
 
 	stopping chan struct{}
 	stopOnce sync.Once
+	checks   []func() error // run by Start, once every handler is provisioned
 
 	logger *zap.Logger
 }
@@ -197,11 +198,25 @@ func (a *App) declare(hub string, table *TopicTable, decls []TopicDecl) error {
 	return nil
 }
 
+// afterProvision registers a check that needs every handler's topics
+// declared (a presence topic may be declared by a later handler); Start
+// runs it and fails the load on its error.
+func (a *App) afterProvision(check func() error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.checks = append(a.checks, check)
+}
+
 // Start drops, from the pooled hubs, topics this configuration no longer
 // declares and applies changed ring settings at once.
 func (a *App) Start() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	for _, check := range a.checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
 	for name, h := range a.hubs {
 		h.Prune(a.tables[name].Ring)
 	}
@@ -361,6 +376,14 @@ type SSEHandler struct {
 	// among them). Missing, empty or not all declared: 403. Default: none
 	// (the route's topics are served as declared).
 	Grant string `json:"grant,omitempty"`
+	// Origins whose pages may open this route's streams with
+	// EventSource(url, {withCredentials: true}): scheme://host[:port], or
+	// "*" for any origin ("null" only when listed). Others get 403.
+	// Default: none, and no CORS headers (cors.go).
+	Origins []string `json:"origins,omitempty"`
+	// Presence publishes join and leave events of the route's topics to
+	// a topic (presence.go). Default: none.
+	Presence *PresenceConfig `json:"presence,omitempty"`
 
 	app         *App
 	hub         Engine
@@ -374,6 +397,9 @@ type SSEHandler struct {
 	logger      *zap.Logger
 	dropLog     logThrottle // warnings for dropped and refused subscribers (logs.go)
 	topicPlaces []string    // file:line of each Topics entry, when adapted from a Caddyfile
+	cors        *corsPolicy
+	presence    *presenceTracker
+	presenceKey trackerKey
 }
 
 // CaddyModule returns the Caddy module information.
@@ -444,6 +470,12 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	if h.cors, err = newCORSPolicy(h.Origins); err != nil {
+		return fmt.Errorf("sse: %v", err)
+	}
+	if err := h.setupPresence(); err != nil {
+		return err
+	}
 	if err := app.declare(h.Hub, h.table, decls); err != nil {
 		return err
 	}
@@ -455,6 +487,12 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 		zap.Int("queue", h.Queue),
 		zap.String("queue_size", humanize.IBytes(uint64(h.QueueSize))),
 		zap.Stringer("write_timeout", time.Duration(h.WriteTimeout)))
+	return nil
+}
+
+// Cleanup releases what the handler took from pools.
+func (h *SSEHandler) Cleanup() error {
+	h.releasePresence()
 	return nil
 }
 
@@ -629,6 +667,7 @@ var (
 	_ caddy.CleanerUpper          = (*App)(nil)
 	_ caddy.Provisioner           = (*SSEHandler)(nil)
 	_ caddy.Validator             = (*SSEHandler)(nil)
+	_ caddy.CleanerUpper          = (*SSEHandler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*SSEHandler)(nil)
 	_ caddy.Provisioner           = (*PublishHandler)(nil)
 	_ caddy.Validator             = (*PublishHandler)(nil)

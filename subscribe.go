@@ -31,6 +31,11 @@ const maxBatchBytes = 64 << 10
 // hub before anything is flushed, so once a client has read the opening
 // comment, every event published after that reaches it.
 func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if h.cors != nil {
+		if answered, err := h.cors.handle(w, r); answered {
+			return err
+		}
+	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		return plainError(w, http.StatusMethodNotAllowed, "event streams are read with GET")
@@ -74,9 +79,11 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	sub.LimitBytes(int64(h.QueueSize))
 	client := clientForLog(r)
 	since := time.Now()
+	left := h.presenceJoin(r, refs)
 	release := func() {
 		sub.Close()
 		h.subscribers.Add(-1)
+		left()
 		if c := h.logger.Check(zap.DebugLevel, "unsubscribed"); c != nil {
 			c.Write(zap.Strings("topics", topicNames(refs)), zap.String("client", client),
 				zap.Duration("duration", time.Since(since)), zap.Stringer("dropped", sub.DropReason()))
