@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +59,9 @@ type App struct {
 	tables   map[string]*TopicTable
 	keys     map[string]string // pool key (may hold a Redis password) -> hub name
 	declared int               // handlers declared, for naming places in JSON configs
+	// Hubs that sse_publish handlers publish to, checked in Start for
+	// topics once every handler has declared its own.
+	publishedTo map[string]bool
 
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -209,6 +214,9 @@ func (a *App) afterProvision(check func() error) {
 
 // Start drops, from the pooled hubs, topics this configuration no longer
 // declares and applies changed ring settings at once.
+// It also warns of an sse_publish whose hub no sse handler declares a
+// topic in: every publish to it would be refused. That is known only here,
+// once every handler is provisioned (they are in no fixed order).
 func (a *App) Start() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -220,8 +228,24 @@ func (a *App) Start() error {
 	for name, h := range a.hubs {
 		h.Prune(a.tables[name].Ring)
 	}
+	for _, name := range slices.Sorted(maps.Keys(a.publishedTo)) {
+		if a.tables[name].Empty() {
+			a.logger.Warn("sse_publish publishes to a hub in which no sse handler declares a topic: every publish to it will be refused (is the hub name misspelt, or the sse route missing?)",
+				zap.String("hub", name))
+		}
+	}
 	runningApp.Store(a) // the admin views show this configuration now
 	return nil
+}
+
+// publisherOf records that an sse_publish handler publishes to the hub.
+func (a *App) publisherOf(hub string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.publishedTo == nil {
+		a.publishedTo = make(map[string]bool)
+	}
+	a.publishedTo[hub] = true
 }
 
 // Stop closes this configuration's open streams: on exit Caddy's HTTP app
@@ -635,6 +659,7 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	app.publisherOf(p.Hub)
 	p.logger.Info("sse_publish handler ready",
 		zap.String("hub", p.Hub),
 		zap.Int("tokens", len(p.tokens)),

@@ -137,6 +137,9 @@ func NewTopicTable() *TopicTable {
 	return &TopicTable{literal: make(map[string]tableEntry)}
 }
 
+// Empty reports whether nothing is declared.
+func (t *TopicTable) Empty() bool { return len(t.literal) == 0 && len(t.patterns) == 0 }
+
 // Add declares d, found at place (a description for error messages). The
 // same name declared again must have the same settings.
 func (t *TopicTable) Add(d TopicDecl, place string) error {

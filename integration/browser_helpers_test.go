@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/ssehub/caddy-sse/internal/testneeds"
 )
 
 // browserWait is the safety net of one awaited browser condition. Waits
@@ -28,20 +28,10 @@ const browserWait = 20 * time.Second
 const browserLife = 3 * time.Minute
 
 // chromiumPath finds Chromium. Without it the browser tests cannot run: on
-// CI that is a failure, elsewhere a loud skip.
+// CI that is a failure, elsewhere a skip reported at the end of the run.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	path, err := exec.LookPath("chromium")
-	if err == nil {
-		return path
-	}
-	const msg = "the browser tests did NOT run: chromium is not installed (not on PATH). " +
-		"Install it with `apt-get install -y chromium` (Debian/Ubuntu) to run them"
-	if os.Getenv("CI") == "true" {
-		t.Fatal("CI=true but " + msg)
-	}
-	t.Skip("SKIPPED: " + msg)
-	return ""
+	return testneeds.Binary(t, "chromium", "the browser tests", "apt-get install -y chromium")
 }
 
 // newBrowser starts headless Chromium with a fresh profile and returns a

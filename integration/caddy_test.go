@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssehub/caddy-sse/internal/testneeds"
 )
 
 // caddyBin is the Caddy built from ../cmd/caddy for this test run.
@@ -49,7 +51,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "building caddy:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := testneeds.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

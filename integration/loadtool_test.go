@@ -275,3 +275,46 @@ func TestLoadToolCountsRefusedPublishes(t *testing.T) {
 		}
 	})
 }
+
+// A subscribe URL that is not an event stream (a wrong path, a page) makes
+// the tool fail with a message saying so, rather than report subscribers
+// that got nothing. When only some subscriptions are wrong, the run is
+// reported, with exit status 3 and the first wrong answer.
+func TestLoadToolFailsOnWhatIsNotAnEventStream(t *testing.T) {
+	bin := buildLoadTool(t)
+	c := startCaddy(t, `http://127.0.0.1:{PORT} {
+	sse /events {
+		topic bench
+	}
+	sse_publish /publish
+	respond /page "<p>hello</p>" 200
+	respond /missing 404
+}`)
+	pub := c.base + "/publish?topic=bench"
+	run := func(sub string) (int, string, string) {
+		cmd := exec.Command(bin, "-sub", sub, "-pub", pub, "-subs", "4", "-rate", "50", "-duration", "1s", "-settle", "2s")
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatal(err)
+		}
+		return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+	}
+	for _, tc := range []struct{ path, want string }{
+		{"/missing?topic=bench", "answered 404 Not Found, want 200 OK"},
+		{"/page", `answered 200 with Content-Type "text/plain; charset=utf-8", want text/event-stream`},
+	} {
+		code, _, stderr := run(c.base + tc.path)
+		if code != 1 || !strings.Contains(stderr, "no subscriber connected") || !strings.Contains(stderr, tc.want) {
+			t.Errorf("-sub %s: exit %d, stderr %q: want 1 and a message saying %q", tc.path, code, stderr, tc.want)
+		}
+	}
+	// Subscribers take the comma-separated URLs in turn: half go wrong.
+	code, stdout, stderr := run(c.base + "/events?topic=bench," + c.base + "/missing")
+	if code != 3 || !strings.Contains(stderr, "2 of 4 subscriptions failed") || !strings.Contains(stderr, "404 Not Found") ||
+		!strings.Contains(stdout, "4 subscribers (2 failed)") {
+		t.Errorf("half the subscriptions wrong: exit %d\nstdout %s\nstderr %s\nwant 3, a report with 2 failed and the reason on stderr", code, stdout, stderr)
+	}
+}

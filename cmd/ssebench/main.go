@@ -48,6 +48,7 @@ type config struct {
 	settle         time.Duration
 	reader         string // epoll or goroutine: how HTTP/1.1 streams are read
 	readers        int    // epoll readers
+	progress       time.Duration
 }
 
 func main() {
@@ -73,6 +74,7 @@ func main() {
 	// more CPU (each sleeping reader is another thread to wake per burst)
 	// and gave a worse p99 in alternating 10,000-stream fan-outs.
 	flag.IntVar(&c.readers, "readers", 1, "epoll readers (threads reading HTTP/1.1 streams)")
+	flag.DurationVar(&c.progress, "progress", time.Second, "on runs of 3s or longer, print a progress line on stderr this often; 0: never")
 	summary := flag.String("summarize", "", "instead of running: summarize a JSON-lines file of runs (bench/compare.sh)")
 	machine := flag.String("machine", "", "with -summarize: a description of the machine")
 	markdown := flag.String("markdown", "", "with -summarize: write the Markdown report here")
@@ -116,7 +118,11 @@ func main() {
 	} else {
 		rep.print(os.Stdout)
 	}
-	os.Exit(rep.exitStatus())
+	status := rep.exitStatus()
+	if status != exitOK {
+		fmt.Fprintf(os.Stderr, "ssebench: exit %d: %s\n", status, rep.verdict())
+	}
+	os.Exit(status)
 }
 
 // Exit statuses; usage() explains them.
@@ -136,6 +142,31 @@ func (r *report) exitStatus() int {
 		return exitBroken
 	}
 	return exitOK
+}
+
+// verdict says in one line what made the run fail, for exit statuses 3
+// and 4.
+func (r *report) verdict() string {
+	var why []string
+	if r.Delivered == 0 {
+		if r.Published == 0 {
+			why = append(why, fmt.Sprintf("nothing was delivered: no event was accepted (%d publish requests: %d refused%s, %d unanswered)",
+				r.Requests, r.Rejected, statusList(r.RejectedByStatus, " ", ""), r.PublishErrors))
+		} else {
+			why = append(why, fmt.Sprintf("nothing was delivered: none of %d accepted events reached the %d connected subscribers",
+				r.Published, r.Subscribers-r.FailedSubs))
+		}
+	}
+	if r.FailedSubs > 0 {
+		why = append(why, fmt.Sprintf("%d of %d subscriptions failed (first: %s)", r.FailedSubs, r.Subscribers, r.FailedReason))
+	}
+	if r.Dropped > 0 {
+		why = append(why, fmt.Sprintf("%d subscribers dropped (%s)", r.Dropped, reasonList(r.DropReasons)))
+	}
+	if r.Lost+r.Duplicated+r.OutOfOrder > 0 && r.Delivered > 0 {
+		why = append(why, fmt.Sprintf("deliveries lost %d, duplicated %d, out of order %d", r.Lost, r.Duplicated, r.OutOfOrder))
+	}
+	return strings.Join(why, "; ")
 }
 
 func usage() {
@@ -165,6 +196,20 @@ Exit status (the report is printed in every case but 1 and 2):
   3  a subscriber was dropped or failed to connect, or a delivery was
      lost, duplicated or out of order
   4  nothing was delivered (no event accepted, or none arrived)
+
+Example: Caddy with bench/Caddyfile.bench (topic "bench" on port 8090),
+1000 subscribers, 500 events/s of 256 bytes for 30 s, with the server's
+memory and CPU:
+
+  go run ./cmd/caddy run --config bench/Caddyfile.bench &
+  ssebench -sub 'http://127.0.0.1:8090/events?topic=bench' \
+           -pub 'http://127.0.0.1:8090/publish?topic=bench' \
+           -subs 1000 -rate 500 -size 256 -duration 30s -pid "$(pgrep -x caddy)"
+
+A subscription must be answered 200 with Content-Type text/event-stream;
+any other answer is a failed subscriber, with the answer in the report.
+Runs of 3s or longer print a progress line on stderr every -progress:
+  t=3s subscribers=1000 delivered=1500000 rate=500000/s dropped=0
 
 Flags:
 `)

@@ -19,18 +19,21 @@ import (
 // reads. The verdict comes first, so the first line of a JSON report says
 // whether anything was dropped or lost.
 type report struct {
-	Label       string  `json:"label"`
-	Mode        string  `json:"mode"`
-	Subscribers int     `json:"subscribers"`
-	FailedSubs  int     `json:"failed_subscribers"` // never connected
-	Dropped     int     `json:"subscribers_dropped"`
-	Expected    int64   `json:"deliveries_expected"` // published × connected subscribers
-	Delivered   int64   `json:"delivered"`           // every event received, repeats included
-	Lost        int64   `json:"lost"`
-	Duplicated  int64   `json:"duplicated"`
-	OutOfOrder  int64   `json:"out_of_order"`
-	Size        int     `json:"size"`
-	RateOffered float64 `json:"rate_offered"`
+	Label       string `json:"label"`
+	Mode        string `json:"mode"`
+	Subscribers int    `json:"subscribers"`
+	FailedSubs  int    `json:"failed_subscribers"` // never connected
+	// Why the first of them failed: a connection error, or an answer
+	// other than 200 text/event-stream.
+	FailedReason string  `json:"failed_reason,omitempty"`
+	Dropped      int     `json:"subscribers_dropped"`
+	Expected     int64   `json:"deliveries_expected"` // published × connected subscribers
+	Delivered    int64   `json:"delivered"`           // every event received, repeats included
+	Lost         int64   `json:"lost"`
+	Duplicated   int64   `json:"duplicated"`
+	OutOfOrder   int64   `json:"out_of_order"`
+	Size         int     `json:"size"`
+	RateOffered  float64 `json:"rate_offered"`
 
 	// Why streams ended before the run did ("ended": the server ended
 	// the body; "closed": the connection closed without that; "reset":
@@ -118,6 +121,9 @@ func run(ctx context.Context, c config) (*report, error) {
 	if rep.FailedSubs == c.subs {
 		return nil, fmt.Errorf("no subscriber connected: %v", firstErr.Load())
 	}
+	if err, ok := firstErr.Load().(error); ok {
+		rep.FailedReason = err.Error()
+	}
 	var live []*subscriber
 	var connects []time.Duration
 	for _, s := range subs {
@@ -143,6 +149,10 @@ func run(ctx context.Context, c config) (*report, error) {
 	self := []int{os.Getpid()}
 	toolCPU0, _ := procCPU(self)
 	pubStart := time.Now()
+	stopProgress := func() {}
+	if c.progress > 0 && c.duration >= progressFrom {
+		stopProgress = startProgress(os.Stderr, c.progress, pubStart, len(live), &counts)
+	}
 	pres := publish(ctx, &c)
 	var published uint64
 	for _, n := range pres.acked {
@@ -178,6 +188,7 @@ func run(ctx context.Context, c config) (*report, error) {
 			prev, lastDelivery = n, time.Now()
 		}
 	}
+	stopProgress()
 	window := lastDelivery.Sub(pubStart)
 	cpu1, _ := procCPU(c.pids)
 	toolCPU1, _ := procCPU(self)
@@ -311,6 +322,9 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "%s: %d subscribers (%d failed), %d B events, mode %s, offered %.0f/s\n",
 		label, r.Subscribers, r.FailedSubs, r.Size, r.Mode, r.RateOffered)
+	if r.FailedReason != "" {
+		fmt.Fprintf(w, "  failed      first: %s\n", r.FailedReason)
+	}
 	fmt.Fprintf(w, "  connect     %.2fs for all; p50 %.1f ms, p99 %.1f ms\n", r.ConnectSeconds, r.ConnectP50ms, r.ConnectP99ms)
 	fmt.Fprintf(w, "  published   %d events (%.0f/s); requests %d: %d accepted (%.0f/s), %d rejected%s, %d unanswered\n",
 		r.Published, r.PublishPerSec, r.Requests, r.Accepted, r.AcceptedPerSec, r.Rejected, statusList(r.RejectedByStatus, " (", ")"), r.PublishErrors)

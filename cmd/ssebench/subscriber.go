@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -78,21 +79,35 @@ func dialSubscriber(ctx context.Context, c *config, subURL string, h2 *http.Clie
 			conn.Close()
 			return nil, err
 		}
-		if resp.StatusCode == http.StatusOK {
+		if checkStream(resp) == nil {
 			s.parser.chunked = len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] == "chunked"
 			s.early, _ = br.Peek(br.Buffered())
 			s.early = bytes.Clone(s.early)
 			s.conn, s.closer = conn, conn
 		} else {
-			resp.Body = conn
+			resp.Body = conn // closed below
 		}
 	}
-	if resp.StatusCode != http.StatusOK {
+	if err := checkStream(resp); err != nil {
 		resp.Body.Close()
-		return nil, fmt.Errorf("subscribe: %s", resp.Status)
+		return nil, fmt.Errorf("subscribe %s: %v", subURL, err)
 	}
 	s.connect = time.Since(start)
 	return s, nil
+}
+
+// checkStream says why resp is not an event stream: anything but a 200
+// with Content-Type text/event-stream (a wrong path, a login page, a proxy's
+// error page) would otherwise count as a subscriber that simply got nothing.
+func checkStream(resp *http.Response) error {
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("answered %s, want 200 OK", resp.Status)
+	}
+	ct := resp.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "text/event-stream" {
+		return fmt.Errorf("answered 200 with Content-Type %q, want text/event-stream", ct)
+	}
+	return nil
 }
 
 // endReason says how a stream ended before the run did.

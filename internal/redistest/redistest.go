@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -19,22 +18,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ssehub/caddy-sse/internal/testneeds"
 )
 
-// Binary finds redis-server. Without it the Redis tests cannot
-// run: on CI (CI=true) that is a failure, elsewhere a loud skip.
+// Binary finds redis-server. Without it the Redis tests cannot run: on
+// CI (CI=true) that is a failure, elsewhere a skip that the package's
+// TestMain (testneeds.Run) reports.
 func Binary(t testing.TB) string {
 	t.Helper()
-	path, err := exec.LookPath("redis-server")
-	if err == nil {
-		return path
-	}
-	msg := "redis-server is not on PATH: the Redis engine tests cannot run (install redis-server, e.g. apt-get install redis-server)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip("SKIPPED, NOT PASSED: " + msg)
-	return ""
+	return testneeds.Binary(t, "redis-server", "the Redis engine tests", "apt-get install -y redis-server")
 }
 
 // Server is one redis-server that a test starts, kills and restarts on
