@@ -140,6 +140,7 @@ func parsePublish(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //			replay      <count>     # events kept per topic for resume; 0 = none (default 1000)
 //			replay_size <size>      # bytes kept per topic (default 4MiB)
 //			replay_age  <duration>  # drop older events (default: until evicted)
+//			replay_on_connect <count>  # newest retained events a subscriber without a resume point gets first (default 0)
 //			max_topics  <count>     # for * or {placeholder} names: concrete topics held (default 10000)
 //		}]
 //		hub             <name>      # isolated hub (default "default")
@@ -315,6 +316,10 @@ func unmarshalTopicOption(d *caddyfile.Dispenser, tc *TopicConfig) error {
 		tc.ReplaySize = int64(size)
 	case "replay_age":
 		if err := durationArg(d, &tc.ReplayAge); err != nil {
+			return err
+		}
+	case "replay_on_connect":
+		if err := countArg(d, &tc.ReplayOnConnect, true); err != nil {
 			return err
 		}
 	case "max_topics":

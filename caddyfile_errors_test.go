@@ -195,6 +195,71 @@ sse {
 			want: []string{"replay_age", `"forever"`},
 		},
 		{
+			name: "replay_on_connect negative",
+			src: `:8080
+sse {
+	topic news {
+		replay_on_connect -1
+	}
+}`,
+			want: []string{"replay_on_connect", `"-1"`, "Caddyfile:4"},
+		},
+		{
+			name: "replay_on_connect not a number",
+			src: `:8080
+sse {
+	topic news {
+		replay_on_connect all
+	}
+}`,
+			want: []string{"replay_on_connect", `"all"`, "Caddyfile:4"},
+		},
+		{
+			name: "replay_on_connect more than replay keeps",
+			src: `:8080
+sse {
+	topic news {
+		replay 10
+		replay_on_connect 20
+	}
+}`,
+			want: []string{"topic news", "replay_on_connect 20", "10 events replay keeps", "Caddyfile:3"},
+		},
+		{
+			name: "replay_on_connect with replay 0",
+			src: `:8080
+sse {
+	topic news {
+		replay 0
+		replay_on_connect 1
+	}
+}`,
+			want: []string{"topic news", "replay_on_connect 1", "0 events replay keeps"},
+		},
+		{
+			name: "replay_on_connect more than the default replay",
+			src: `:8080
+sse {
+	topic news {
+		replay_on_connect 1001
+	}
+}`,
+			want: []string{"replay_on_connect 1001", "1000 events replay keeps"},
+		},
+		{
+			name: "same topic twice with different replay_on_connect",
+			src: `:8080
+sse /a {
+	topic news {
+		replay_on_connect 5
+	}
+}
+sse /b {
+	topic news
+}`,
+			want: []string{`topic "news"`, "different settings", "replay_on_connect 5", "Caddyfile:3", "Caddyfile:8"},
+		},
+		{
 			name: "max_topics zero",
 			src: `:8080
 sse {

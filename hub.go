@@ -189,7 +189,8 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Dur
 
 // Subscribe registers a subscriber of topics with a queue of queueLen events
 // and returns what it must be sent first. resume is the client's
-// Last-Event-ID ("" for a fresh connect, which replays nothing).
+// Last-Event-ID; "" is a fresh connect, which gets the newest events of
+// the topics with replay_on_connect (initialLocked), nothing otherwise.
 //
 // The replay snapshot and the registration happen under the hub lock, so
 // every event is either in the replay or queued afterwards: no gap, no
@@ -204,6 +205,8 @@ func (h *Hub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscrip
 	var rp Replay
 	if resume != "" {
 		rp = h.replayLocked(s, resume)
+	} else {
+		rp = h.initialLocked(s)
 	}
 	return s, rp, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1160,4 +1161,169 @@ func TestHubReplayLimits(t *testing.T) {
 func publishTo(e Engine, pubs []Publication) ([]PublishResult, error) {
 	out, err := e.Publish(context.Background(), pubs, PublishOptions{})
 	return out.Results, err
+}
+
+// hubTestOnConnect is a topic whose subscribers without a resume point get
+// its newest n events first.
+func hubTestOnConnect(name string, n int) TopicRef {
+	ring := hubTestRing
+	ring.OnConnect = n
+	return TopicRef{Name: name, Ring: ring}
+}
+
+// TestHubReplayOnConnect: a subscriber without a resume point gets the
+// newest replay_on_connect events of each of its topics, merged in id
+// order, an event of two topics once; then live events. A resuming
+// subscriber gets exactly what it missed, whatever replay_on_connect says.
+func TestHubReplayOnConnect(t *testing.T) {
+	h := NewHub()
+	a, b, c := hubTestOnConnect("a", 3), hubTestOnConnect("b", 2), hubTestOnConnect("c", 0)
+	for _, refs := range [][]TopicRef{{a}, {b}, {a, b}, {c}, {a}, {b}, {a}, {c}} { // seqs 1..8
+		hubTestPublish(t, h, "x", refs...)
+	}
+
+	sub, rp := hubTestSubscribe(t, h, []TopicRef{a, b, c}, "", 16)
+	// a's newest 3: 3 5 7; b's newest 2: 3 6; c: none.
+	if got := hubTestSeqs(rp.Events); !slices.Equal(got, []uint64{3, 5, 6, 7}) || rp.Reset != nil {
+		t.Fatalf("initial state %v (reset %+v), want [3 5 6 7]", got, rp.Reset)
+	}
+	hubTestPublish(t, h, "live", a, b, c)
+	if got := hubTestSeqs(hubTestDrain(sub)); !slices.Equal(got, []uint64{9}) {
+		t.Fatalf("live after the initial state %v, want [9]", got)
+	}
+
+	// A resume point: everything after it, not the newest n.
+	_, rp = hubTestSubscribe(t, h, []TopicRef{a, b, c}, hubTestResume(h, 2), 16)
+	if got := hubTestSeqs(rp.Events); !slices.Equal(got, []uint64{3, 4, 5, 6, 7, 8, 9}) || rp.Reset != nil {
+		t.Fatalf("resume from 2 replayed %v (reset %+v), want 3..9", got, rp.Reset)
+	}
+	// Resuming from the newest id replays nothing, however large n is.
+	_, rp = hubTestSubscribe(t, h, []TopicRef{a, b}, hubTestResume(h, 9), 16)
+	if len(rp.Events) != 0 || rp.Reset != nil {
+		t.Fatalf("resume from the newest id replayed %v (reset %+v)", hubTestSeqs(rp.Events), rp.Reset)
+	}
+	// An unknown resume point is a reset, not the initial state.
+	_, rp = hubTestSubscribe(t, h, []TopicRef{a}, "nonsense", 16)
+	if len(rp.Events) != 0 || rp.Reset == nil || rp.Reset.Reason != "unknown" {
+		t.Fatalf("an unknown resume point got %v, reset %+v; want only an unknown reset", hubTestSeqs(rp.Events), rp.Reset)
+	}
+
+	// More asked than retained: what is retained. A topic that does not
+	// exist yet: nothing.
+	few := hubTestOnConnect("few", 100)
+	hubTestPublish(t, h, "1", few)
+	hubTestPublish(t, h, "2", few)
+	_, rp = hubTestSubscribe(t, h, []TopicRef{few, hubTestOnConnect("new", 5)}, "", 16)
+	if got := hubTestSeqs(rp.Events); !slices.Equal(got, []uint64{10, 11}) {
+		t.Fatalf("replay_on_connect 100 of 2 retained: %v, want [10 11]", got)
+	}
+	// The ring bounds it too: replay 2 keeps 2 of 4.
+	small := TopicRef{Name: "small", Ring: RingConfig{Replay: 2, ReplaySize: 1 << 40, OnConnect: 2}}
+	for range 4 {
+		hubTestPublish(t, h, "s", small)
+	}
+	sub, rp = hubTestSubscribe(t, h, []TopicRef{small}, "", 16)
+	sub.Close() // it reads nothing: publishers must not wait for it
+	if got := hubTestSeqs(rp.Events); !slices.Equal(got, []uint64{14, 15}) {
+		t.Fatalf("replay 2, replay_on_connect 2: %v, want [14 15]", got)
+	}
+	// The replay is a copy: events appended to the ring afterwards do not
+	// change it.
+	before := hubTestSeqs(rp.Events)
+	for range 40 {
+		hubTestPublish(t, h, "s", small)
+	}
+	if got := hubTestSeqs(rp.Events); !slices.Equal(got, before) {
+		t.Fatalf("the initial state changed from %v to %v after later publishes", before, got)
+	}
+}
+
+// TestHubReplayOnConnectSeam: subscribers without a resume point join while
+// publishers publish. Each gets its topic's newest n events at the moment
+// it joined, then every later event: one unbroken run of the topic's
+// events, none twice.
+func TestHubReplayOnConnectSeam(t *testing.T) {
+	const (
+		publishers  = 3
+		perPub      = 300
+		subscribers = 30
+	)
+	a, b := hubTestOnConnect("a", 7), hubTestOnConnect("b", 3)
+	sets := [][]TopicRef{{a}, {b}, {a, b}}
+	h := NewHub()
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for i := range perPub {
+				if _, err := h.publish([]Publication{{Message: &Message{Data: "x"}, Topics: sets[(p+i)%len(sets)]}}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	type joined struct {
+		ref    TopicRef
+		sub    *Subscription
+		replay []*Event
+	}
+	subs := make([]joined, subscribers)
+	for k := range subscribers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			// Join at different depths of the history, while publishing.
+			for h.Stats().LastSeq < uint64(k*publishers*perPub/subscribers) {
+				runtime.Gosched()
+			}
+			ref := []TopicRef{a, b}[k%2]
+			s, rp, err := h.Subscribe([]TopicRef{ref}, "", publishers*perPub+1)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			subs[k] = joined{ref, s, rp.Events}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	// Every event of a topic, in order, from the ring (large enough to
+	// hold them all).
+	all := map[string][]uint64{}
+	for _, ref := range []TopicRef{a, b} {
+		h.mu.Lock()
+		all[ref.Name] = hubTestSeqs(h.topics[ref.Name].ring.after(0))
+		h.mu.Unlock()
+	}
+	replayed, live := 0, 0
+	for k, j := range subs {
+		t.Cleanup(j.sub.Close)
+		liveEvs := hubTestDrain(j.sub)
+		replayed += len(j.replay)
+		live += len(liveEvs)
+		got := append(hubTestSeqs(j.replay), hubTestSeqs(liveEvs)...)
+		want := all[j.ref.Name]
+		if len(got) == 0 {
+			t.Fatalf("subscriber %d of %s got nothing", k, j.ref.Name)
+		}
+		i := slices.Index(want, got[0])
+		if i < 0 || !slices.Equal(got, want[i:]) {
+			t.Fatalf("subscriber %d of %s: got %d events from %d, not an unbroken run of the topic's events (first difference at %d)",
+				k, j.ref.Name, len(got), got[0], hubTestFirstDiff(got, want[max(i, 0):]))
+		}
+		// The replay is the newest n at the join: n events, or all there
+		// were then.
+		if n := j.ref.Ring.OnConnect; len(j.replay) != n && i != 0 {
+			t.Fatalf("subscriber %d of %s got %d events first, want %d", k, j.ref.Name, len(j.replay), n)
+		}
+	}
+	t.Logf("subscribers got %d events first and %d live", replayed, live)
 }

@@ -295,6 +295,10 @@ type TopicConfig struct {
 	ReplaySize int64 `json:"replay_size,omitempty"`
 	// Events older than this are dropped. Default: kept until evicted.
 	ReplayAge caddy.Duration `json:"replay_age,omitempty"`
+	// How many of the newest retained events a subscriber with no resume
+	// point (no Last-Event-ID, no last_event_id) receives first, in id
+	// order: the topic's current state. At most replay. Default: 0.
+	ReplayOnConnect int `json:"replay_on_connect,omitempty"`
 	// For names with "*" or placeholders: how many concrete topics are held
 	// at once. Beyond it an idle one (no subscribers) is forgotten, least
 	// recently used first; a subscriber's new topic never makes one that
@@ -324,6 +328,15 @@ func (tc TopicConfig) decls() ([]TopicDecl, error) {
 		return nil, fmt.Errorf("topic %s: replay_age must not be negative", tc.Names[0])
 	}
 	ring.ReplayAge = time.Duration(tc.ReplayAge)
+	switch {
+	case tc.ReplayOnConnect < 0:
+		return nil, fmt.Errorf("topic %s: replay_on_connect must not be negative", tc.Names[0])
+	case tc.ReplayOnConnect > ring.Replay:
+		// Capping silently would promise history the ring never keeps.
+		return nil, fmt.Errorf("topic %s: replay_on_connect %d is more than the %d events replay keeps; raise replay or lower replay_on_connect",
+			tc.Names[0], tc.ReplayOnConnect, ring.Replay)
+	}
+	ring.OnConnect = tc.ReplayOnConnect
 	maxTopics := tc.MaxTopics
 	if maxTopics < 0 {
 		return nil, fmt.Errorf("topic %s: max_topics must not be negative", tc.Names[0])

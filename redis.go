@@ -365,7 +365,7 @@ func (rh *RedisHub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Su
 	if err != nil {
 		return nil, Replay{}, err
 	}
-	if resume == "" {
+	if resume == "" && !wantsInitial(refs) {
 		return sub, Replay{}, nil
 	}
 	p := &pendingReplay{sub: sub, refs: refs, resume: resume, pos: pos, later: make(chan Replay, 1)}
@@ -395,6 +395,9 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 		if pos.Epoch == "" {
 			return Replay{}, false, nil
 		}
+	}
+	if p.resume == "" {
+		return rh.readInitial(ctx, p, pos)
 	}
 	id, parsed := ParseID(p.resume)
 	if !parsed || id.Epoch != pos.Epoch {
@@ -471,6 +474,70 @@ func (p *pendingReplay) unknown(pos ID) Replay {
 	rp := unknownReset(p.resume, pos)
 	countReplay(p.sub, rp, nil, nil)
 	return rp
+}
+
+// wantsInitial reports whether a subscriber with no resume point gets
+// events first: one of its topics has replay_on_connect.
+func wantsInitial(refs []TopicRef) bool {
+	for _, ref := range refs {
+		if ref.Ring.OnConnect > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// readInitial reads the initial state of a subscriber with no resume
+// point: the newest replay_on_connect events of each topic up to where it
+// joined, which every later event follows live. It reports false while
+// Redis is in an epoch the local hub has not adopted.
+func (rh *RedisHub) readInitial(ctx context.Context, p *pendingReplay, pos ID) (Replay, bool, error) {
+	keys := []string{rh.epochKey(), rh.metaKey()}
+	args := []any{pos.Seq, len(p.refs)}
+	for _, ref := range p.refs {
+		keys = append(keys, rh.topicKey(ref.Name))
+		args = append(args, ref.Name, ref.Ring.OnConnect, ref.Ring.ReplayAge.Milliseconds())
+	}
+	res, err := initialScript.Run(ctx, rh.rdb, keys, args...).Slice()
+	if err != nil {
+		return Replay{}, false, err
+	}
+	if len(res) < 1 {
+		return Replay{}, false, fmt.Errorf("unexpected initial state reply %v", res)
+	}
+	epoch, _ := res[0].(string)
+	if epoch != pos.Epoch {
+		// Redis moved to another epoch: once the local hub has adopted it,
+		// the subscriber starts with its live events; its old history is
+		// gone.
+		if now := rh.local.position(); now.Epoch == epoch && epoch != "" {
+			return Replay{}, true, nil
+		}
+		return Replay{}, false, nil
+	}
+	var lists [][]*Event
+	var ctrs []*TopicCounters
+	for i, v := range res[1:] {
+		entries, _ := v.([]any)
+		var list []*Event
+		for j := 0; j+1 < len(entries); j += 2 {
+			rid, _ := entries[j].(string)
+			body, _ := entries[j+1].(string)
+			seq, ok := streamSeq(rid)
+			if !ok {
+				continue
+			}
+			eid := ID{Epoch: epoch, Seq: seq}
+			list = append(list, &Event{ID: eid, Wire: withID(eid, []byte(body))})
+		}
+		if len(list) > 0 {
+			lists = append(lists, list)
+			ctrs = append(ctrs, rh.local.counters.Topic(declaredName(p.refs[i])))
+		}
+	}
+	rp := Replay{Events: mergeEvents(lists)}
+	countReplay(p.sub, rp, lists, ctrs)
+	return rp, true, nil
 }
 
 // streamSeq reads the seq of a stream entry id "<seq>-0".

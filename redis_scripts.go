@@ -275,6 +275,55 @@ end
 return out
 `)
 
+// initialScript reads the initial state of a subscriber with no resume
+// point (replay_on_connect): the newest events of each topic.
+//
+//	KEYS: epoch, meta, then one stream per topic
+//	ARGV: upto seq, topic count T, then per topic: name, count,
+//	      replay_age (ms)
+//	returns {epoch or "", then per topic {id, body, id, body, ...}},
+//	        oldest first
+//
+// At most count events per topic with a seq up to upto (where the
+// subscriber joined the live events); events older than replay_age are
+// left out even before a publish has trimmed them. A stream written in
+// another epoch holds nothing of this one.
+var initialScript = redis.NewScript(luaNowMs + `
+local epoch = redis.call('GET', KEYS[1])
+if not epoch then return {''} end
+local upto = tonumber(ARGV[1])
+local out = {epoch}
+local T = tonumber(ARGV[2])
+local a = 3
+for i = 1, T do
+	local name = ARGV[a]
+	local count = tonumber(ARGV[a + 1])
+	local age = tonumber(ARGV[a + 2])
+	a = a + 3
+	local list = {}
+	if count > 0 and upto > 0 and redis.call('HGET', KEYS[2], 'p:' .. name) == epoch then
+		local entries = redis.call('XREVRANGE', KEYS[2 + i], string.format('%d-0', upto), '-', 'COUNT', count)
+		local kept = {}
+		for _, e in ipairs(entries) do
+			local f = e[2]
+			local body, ms = nil, 0
+			for x = 1, #f, 2 do
+				if f[x] == 'b' then body = f[x + 1] elseif f[x] == 't' then ms = tonumber(f[x + 1]) end
+			end
+			-- Newest first: the first one too old ends the list.
+			if age > 0 and ms < nowms - age then break end
+			kept[#kept + 1] = {e[1], body}
+		end
+		for x = #kept, 1, -1 do
+			list[#list + 1] = kept[x][1]
+			list[#list + 1] = kept[x][2]
+		end
+	end
+	out[#out + 1] = list
+end
+return out
+`)
+
 // epochScript returns the hub's epoch and last seq, setting the candidate
 // epoch when Redis has none (first start, or Redis came back empty). Like a
 // publish, it raises the counter to the highest seq the instance has seen in

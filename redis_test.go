@@ -3,6 +3,7 @@ package caddysse
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -463,5 +464,88 @@ func TestRedisURLPasswordAndDatabase(t *testing.T) {
 	})
 	if wrong.Stats().Connected {
 		t.Fatal("connected with a wrong password")
+	}
+}
+
+// TestRedisReplayOnConnect: on another instance than the publisher's, a
+// subscriber without a resume point gets the newest replay_on_connect
+// events of each topic from Redis, merged in id order, an event of two
+// topics once, then live events; a resuming one gets what it missed.
+func TestRedisReplayOnConnect(t *testing.T) {
+	srv := redistest.Start(t, false)
+	a, b := newRedisHub(t, srv, "p9:"), newRedisHub(t, srv, "p9:")
+	news, misc := redisTopic("news", 100), redisTopic("misc", 100)
+	news.Ring.OnConnect, misc.Ring.OnConnect = 3, 2
+	var ids []string
+	for i, refs := range [][]TopicRef{{news}, {misc}, {news, misc}, {news}, {misc}, {news}} { // 1..6
+		ids = append(ids, publishData(t, a, strconv.Itoa(i+1), refs...).ID)
+	}
+	awaitCond(t, "B's reader to deliver 6", func() bool { return b.local.position().Seq == 6 })
+	sub, rp, err := b.Subscribe([]TopicRef{news, misc}, "", 100)
+	if err != nil || rp.Later != nil || rp.Reset != nil {
+		t.Fatalf("subscribe: %v, later %v, reset %+v", err, rp.Later != nil, rp.Reset)
+	}
+	// news' newest 3: 3 4 6; misc's newest 2: 3 5.
+	if got := seqs(rp.Events); !slices.Equal(got, []uint64{3, 4, 5, 6}) {
+		t.Fatalf("initial state %v, want [3 4 5 6]: %s", got, wires(rp.Events))
+	}
+	if dataOf(rp.Events[0]) != "3" || rp.Events[0].ID.String() != ids[2] {
+		t.Fatalf("first event %q, want data 3 with id %s", rp.Events[0].Wire, ids[2])
+	}
+	publishData(t, a, "7", news)
+	if live := takeN(t, sub, 1); dataOf(live[0]) != "7" {
+		t.Fatalf("live after the initial state: %s", wires(live))
+	}
+
+	// Resuming: exactly what was missed.
+	_, rp, err = b.Subscribe([]TopicRef{news, misc}, ids[0], 100)
+	if err != nil || rp.Reset != nil || rp.Later != nil {
+		t.Fatalf("resume: %v, reset %+v", err, rp.Reset)
+	}
+	awaitCond(t, "B's reader to deliver 7", func() bool { return b.local.position().Seq == 7 })
+	if got := seqs(rp.Events); len(got) < 5 || !slices.Equal(got[:5], []uint64{2, 3, 4, 5, 6}) {
+		t.Fatalf("resume from 1 replayed %v, want 2..6 (and 7 if delivered)", got)
+	}
+
+	// More asked than retained, and a topic nothing was published to.
+	few := redisTopic("few", 100)
+	few.Ring.OnConnect = 50
+	empty := redisTopic("empty", 100)
+	empty.Ring.OnConnect = 5
+	publishData(t, a, "f1", few)
+	publishData(t, a, "f2", few)
+	awaitCond(t, "B's reader to deliver 9", func() bool { return b.local.position().Seq == 9 })
+	_, rp, err = b.Subscribe([]TopicRef{few, empty}, "", 100)
+	if err != nil || len(rp.Events) != 2 || dataOf(rp.Events[0]) != "f1" || dataOf(rp.Events[1]) != "f2" {
+		t.Fatalf("replay_on_connect 50 of 2 retained: %v, %s", err, wires(rp.Events))
+	}
+}
+
+// TestRedisReplayOnConnectWaitsForRedis: with Redis down, a subscriber
+// without a resume point waits for its initial state (Replay.Later), and
+// gets it when Redis returns.
+func TestRedisReplayOnConnectWaitsForRedis(t *testing.T) {
+	srv := redistest.Start(t, true)
+	a := newRedisHub(t, srv, "p10:")
+	news := redisTopic("news", 100)
+	news.Ring.OnConnect = 2
+	for i := 1; i <= 3; i++ {
+		publishData(t, a, strconv.Itoa(i), news)
+	}
+	awaitCond(t, "the reader to deliver 3", func() bool { return a.local.position().Seq == 3 })
+	srv.Kill()
+	awaitConnected(t, a, false)
+	_, rp, err := a.Subscribe([]TopicRef{news}, "", 100)
+	if err != nil || rp.Later == nil {
+		t.Fatalf("subscribe with Redis down: %v, later %v; want a replay that comes later", err, rp.Later != nil)
+	}
+	srv.Start()
+	select {
+	case got := <-rp.Later:
+		if len(got.Events) != 2 || dataOf(got.Events[0]) != "2" || dataOf(got.Events[1]) != "3" {
+			t.Fatalf("initial state after Redis returned: %s", wires(got.Events))
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no initial state 15 s after Redis returned")
 	}
 }

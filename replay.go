@@ -16,6 +16,9 @@ type RingConfig struct {
 	Replay     int           // events kept; 0 keeps none
 	ReplaySize int64         // bytes kept
 	ReplayAge  time.Duration // events older than this are dropped; 0: no age limit
+	// OnConnect is how many of the newest retained events a subscriber
+	// with no resume point gets first (replay_on_connect); at most Replay.
+	OnConnect int
 }
 
 // Defaults from DESIGN.md.
@@ -108,6 +111,13 @@ func (r *ring) evictOldest() {
 	}
 }
 
+// last returns the newest n retained events, oldest first.
+func (r *ring) last(n int) []*Event {
+	r.expire()
+	live := r.events[r.start:]
+	return live[max(len(live)-n, 0):]
+}
+
 // mergeEvents merges id-ordered lists into one, dropping the duplicates of
 // an event published to several of them.
 func mergeEvents(lists [][]*Event) []*Event {
@@ -183,6 +193,26 @@ func (h *Hub) replayLocked(s *Subscription, resume string) Replay {
 		}
 	}
 	rp := assembleReplay(h.epoch, resume, lists, evicted)
+	countReplay(s, rp, lists, ctrs)
+	return rp
+}
+
+// initialLocked is the replay of a subscriber with no resume point: the
+// newest replay_on_connect events of each of its topics (each topic its
+// own count), merged in id order, an event of several topics once. Events
+// published later are queued for it, so none is missed or sent twice.
+func (h *Hub) initialLocked(s *Subscription) Replay {
+	var lists [][]*Event
+	var ctrs []*TopicCounters
+	for _, t := range s.topics {
+		if n := t.ring.cfg.OnConnect; n > 0 {
+			if l := t.ring.last(n); len(l) > 0 {
+				lists = append(lists, l)
+				ctrs = append(ctrs, t.ctr)
+			}
+		}
+	}
+	rp := Replay{Events: mergeEvents(lists)}
 	countReplay(s, rp, lists, ctrs)
 	return rp
 }

@@ -410,3 +410,32 @@ func TestMergeEvents(t *testing.T) {
 		t.Fatal("mergeEvents of two lists aliases an input")
 	}
 }
+
+// TestRingLast: the newest n retained events, oldest first, never more
+// than the ring holds, never an event past its age.
+func TestRingLast(t *testing.T) {
+	set := replayTestClock(t)
+	r := newRing(RingConfig{Replay: 5, ReplaySize: 1 << 40, ReplayAge: time.Minute})
+	for seq := uint64(1); seq <= 7; seq++ { // 1 and 2 are evicted by count
+		r.append(replayTestEvent(seq, 100, replayTestT0.Add(time.Duration(seq)*time.Second)))
+	}
+	for _, tc := range []struct {
+		n    int
+		want []uint64
+	}{
+		{0, []uint64{}},
+		{1, []uint64{7}},
+		{3, []uint64{5, 6, 7}},
+		{5, []uint64{3, 4, 5, 6, 7}},
+		{50, []uint64{3, 4, 5, 6, 7}}, // more than retained: what is retained
+	} {
+		if got := replayTestSeqs(r.last(tc.n)); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("last(%d) = %v, want %v", tc.n, got, tc.want)
+		}
+	}
+	// A minute after event 5: 3, 4 and 5 have aged out.
+	set(replayTestT0.Add(5*time.Second + time.Minute + time.Nanosecond))
+	if got := replayTestSeqs(r.last(5)); !reflect.DeepEqual(got, []uint64{6, 7}) {
+		t.Errorf("last(5) after aging = %v, want [6 7]", got)
+	}
+}

@@ -172,6 +172,9 @@ func describeDecl(d TopicDecl) string {
 	if d.Ring.ReplayAge > 0 {
 		s += ", replay_age " + d.Ring.ReplayAge.String()
 	}
+	if d.Ring.OnConnect > 0 {
+		s += fmt.Sprintf(", replay_on_connect %d", d.Ring.OnConnect)
+	}
 	if !d.IsLiteral() {
 		s += fmt.Sprintf(", max_topics %d", d.MaxTopics)
 	}

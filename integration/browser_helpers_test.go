@@ -186,9 +186,23 @@ func (p *tab) streamRequests() []streamRequest {
 // seenEvent is an entry of the demo page's window.sseDemo.seen, and what
 // the test expects there.
 type seenEvent struct {
-	Type string `json:"type"`
-	ID   string `json:"id"`
-	Data string `json:"data"`
+	Topic string `json:"topic"`
+	Type  string `json:"type"`
+	ID    string `json:"id"`
+	Data  string `json:"data"`
+}
+
+// demoTopicOf is the demo page's map from event name to topic: the SSE wire
+// carries no topic, so each topic of the demo uses its own event names.
+var demoTopicOf = map[string]string{
+	"message": "notifications", "reading": "metrics", "progress": "jobs",
+	"question": "answers", "token": "answers", "done": "answers", "reset": "stream",
+}
+
+// seenAs is the entry the page records for an event of type (the event
+// name, "message" by default).
+func seenAs(typ, id, data string) seenEvent {
+	return seenEvent{Topic: demoTopicOf[typ], Type: typ, ID: id, Data: data}
 }
 
 // streamError is what the test's listener on the demo page's EventSource
@@ -205,14 +219,15 @@ type demoPage struct {
 	c *caddyProc
 }
 
-// openDemo loads the demo page in a new tab of browser and waits until its
-// stream is open. It adds one listener to the page's EventSource (the
+// openDemo loads the demo page in a new tab of browser, with its dashboard
+// timer paused (?paused: the page publishes nothing by itself, so what it
+// sees is what the test published), and waits until its stream is open. It adds one listener to the page's EventSource (the
 // page's global `es`) that records every error, so that a test can tell
 // when the stream broke and what the page had seen by then.
 func openDemo(t *testing.T, browser context.Context, c *caddyProc) *demoPage {
 	t.Helper()
 	p := &demoPage{tab: newTab(t, browser), c: c}
-	p.do("load the demo page", chromedp.Navigate(c.base+"/"))
+	p.do("load the demo page", chromedp.Navigate(c.base+"/?paused"))
 	p.waitOpen("the demo page's stream opens")
 	p.instrument()
 	return p
@@ -268,10 +283,10 @@ func diffSeen(got, want []seenEvent) string {
 	for i := 0; i < max(len(got), len(want)); i++ {
 		var g, w string
 		if i < len(got) {
-			g = fmt.Sprintf("%s %s %q", got[i].Type, got[i].ID, got[i].Data)
+			g = fmt.Sprintf("%s/%s %s %q", got[i].Topic, got[i].Type, got[i].ID, got[i].Data)
 		}
 		if i < len(want) {
-			w = fmt.Sprintf("%s %s %q", want[i].Type, want[i].ID, want[i].Data)
+			w = fmt.Sprintf("%s/%s %s %q", want[i].Topic, want[i].Type, want[i].ID, want[i].Data)
 		}
 		mark := "  "
 		if g != w {
@@ -305,7 +320,7 @@ func (h *publisher) publish(topic, event, data string) publishResult {
 		ev["event"] = event
 	}
 	r := publishJSON(h.t, h.c.base+"/_sse/publish", ev)
-	h.want = append(h.want, seenEvent{Type: eventType(event), ID: r.ID, Data: data})
+	h.want = append(h.want, seenAs(eventType(event), r.ID, data))
 	return r
 }
 
@@ -321,7 +336,7 @@ func (h *publisher) publishArray(events []map[string]any) []publishResult {
 	}
 	for i, ev := range events {
 		name, _ := ev["event"].(string)
-		h.want = append(h.want, seenEvent{Type: eventType(name), ID: res[i].ID, Data: ev["data"].(string)})
+		h.want = append(h.want, seenAs(eventType(name), res[i].ID, ev["data"].(string)))
 	}
 	return res
 }

@@ -7,7 +7,6 @@ package integration
 // gives up on errors are what the module is designed around.
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -22,102 +21,6 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// TestBrowserDemoLive: the demo page receives published events live,
-// named and default ones, and lists them with their data; its own publish
-// form works. Leaves a screenshot of the page as a test artifact.
-func TestBrowserDemoLive(t *testing.T) {
-	browser := newBrowser(t)
-	c := startCaddy(t, exampleSite(t))
-	p := openDemo(t, browser, c)
-	h := &publisher{t: t, c: c}
-
-	if n := eval[int](p.tab, `document.querySelectorAll('#events li#empty').length`); n != 1 {
-		t.Fatalf("before any event the page shows %d 'waiting' placeholders, want 1", n)
-	}
-
-	t.Run("published events arrive live", func(t *testing.T) {
-		h.t = t
-		for _, ev := range []struct{ topic, event, data string }{
-			{"news", "headline", "Caddy speaks SSE"},
-			{"chat", "chat", "hello from chat"},
-			{"news", "", "a default message\non two lines"},
-		} {
-			if r := h.publish(ev.topic, ev.event, ev.data); r.Delivered != 1 {
-				t.Fatalf("publish %q: delivered to %d subscribers, want 1 (the page)", ev.data, r.Delivered)
-			}
-		}
-		// One event for both topics of the page's one connection: one id,
-		// shown once.
-		r := publishJSON(t, c.base+"/_sse/publish",
-			map[string]any{"topics": []string{"news", "chat"}, "event": "headline", "data": "to both topics"})
-		if r.Delivered != 1 {
-			t.Fatalf("publish to both topics: delivered %d, want 1", r.Delivered)
-		}
-		h.want = append(h.want, seenEvent{Type: "headline", ID: r.ID, Data: "to both topics"})
-		p.waitSeen("the published events", h.want)
-		checkEventList(t, p, h.want)
-	})
-
-	t.Run("the page's publish form", func(t *testing.T) {
-		h.t = t
-		p.do("fill in and submit the form",
-			chromedp.SetValue(chromedp.ID("topic"), "chat"),
-			chromedp.SetValue(chromedp.ID("event"), "chat"),
-			chromedp.SetValue(chromedp.ID("data"), "sent with the form"),
-			chromedp.Click(chromedp.CSS(`#publish button[type=submit]`)),
-		)
-		p.waitJS("the form's publish answer", `document.getElementById('result').textContent !== ''`)
-		result := eval[string](p.tab, `document.getElementById('result').textContent`)
-		status, body, _ := strings.Cut(result, " ")
-		var r publishResult
-		if status != "200" || json.Unmarshal([]byte(body), &r) != nil || r.ID == "" || r.Delivered != 1 {
-			t.Fatalf("the form's publish answered %q, want 200 with an id, delivered to 1", result)
-		}
-		h.want = append(h.want, seenEvent{Type: "chat", ID: r.ID, Data: "sent with the form"})
-		p.waitSeen("the event published with the form", h.want)
-		checkEventList(t, p, h.want)
-	})
-
-	t.Run("screenshot", func(t *testing.T) {
-		p.waitOpen("the page still says live")
-		ctx, cancel := context.WithTimeout(p.ctx, browserWait)
-		defer cancel()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot: %v", err)
-		}
-		path := filepath.Join(artifactsDir(t), "browser-demo.png")
-		if err := os.WriteFile(path, png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("screenshot of the demo page with %d events: %s", len(h.want), path)
-	})
-}
-
-// checkEventList checks the page's list (#events li, newest first) against
-// want (oldest first): a badge with the type, the data, the id.
-func checkEventList(t *testing.T, p *demoPage, want []seenEvent) {
-	t.Helper()
-	type item struct{ Type, Data, ID string }
-	got := eval[[]item](p.tab, `Array.from(document.querySelectorAll('#events li')).map(li => ({
-		Type: li.querySelector('.type') ? li.querySelector('.type').textContent : '(no .type: ' + li.textContent + ')',
-		Data: li.querySelector('.data') ? li.querySelector('.data').firstChild.textContent : '',
-		ID: li.querySelector('.id') ? li.querySelector('.id').textContent : '',
-	}))`)
-	if len(got) != len(want) {
-		t.Fatalf("#events lists %d items, want %d: %+v", len(got), len(want), got)
-	}
-	for i, w := range want {
-		g := got[len(got)-1-i]
-		if g.Type != w.Type || g.Data != w.Data || g.ID != "id "+w.ID {
-			t.Errorf("#events item for %s %s %q shows type %q, data %q, %q", w.Type, w.ID, w.Data, g.Type, g.Data, g.ID)
-		}
-	}
-	if n := eval[string](p.tab, `document.getElementById('count').textContent`); n != fmt.Sprintf("(%d)", len(want)) {
-		t.Errorf("the count says %q, want (%d)", n, len(want))
-	}
-}
-
 // TestBrowserResume: whenever the server closes the stream (a reload, a
 // restart of the stream), the browser
 // reconnects by itself with Last-Event-ID, and the page shows every event
@@ -129,8 +32,8 @@ func TestBrowserResume(t *testing.T) {
 	p := openDemo(t, browser, c)
 	h := &publisher{t: t, c: c}
 
-	h.publish("news", "headline", "before any disconnect")
-	h.publish("chat", "chat", "chat before any disconnect")
+	h.publish("notifications", "", "before any disconnect")
+	h.publish("jobs", "progress", "progress before any disconnect")
 	p.waitSeen("the first events", h.want)
 
 	// disconnect makes the server close the page's stream with cause, then
@@ -146,7 +49,7 @@ func TestBrowserResume(t *testing.T) {
 			t.Fatalf("after the stream closed, readyState is %d, want 0 (CONNECTING: the browser will retry)", e.ReadyState)
 		}
 		for i := range 3 {
-			r := h.publish([]string{"news", "chat", "news"}[i], []string{"headline", "chat", ""}[i],
+			r := h.publish([]string{"notifications", "jobs", "answers"}[i], []string{"", "progress", "token"}[i],
 				fmt.Sprintf("%s: published while away %d", t.Name(), i))
 			if r.Delivered != 0 {
 				t.Fatalf("an event published while the browser was away was delivered to %d subscribers: "+
@@ -158,7 +61,7 @@ func TestBrowserResume(t *testing.T) {
 			t.Errorf("after the reconnect the hub has %d subscribers, want 1 (the old stream's must be gone)", st.Subscribers)
 		}
 		p.waitSeen("the events missed while away, replayed", h.want)
-		h.publish("news", "headline", t.Name()+": live after the reconnect")
+		h.publish("notifications", "", t.Name()+": live after the reconnect")
 		p.waitSeen("a live event after the reconnect", h.want)
 	}
 
@@ -176,8 +79,9 @@ func TestBrowserResume(t *testing.T) {
 		before := c.stats(t, "default").DroppedSlow
 		var batch []map[string]any
 		for i := range 50 {
-			ev := map[string]any{"topic": []string{"news", "chat"}[i%2], "data": fmt.Sprintf("burst %02d", i)}
-			if name := []string{"headline", "chat", ""}[i%3]; name != "" {
+			name := []string{"", "progress", "reading"}[i%3]
+			ev := map[string]any{"topic": demoTopicOf[eventType(name)], "data": fmt.Sprintf("burst %02d", i)}
+			if name != "" {
 				ev["event"] = name
 			}
 			batch = append(batch, ev)
@@ -220,7 +124,7 @@ func TestBrowserResume(t *testing.T) {
 		if r.LastEventID == "" || r.LastEventID != e.Last {
 			t.Errorf("reconnect %d sent Last-Event-ID %q, want %q (the last id seen before the break)", i+1, r.LastEventID, e.Last)
 		}
-		if !strings.Contains(r.URL, "/events?topic=news&topic=chat") {
+		if !strings.Contains(r.URL, "/events?topic=notifications&topic=metrics&topic=jobs&topic=answers") {
 			t.Errorf("reconnect %d went to %s", i+1, r.URL)
 		}
 	}
@@ -239,24 +143,24 @@ func delivered(res []publishResult) []int {
 // retained; the reset's id lets a later resume go on without another reset.
 func TestBrowserResetEvicted(t *testing.T) {
 	browser := newBrowser(t)
-	c := startCaddy(t, exampleSite(t, [2]string{"replay 500", "replay 3"}))
+	c := startCaddy(t, exampleSite(t, [2]string{"replay 100\n\t\t\treplay_on_connect 5", "replay 3\n\t\t\treplay_on_connect 3"}))
 	p := openDemo(t, browser, c)
 	h := &publisher{t: t, c: c}
 
-	first := h.publish("news", "headline", "seen before leaving")
+	first := h.publish("notifications", "", "seen before leaving")
 	p.waitSeen("the first event", h.want)
 	if stored := eval[string](p.tab, `sessionStorage.getItem('caddy-sse-demo-last-id')`); stored != first.ID {
 		t.Fatalf("the page stored last id %q, want %q", stored, first.ID)
 	}
 
-	// The page stops listening; meanwhile 5 events go to news, whose ring
+	// The page stops listening; meanwhile 5 events go to notifications, whose ring
 	// keeps 3: the two after the page's id are evicted.
 	eval[bool](p.tab, `(es.close(), true)`)
 	var missed []seenEvent
 	for i := range 5 {
 		data := fmt.Sprintf("published while away %d", i)
-		r := h.publish("news", []string{"headline", ""}[i%2], data)
-		missed = append(missed, seenEvent{Type: eventType([]string{"headline", ""}[i%2]), ID: r.ID, Data: data})
+		r := h.publish("notifications", "", data)
+		missed = append(missed, seenAs("message", r.ID, data))
 	}
 
 	// A reload: the page resumes from the stored id via ?last_event_id=.
@@ -264,7 +168,7 @@ func TestBrowserResetEvicted(t *testing.T) {
 	p.waitOpen("the reloaded page's stream opens")
 	p.waitJS("the reset and the retained events", `window.sseDemo.seen.length >= 4`)
 	got := p.seen()
-	want := append([]seenEvent{{Type: "reset", ID: missed[1].ID}}, missed[2:]...)
+	want := append([]seenEvent{seenAs("reset", missed[1].ID, "")}, missed[2:]...)
 	if len(got) != len(want) || got[0].Type != "reset" {
 		t.Fatalf("after resuming from an evicted id the page saw:\n%s", diffSeen(got, want))
 	}
@@ -292,7 +196,7 @@ func TestBrowserResetEvicted(t *testing.T) {
 	p.do("reload the page again", chromedp.Reload())
 	p.waitOpen("the page reloaded again")
 	h.want = nil
-	h.publish("chat", "chat", "live after the second reload")
+	h.publish("jobs", "progress", "live after the second reload")
 	p.waitSeen("no second reset, only the new event", h.want)
 }
 
