@@ -1,0 +1,442 @@
+package caddysse
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode/utf8"
+
+	"github.com/dunglas/go-urlpattern"
+	"github.com/yosida95/uritemplate/v3"
+)
+
+// Mercure topic selectors (also called topic matchers), compiled once and
+// shared. Which topics a Mercure subscriber gets, and which private updates
+// its token lets it read, are both lists of selectors; this file turns a
+// selector string into a MercureMatcher, and mercure_filter.go combines a
+// subscriber's matchers into the per-subscriber decision the fan-out asks.
+//
+// Built from the protocol's public text (draft-dunglas-mercure), never from
+// the Mercure hub's code:
+//
+//   - 0.x (the widely deployed hubs; spec section "Topic Selectors"): a
+//     `topic=` query parameter, or a `mercure.subscribe`/`mercure.publish`
+//     claim entry, is any string. A topic matches it when the selector is
+//     `*`, when both are exactly the same string, or when the selector is a
+//     valid RFC 6570 URI template that the topic matches. A string that is
+//     not a valid template is therefore just an exact selector, not an error.
+//   - 1.0 (draft-08, "Matcher Types"): the `match` (or `matchExact`)
+//     parameter and the matchType "Exact" compare bytes exactly;
+//     `matchURLPattern` and matchType "URLPattern" use the WHATWG URL Pattern
+//     standard, relative patterns and relative topics resolved against the
+//     hub's URL. `*` matches every topic whatever the type. Deployed 1.0
+//     hubs and clients (Symfony's Mercure component, the hub's own docs)
+//     spell the parameter `match_urlpattern`; both spellings are accepted.
+//
+// Cost: a template compiles to a Go regexp and a URL pattern's components
+// compile to Go regexps, all linear-time (the draft requires RE2-like
+// engines for URL patterns). Compiling is the expensive part, so compiled
+// selectors sit in a bounded LRU keyed by the selector: 10,000 subscribers
+// with the same selector compile it once.
+
+// MercureMatcherType says how a selector string is read.
+type MercureMatcherType uint8
+
+const (
+	// MercureTopicSelector is a 0.x topic selector: `*`, an exact string, or
+	// an RFC 6570 URI template (`topic=` and the `mercure` claim).
+	MercureTopicSelector MercureMatcherType = iota + 1
+	// MercureExact is the 1.0 Exact matcher (`match=`, matchType "Exact").
+	MercureExact
+	// MercureURLPattern is the 1.0 URLPattern matcher (`matchURLPattern=`
+	// or `match_urlpattern=`, matchType "URLPattern").
+	MercureURLPattern
+)
+
+// String is the matcher type's canonical name, as the 1.0 subscription
+// events and API spell it ("Exact", "URLPattern"); a 0.x selector has no
+// matchType and is called "topic".
+func (t MercureMatcherType) String() string {
+	switch t {
+	case MercureTopicSelector:
+		return "topic"
+	case MercureExact:
+		return "Exact"
+	case MercureURLPattern:
+		return "URLPattern"
+	}
+	return fmt.Sprintf("MercureMatcherType(%d)", uint8(t))
+}
+
+// MercureSubscribeParam reads a subscribe query parameter's name. ok is
+// false for parameters that are not selectors (lastEventID, access_token,
+// ...). A name in the reserved `match` namespace (it begins with "match",
+// in any case) that is no known matcher type is an error: draft-08 wants a
+// 400 so that a misspelled matcher fails loudly instead of matching nothing.
+func MercureSubscribeParam(name string) (t MercureMatcherType, ok bool, err error) {
+	switch name {
+	case "topic":
+		return MercureTopicSelector, true, nil
+	case "match", "matchExact", "match_exact":
+		return MercureExact, true, nil
+	case "matchURLPattern", "match_urlpattern":
+		return MercureURLPattern, true, nil
+	}
+	if len(name) >= 5 && strings.EqualFold(name[:5], "match") {
+		return 0, false, fmt.Errorf("unknown topic matcher parameter %q: use match, matchExact, matchURLPattern or match_urlpattern", truncate(name, 64))
+	}
+	return 0, false, nil
+}
+
+// ParseMercureMatchType reads the matchType of a 1.0 authorization_details
+// topic entry: absent means Exact; the value is case-sensitive.
+func ParseMercureMatchType(s string) (MercureMatcherType, error) {
+	switch s {
+	case "", "Exact":
+		return MercureExact, nil
+	case "URLPattern":
+		return MercureURLPattern, nil
+	}
+	return 0, fmt.Errorf("unknown matchType %q: use Exact or URLPattern", truncate(s, 64))
+}
+
+// MercureSelector is one selector as received: its type and its text.
+type MercureSelector struct {
+	Type  MercureMatcherType
+	Value string
+}
+
+// Defaults of MercureSelectorConfig.
+const (
+	DefaultMercureMaxSelectorLen  = 1024
+	DefaultMercureMaxSelectors    = 64
+	DefaultMercureCompiledCache   = 4096
+	DefaultMercureDeciderCache    = 4096
+	DefaultMercureDecisionsPerSub = 128
+)
+
+// MercureSelectorConfig bounds the work selectors can cause. Zero fields take
+// the defaults above.
+type MercureSelectorConfig struct {
+	// MaxLength caps one selector, in bytes.
+	MaxLength int
+	// MaxSelectors caps the selectors of one list: a request's selector
+	// parameters, or one token's subscribe selectors.
+	MaxSelectors int
+	// CompiledCache is how many compiled selectors are kept, least recently
+	// used forgotten first.
+	CompiledCache int
+	// Deciders is how many distinct per-subscriber deciders are kept for
+	// sharing, least recently used forgotten first (a forgotten one keeps
+	// working for the subscribers that hold it).
+	Deciders int
+	// DecisionCache is how many topics one decider remembers its decision
+	// for; when full it starts over. Negative disables the cache.
+	DecisionCache int
+}
+
+func (c MercureSelectorConfig) withDefaults() MercureSelectorConfig {
+	if c.MaxLength <= 0 {
+		c.MaxLength = DefaultMercureMaxSelectorLen
+	}
+	if c.MaxSelectors <= 0 {
+		c.MaxSelectors = DefaultMercureMaxSelectors
+	}
+	if c.CompiledCache <= 0 {
+		c.CompiledCache = DefaultMercureCompiledCache
+	}
+	if c.Deciders <= 0 {
+		c.Deciders = DefaultMercureDeciderCache
+	}
+	if c.DecisionCache == 0 {
+		c.DecisionCache = DefaultMercureDecisionsPerSub
+	}
+	return c
+}
+
+// MercureSelectorError is a selector that cannot be used. A subscribe
+// request answers it with 400; in a token it makes the token invalid (401).
+type MercureSelectorError struct {
+	Type     MercureMatcherType
+	Selector string // truncated for messages and logs
+	Reason   string
+}
+
+func (e *MercureSelectorError) Error() string {
+	if e.Selector == "" {
+		return fmt.Sprintf("%s selector: %s", e.Type, e.Reason)
+	}
+	return fmt.Sprintf("%s selector %q: %s", e.Type, e.Selector, e.Reason)
+}
+
+// MercureSelectors compiles selectors and keeps what it compiled, and the
+// deciders built from them, for every subscriber of one handler to share.
+// It is safe for concurrent use.
+type MercureSelectors struct {
+	cfg      MercureSelectorConfig
+	compiled *mercureLRU[*compiledSelector]
+	deciders *mercureLRU[*MercureDecider]
+	compiles atomic.Int64 // compilations run, for tests
+}
+
+// NewMercureSelectors returns an empty compiler and cache.
+func NewMercureSelectors(cfg MercureSelectorConfig) *MercureSelectors {
+	cfg = cfg.withDefaults()
+	return &MercureSelectors{
+		cfg:      cfg,
+		compiled: newMercureLRU[*compiledSelector](cfg.CompiledCache),
+		deciders: newMercureLRU[*MercureDecider](cfg.Deciders),
+	}
+}
+
+// Config returns the limits in force, defaults filled in.
+func (s *MercureSelectors) Config() MercureSelectorConfig { return s.cfg }
+
+type compiledSelector struct {
+	once sync.Once
+	m    *MercureMatcher
+	err  error
+}
+
+// Compile turns one selector into a matcher, or returns a
+// *MercureSelectorError. baseURL is the hub's URL (for example
+// "https://example.com/.well-known/mercure"): URL patterns and the topics
+// they are matched against are resolved against it when relative; other
+// types ignore it. The result is cached and shared: do not modify it.
+func (s *MercureSelectors) Compile(sel MercureSelector, baseURL string) (*MercureMatcher, error) {
+	if reason := s.checkText(sel.Value); reason != "" {
+		return nil, &MercureSelectorError{Type: sel.Type, Selector: truncate(sel.Value, 64), Reason: reason}
+	}
+	if sel.Type != MercureURLPattern {
+		baseURL = "" // only URL patterns read it: do not split the cache by host
+	}
+	key := mercureMatcherKey(sel.Type, sel.Value, baseURL)
+	c, _ := s.compiled.getOrAdd(key, func() *compiledSelector { return &compiledSelector{} })
+	// Compiling runs outside the cache's lock, once per entry however many
+	// subscribers ask for the same selector at the same moment.
+	c.once.Do(func() {
+		s.compiles.Add(1)
+		c.m, c.err = compileMercureSelector(sel, baseURL, key)
+	})
+	return c.m, c.err
+}
+
+// CompileAll compiles one list of selectors (a request's, or a token's),
+// refusing more than MaxSelectors. The matchers come back in the list's
+// order, one per selector, duplicates included.
+func (s *MercureSelectors) CompileAll(sels []MercureSelector, baseURL string) ([]*MercureMatcher, error) {
+	if len(sels) > s.cfg.MaxSelectors {
+		t := MercureTopicSelector
+		if len(sels) > 0 {
+			t = sels[0].Type
+		}
+		return nil, &MercureSelectorError{Type: t, Reason: fmt.Sprintf("%d selectors given; at most %d are allowed", len(sels), s.cfg.MaxSelectors)}
+	}
+	out := make([]*MercureMatcher, 0, len(sels))
+	for _, sel := range sels {
+		m, err := s.Compile(sel, baseURL)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// checkText applies what every type shares: not empty, bounded, and, as
+// draft-08 requires of matcher values, UTF-8 without C0, DEL or C1 control
+// characters. The empty string is refused because no topic is empty.
+func (s *MercureSelectors) checkText(v string) string {
+	if v == "" {
+		return "is empty"
+	}
+	if len(v) > s.cfg.MaxLength {
+		return fmt.Sprintf("is %d bytes; at most %d are allowed", len(v), s.cfg.MaxLength)
+	}
+	if !utf8.ValidString(v) {
+		return "is not valid UTF-8"
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f {
+			return "contains a control character"
+		}
+	}
+	return ""
+}
+
+func mercureMatcherKey(t MercureMatcherType, value, baseURL string) string {
+	// Length-prefixed, so no value can forge another key.
+	return fmt.Sprintf("%d:%d:%s%s", t, len(baseURL), baseURL, value)
+}
+
+type mercureMatchKind uint8
+
+const (
+	matchWildcard mercureMatchKind = iota
+	matchExact
+	matchTemplate
+	matchURLPattern
+)
+
+// MercureMatcher is a compiled selector. Match is safe for concurrent use.
+type MercureMatcher struct {
+	typ   MercureMatcherType
+	value string
+	key   string
+	kind  mercureMatchKind
+	re    *regexp.Regexp         // matchTemplate
+	pat   *urlpattern.URLPattern // matchURLPattern
+	base  string                 // matchURLPattern
+}
+
+// Type is the selector's matcher type, Value its text as given.
+func (m *MercureMatcher) Type() MercureMatcherType { return m.typ }
+
+// Value is the selector's text as given.
+func (m *MercureMatcher) Value() string { return m.value }
+
+// Match reports whether topic is selected.
+func (m *MercureMatcher) Match(topic string) bool {
+	switch m.kind {
+	case matchWildcard:
+		return true
+	case matchExact:
+		return topic == m.value
+	case matchTemplate:
+		// The 0.x steps: the same string first (so a template also selects
+		// itself, which authorizing selectors by selectors relies on),
+		// then the template.
+		return topic == m.value || m.re.MatchString(topic)
+	case matchURLPattern:
+		return m.testPattern(topic)
+	}
+	return false
+}
+
+// testPattern runs the URL pattern. The library parses the topic as a URL;
+// a panic on some odd input must cost one non-match, not the server.
+func (m *MercureMatcher) testPattern(topic string) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return m.pat.Test(topic, m.base)
+}
+
+func compileMercureSelector(sel MercureSelector, baseURL, key string) (*MercureMatcher, error) {
+	m := &MercureMatcher{typ: sel.Type, value: sel.Value, key: key, kind: matchExact}
+	if sel.Value == "*" {
+		// Reserved in every version and type: recognized before the type.
+		m.kind = matchWildcard
+		return m, nil
+	}
+	switch sel.Type {
+	case MercureExact:
+	case MercureTopicSelector:
+		// Only a string with an expression can select more than itself.
+		if strings.IndexByte(sel.Value, '{') >= 0 {
+			if re := uriTemplateRegexp(sel.Value); re != nil {
+				m.kind, m.re = matchTemplate, re
+			}
+		}
+	case MercureURLPattern:
+		pat, err := newURLPattern(sel.Value, baseURL)
+		if err != nil {
+			return nil, &MercureSelectorError{Type: sel.Type, Selector: truncate(sel.Value, 64), Reason: err.Error()}
+		}
+		m.kind, m.pat, m.base = matchURLPattern, pat, baseURL
+	default:
+		return nil, &MercureSelectorError{Type: sel.Type, Selector: truncate(sel.Value, 64), Reason: "unknown matcher type"}
+	}
+	return m, nil
+}
+
+// uriTemplateRegexp returns the regexp a valid RFC 6570 template compiles
+// to, or nil when the string is no valid template (then, per the 0.x spec,
+// it selects only itself). The library panics when the regexp it builds is
+// refused (over a thousand variables in one expression exceed Go's repeat
+// limit); that is also "not a usable template".
+func uriTemplateRegexp(s string) (re *regexp.Regexp) {
+	defer func() {
+		if recover() != nil {
+			re = nil
+		}
+	}()
+	t, err := uritemplate.New(s)
+	if err != nil || len(t.Varnames()) == 0 {
+		return nil
+	}
+	return t.Regexp()
+}
+
+func newURLPattern(s, baseURL string) (pat *urlpattern.URLPattern, err error) {
+	defer func() {
+		if recover() != nil {
+			pat, err = nil, fmt.Errorf("not a valid URL pattern")
+		}
+	}()
+	// No options: draft-08 forbids ignoreCase.
+	pat, err = urlpattern.New(s, baseURL, nil)
+	if err != nil {
+		if errors.Is(err, urlpattern.ErrNoBaseURL) {
+			return nil, fmt.Errorf("relative URL pattern and the hub's URL is unknown")
+		}
+		// The library's errors may dump its tokenizer, addresses included:
+		// keep the first clause only.
+		msg := err.Error()
+		if i := strings.Index(msg, ": &"); i >= 0 {
+			msg = msg[:i]
+		}
+		return nil, fmt.Errorf("not a valid URL pattern (%s)", truncate(msg, 120))
+	}
+	return pat, nil
+}
+
+// mercureLRU is a small map plus recency list under one mutex. Values are
+// created under the lock, so they must be cheap to create (a holder whose
+// expensive part is filled in later, as compiledSelector's once).
+type mercureLRU[V any] struct {
+	mu    sync.Mutex
+	cap   int
+	items map[string]*list.Element
+	order list.List // front: most recently used
+}
+
+type mercureLRUEntry[V any] struct {
+	key string
+	val V
+}
+
+func newMercureLRU[V any](capacity int) *mercureLRU[V] {
+	return &mercureLRU[V]{cap: capacity, items: make(map[string]*list.Element)}
+}
+
+// getOrAdd returns the value for key, making it with mk when missing and
+// forgetting the least recently used entry past the capacity.
+func (c *mercureLRU[V]) getOrAdd(key string, mk func() V) (v V, hit bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.items[key]; ok {
+		c.order.MoveToFront(e)
+		return e.Value.(*mercureLRUEntry[V]).val, true
+	}
+	v = mk()
+	c.items[key] = c.order.PushFront(&mercureLRUEntry[V]{key: key, val: v})
+	for c.order.Len() > c.cap {
+		old := c.order.Back()
+		c.order.Remove(old)
+		delete(c.items, old.Value.(*mercureLRUEntry[V]).key)
+	}
+	return v, false
+}
+
+func (c *mercureLRU[V]) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.items)
+}
