@@ -359,7 +359,12 @@ type mercureClaims struct {
 // but grants nothing (no Mercure claim) gives an empty grant, not an
 // error: it may still subscribe to public updates. Every error wraps
 // ErrMercureInvalidToken and is a *MercureTokenError.
+//
+// A nil verifier (a role without a key) refuses every token.
 func (v *MercureVerifier) Verify(token string) (*MercureGrant, error) {
+	if v == nil {
+		return nil, tokenErr("no key is configured for this role", nil)
+	}
 	if token == "" {
 		return nil, tokenErr("empty", nil)
 	}
@@ -410,7 +415,7 @@ func mercureTokenType(h any) (bool, error) {
 	if !ok {
 		return false, tokenErr("typ header is not a string", nil)
 	}
-	switch strings.ToLower(strings.TrimPrefix(strings.ToLower(typ), "application/")) {
+	switch strings.TrimPrefix(strings.ToLower(typ), "application/") {
 	case "at+jwt":
 		return true, nil
 	case "jwt":

@@ -154,6 +154,9 @@ func TestMercureVerifyEveryAlgorithm(t *testing.T) {
 			if a.Publisher != nil {
 				t.Fatal("publisher verifier without a publisher key")
 			}
+			if _, err := a.Verifier(MercurePublisher).Verify("x.y.z"); err == nil {
+				t.Fatal("a role without a key accepted a token")
+			}
 			if len(v.algs) != 1 || v.algs[0] != c.alg {
 				t.Fatalf("configured algorithms %v, want [%s]", v.algs, c.alg)
 			}
