@@ -2,8 +2,10 @@ package caddysse
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -154,4 +156,41 @@ func TestMercureGrantDefaultLimit(t *testing.T) {
 			wantRefused(t, err, "more than 256")
 		}
 	}
+}
+
+// Any claim value either refuses the token or yields a grant within the
+// limits, with known match types; nothing panics.
+func FuzzMercureClaims(f *testing.F) {
+	for _, seed := range []string{
+		`{"publish":["*"],"subscribe":["a"],"payload":{"x":1}}`,
+		`[{"type":"mercure","actions":["publish","subscribe"],"topics":[{"match":"a","matchType":"URLPattern"}],"payload":{}}]`,
+		`[{"type":"other"},{"type":"mercure","actions":["subscribe"],"topics":[{"match":"*"}]}]`,
+		`null`, `[]`, `{}`, `[1]`, `"x"`, `[{"type":"mercure","actions":["publish"],"topics":[{"match":null}]}]`,
+	} {
+		f.Add([]byte(seed))
+	}
+	limits := mercureClaimLimits{maxSelectors: 8, maxLength: 16}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		check := func(g *MercureGrant, err error, types ...MercureMatchType) {
+			if err != nil {
+				if !errors.Is(err, ErrMercureInvalidToken) {
+					t.Fatalf("error %v is not an invalid token error", err)
+				}
+				return
+			}
+			all := append(append([]MercureSelector{}, g.Publish...), g.Subscribe...)
+			if len(all) > limits.maxSelectors {
+				t.Fatalf("%d selectors over the limit", len(all))
+			}
+			for _, s := range all {
+				if len(s.Match) > limits.maxLength || !slices.Contains(types, s.MatchType) {
+					t.Fatalf("selector %+v", s)
+				}
+			}
+		}
+		g0 := &MercureGrant{}
+		check(g0, g0.fromMercureClaim(raw, limits), MercureMatchTemplate)
+		g1 := &MercureGrant{AccessToken: true}
+		check(g1, g1.fromAuthorizationDetails(raw, limits), MercureMatchExact, MercureMatchURLPattern)
+	})
 }

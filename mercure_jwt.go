@@ -327,8 +327,9 @@ func orDefault(v, def int) int {
 var ErrMercureInvalidToken = errors.New("invalid_token")
 
 // MercureTokenError is why a token was refused. Reason is a short phrase
-// from a fixed vocabulary ("expired", "bad signature", ...): safe to log
-// and to show, it never carries key material or token content.
+// ("expired", "bad signature", "authorization_details[1]: unknown action
+// \"x\""...): safe to log and to show, it never carries key material, and
+// quotes at most a few bytes of a malformed claim.
 type MercureTokenError struct {
 	Reason string
 	err    error // the library's error, for errors.Is (jwt.ErrTokenExpired...)
