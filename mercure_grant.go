@@ -26,34 +26,16 @@ import (
 // for other resource servers and are skipped; members this protocol does
 // not define (RFC 9396 locations, datatypes...) are ignored.
 
-// MercureMatchType says how a selector is matched against topics. The
-// compiler of selectors (another file) owns the semantics; here it is a
-// label. The selector "*" matches every topic whatever its type.
-type MercureMatchType string
-
-const (
-	// MercureMatchExact: byte-for-byte equality (1.0 "Exact").
-	MercureMatchExact MercureMatchType = "Exact"
-	// MercureMatchURLPattern: a WHATWG URL pattern (1.0 "URLPattern").
-	MercureMatchURLPattern MercureMatchType = "URLPattern"
-	// MercureMatchTemplate: a 0.x selector: "*", the topic itself, or an
-	// RFC 6570 URI template the topic expands from.
-	MercureMatchTemplate MercureMatchType = "URITemplate"
-)
-
-// MercureSelector is one topic selector of a grant.
-type MercureSelector struct {
-	Match     string
-	MatchType MercureMatchType
+// MercureGrantTopic is one topic selector of a grant (its matcher type and
+// text, compiled by MercureSelectors) with the payload of the grant entry it
+// came from.
+type MercureGrantTopic struct {
+	MercureSelector
 	// Payload is the payload of the 1.0 subscribe authorization detail
 	// this selector comes from (nil if it has none, and for 0.x tokens,
 	// whose payload is MercureGrant.Payload).
 	Payload json.RawMessage
 }
-
-// IsWildcard reports the reserved selector "*", which matches every topic
-// regardless of its match type.
-func (s MercureSelector) IsWildcard() bool { return s.Match == "*" }
 
 // MercureGrant is what a verified token allows.
 type MercureGrant struct {
@@ -63,11 +45,11 @@ type MercureGrant struct {
 	AccessToken bool
 	// Publish and Subscribe are the selectors of each action, in the
 	// token's order. Empty: no right for that action.
-	Publish   []MercureSelector
-	Subscribe []MercureSelector
+	Publish   []MercureGrantTopic
+	Subscribe []MercureGrantTopic
 	// Payload is the 0.x mercure.payload (any JSON value), which goes with
 	// every subscription of the token. Nil for 1.0 tokens (see
-	// MercureSelector.Payload) and when absent.
+	// MercureGrantTopic.Payload) and when absent.
 	Payload json.RawMessage
 	// Subject is the sub claim ("" if absent): the protocol derives the
 	// subscriber's identifier in subscription events from it.
@@ -82,7 +64,7 @@ type MercureGrant struct {
 // that matches the subscription's own matcher, treated as a topic (matches
 // decides that; it is given each selector in order); nil when none matches
 // or the first match has no payload. For a 0.x token it is Payload.
-func (g *MercureGrant) SubscriptionPayload(matches func(MercureSelector) bool) json.RawMessage {
+func (g *MercureGrant) SubscriptionPayload(matches func(MercureGrantTopic) bool) json.RawMessage {
 	if !g.AccessToken {
 		return g.Payload
 	}
@@ -101,8 +83,8 @@ type mercureClaimLimits struct {
 }
 
 // add appends a selector after checking the limits.
-func (l mercureClaimLimits) add(list *[]MercureSelector, total *int, s MercureSelector) error {
-	if len(s.Match) > l.maxLength {
+func (l mercureClaimLimits) add(list *[]MercureGrantTopic, total *int, s MercureGrantTopic) error {
+	if len(s.Value) > l.maxLength {
 		return tokenErr(fmt.Sprintf("a topic selector is longer than %d bytes", l.maxLength), nil)
 	}
 	if *total++; *total > l.maxSelectors {
@@ -150,7 +132,7 @@ func (g *MercureGrant) fromMercureClaim(raw json.RawMessage, l mercureClaimLimit
 	total := 0
 	for _, action := range []struct {
 		name string
-		list *[]MercureSelector
+		list *[]MercureGrantTopic
 	}{{"publish", &g.Publish}, {"subscribe", &g.Subscribe}} {
 		v, present := claim[action.name]
 		if !present || isJSONNull(v) {
@@ -161,7 +143,7 @@ func (g *MercureGrant) fromMercureClaim(raw json.RawMessage, l mercureClaimLimit
 			return tokenErr("mercure."+action.name+" is not an array of strings", nil)
 		}
 		for _, s := range sels {
-			if err := l.add(action.list, &total, MercureSelector{Match: s, MatchType: MercureMatchTemplate}); err != nil {
+			if err := l.add(action.list, &total, MercureGrantTopic{MercureSelector: MercureSelector{Type: MercureTopicSelector, Value: s}}); err != nil {
 				return err
 			}
 		}
@@ -238,17 +220,21 @@ func (g *MercureGrant) addMercureDetail(i int, detail map[string]json.RawMessage
 		if !ok {
 			return bad(fmt.Sprintf("topics[%d] is not an object", j))
 		}
-		var sel MercureSelector
-		if sel.Match, ok = jsonString(m["match"]); !ok {
+		var sel MercureGrantTopic
+		if sel.Value, ok = jsonString(m["match"]); !ok {
 			return bad(fmt.Sprintf("topics[%d] has no string match", j))
 		}
-		sel.MatchType = MercureMatchExact
+		sel.Type = MercureExact
 		if mt, present := m["matchType"]; present {
 			s, ok := jsonString(mt)
-			if !ok || (s != string(MercureMatchExact) && s != string(MercureMatchURLPattern)) {
+			if !ok || s == "" {
 				return bad(fmt.Sprintf("topics[%d].matchType is not Exact or URLPattern", j))
 			}
-			sel.MatchType = MercureMatchType(s)
+			t, err := ParseMercureMatchType(s)
+			if err != nil {
+				return bad(fmt.Sprintf("topics[%d].matchType is not Exact or URLPattern", j))
+			}
+			sel.Type = t
 		}
 		if publish {
 			if err := l.add(&g.Publish, total, sel); err != nil {

@@ -14,8 +14,8 @@ import (
 )
 
 // sel is a selector for the expectations below.
-func sel(match string, mt MercureMatchType, payload string) MercureSelector {
-	s := MercureSelector{Match: match, MatchType: mt}
+func sel(match string, mt MercureMatcherType, payload string) MercureGrantTopic {
+	s := MercureGrantTopic{MercureSelector: MercureSelector{Type: mt, Value: match}}
 	if payload != "" {
 		s.Payload = json.RawMessage(payload)
 	}
@@ -27,26 +27,26 @@ func TestMercureGrantShapes(t *testing.T) {
 	v := newTestMercureAuth(t, MercureAuthConfig{SubscriberJWT: &MercureKeyConfig{Key: k.secret32}, MaxTokenSelectors: 4, MaxSelectorLength: 40}).Subscriber
 	exp := time.Now().Add(time.Hour).Unix()
 	at := map[string]any{"typ": "at+jwt"}
-	tmpl, exact, pattern := MercureMatchTemplate, MercureMatchExact, MercureMatchURLPattern
+	tmpl, exact, pattern := MercureTopicSelector, MercureExact, MercureURLPattern
 
 	cases := []struct {
 		name      string
 		header    map[string]any
 		claims    string // JSON
-		publish   []MercureSelector
-		subscribe []MercureSelector
+		publish   []MercureGrantTopic
+		subscribe []MercureGrantTopic
 		payload   string
 		reason    string // refused when set
 	}{
 		// 0.x
 		{name: "0.x both actions and payload", claims: `{"mercure":{"publish":["*"],"subscribe":["https://example.com/books/{id}","https://example.com/a"],"payload":{"user":"u1"}}}`,
-			publish: []MercureSelector{sel("*", tmpl, "")}, subscribe: []MercureSelector{sel("https://example.com/books/{id}", tmpl, ""), sel("https://example.com/a", tmpl, "")}, payload: `{"user":"u1"}`},
+			publish: []MercureGrantTopic{sel("*", tmpl, "")}, subscribe: []MercureGrantTopic{sel("https://example.com/books/{id}", tmpl, ""), sel("https://example.com/a", tmpl, "")}, payload: `{"user":"u1"}`},
 		{name: "0.x payload of any JSON type", claims: `{"mercure":{"subscribe":["a"],"payload":"just a string"}}`,
-			subscribe: []MercureSelector{sel("a", tmpl, "")}, payload: `"just a string"`},
+			subscribe: []MercureGrantTopic{sel("a", tmpl, "")}, payload: `"just a string"`},
 		{name: "0.x claim absent", claims: `{"sub":"x"}`},
 		{name: "0.x claim null", claims: `{"mercure":null}`},
 		{name: "0.x empty lists", claims: `{"mercure":{"publish":[],"subscribe":null}}`},
-		{name: "0.x unknown members ignored", claims: `{"mercure":{"subscribe":["a"],"future":1}}`, subscribe: []MercureSelector{sel("a", tmpl, "")}},
+		{name: "0.x unknown members ignored", claims: `{"mercure":{"subscribe":["a"],"future":1}}`, subscribe: []MercureGrantTopic{sel("a", tmpl, "")}},
 		{name: "0.x claim not an object", claims: `{"mercure":["*"]}`, reason: "mercure claim is not an object"},
 		{name: "0.x publish a string", claims: `{"mercure":{"publish":"*"}}`, reason: "mercure.publish is not an array of strings"},
 		{name: "0.x subscribe with a number", claims: `{"mercure":{"subscribe":["a",1]}}`, reason: "mercure.subscribe"},
@@ -59,10 +59,10 @@ func TestMercureGrantShapes(t *testing.T) {
 		{name: "1.0 details", header: at, claims: `{"authorization_details":[
 			{"type":"mercure","actions":["subscribe"],"topics":[{"match":"https://example.com/books/1","matchType":"Exact"},{"match":"https://example.com/books/:id","matchType":"URLPattern"}],"payload":{"p":1}},
 			{"type":"mercure","actions":["publish","subscribe"],"topics":[{"match":"*"}]}]}`,
-			publish:   []MercureSelector{sel("*", exact, "")},
-			subscribe: []MercureSelector{sel("https://example.com/books/1", exact, `{"p":1}`), sel("https://example.com/books/:id", pattern, `{"p":1}`), sel("*", exact, "")}},
+			publish:   []MercureGrantTopic{sel("*", exact, "")},
+			subscribe: []MercureGrantTopic{sel("https://example.com/books/1", exact, `{"p":1}`), sel("https://example.com/books/:id", pattern, `{"p":1}`), sel("*", exact, "")}},
 		{name: "1.0 other types skipped", header: at, claims: `{"authorization_details":[{"type":"payment_initiation","actions":["pay"],"locations":["https://bank"]},{"type":"mercure","actions":["publish"],"topics":[{"match":"a"}],"locations":["https://hub"]}]}`,
-			publish: []MercureSelector{sel("a", exact, "")}},
+			publish: []MercureGrantTopic{sel("a", exact, "")}},
 		{name: "1.0 claim absent", header: at, claims: `{}`},
 		{name: "1.0 token ignores the 0.x claim", header: at, claims: `{"mercure":{"publish":["*"]}}`},
 		{name: "1.0 not an array", header: at, claims: `{"authorization_details":{"type":"mercure"}}`, reason: "authorization_details is not an array"},
@@ -112,13 +112,13 @@ func TestMercureGrantShapes(t *testing.T) {
 // The 1.0 payload of a subscription is the first matching subscribe
 // selector's; the 0.x payload goes with every subscription.
 func TestMercureGrantSubscriptionPayload(t *testing.T) {
-	g := &MercureGrant{AccessToken: true, Subscribe: []MercureSelector{
-		sel("https://example.com/foo", MercureMatchExact, `{"custom1":1}`),
-		sel("https://example.com/bare", MercureMatchExact, ""),
-		sel("*", MercureMatchExact, `{"custom3":3}`),
+	g := &MercureGrant{AccessToken: true, Subscribe: []MercureGrantTopic{
+		sel("https://example.com/foo", MercureExact, `{"custom1":1}`),
+		sel("https://example.com/bare", MercureExact, ""),
+		sel("*", MercureExact, `{"custom3":3}`),
 	}}
-	equal := func(matcher string) func(MercureSelector) bool {
-		return func(s MercureSelector) bool { return s.IsWildcard() || s.Match == matcher }
+	equal := func(matcher string) func(MercureGrantTopic) bool {
+		return func(s MercureGrantTopic) bool { return s.IsWildcard() || s.Value == matcher }
 	}
 	for matcher, want := range map[string]string{
 		"https://example.com/foo":  `{"custom1":1}`,
@@ -134,7 +134,7 @@ func TestMercureGrantSubscriptionPayload(t *testing.T) {
 		t.Errorf("payload without selectors = %s", p)
 	}
 	legacy := &MercureGrant{Payload: json.RawMessage(`{"u":1}`)}
-	if got := string(legacy.SubscriptionPayload(func(MercureSelector) bool { return false })); got != `{"u":1}` {
+	if got := string(legacy.SubscriptionPayload(func(MercureGrantTopic) bool { return false })); got != `{"u":1}` {
 		t.Errorf("0.x payload = %s", got)
 	}
 }
@@ -171,26 +171,26 @@ func FuzzMercureClaims(f *testing.F) {
 	}
 	limits := mercureClaimLimits{maxSelectors: 8, maxLength: 16}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		check := func(g *MercureGrant, err error, types ...MercureMatchType) {
+		check := func(g *MercureGrant, err error, types ...MercureMatcherType) {
 			if err != nil {
 				if !errors.Is(err, ErrMercureInvalidToken) {
 					t.Fatalf("error %v is not an invalid token error", err)
 				}
 				return
 			}
-			all := append(append([]MercureSelector{}, g.Publish...), g.Subscribe...)
+			all := append(append([]MercureGrantTopic{}, g.Publish...), g.Subscribe...)
 			if len(all) > limits.maxSelectors {
 				t.Fatalf("%d selectors over the limit", len(all))
 			}
 			for _, s := range all {
-				if len(s.Match) > limits.maxLength || !slices.Contains(types, s.MatchType) {
+				if len(s.Value) > limits.maxLength || !slices.Contains(types, s.Type) {
 					t.Fatalf("selector %+v", s)
 				}
 			}
 		}
 		g0 := &MercureGrant{}
-		check(g0, g0.fromMercureClaim(raw, limits), MercureMatchTemplate)
+		check(g0, g0.fromMercureClaim(raw, limits), MercureTopicSelector)
 		g1 := &MercureGrant{AccessToken: true}
-		check(g1, g1.fromAuthorizationDetails(raw, limits), MercureMatchExact, MercureMatchURLPattern)
+		check(g1, g1.fromAuthorizationDetails(raw, limits), MercureExact, MercureURLPattern)
 	})
 }

@@ -167,7 +167,7 @@ func TestMercureVerifyEveryAlgorithm(t *testing.T) {
 			if err != nil {
 				t.Fatalf("valid token refused: %v", err)
 			}
-			if len(g.Subscribe) != 1 || g.Subscribe[0].Match != "https://example.com/books/1" || len(g.Publish) != 0 {
+			if len(g.Subscribe) != 1 || g.Subscribe[0].Value != "https://example.com/books/1" || len(g.Publish) != 0 {
 				t.Fatalf("grant %+v", g)
 			}
 			if !g.Expires.Equal(exp) || g.Subject != "alice" || g.AccessToken {

@@ -110,6 +110,10 @@ type MercureSelector struct {
 	Value string
 }
 
+// IsWildcard reports the reserved selector "*", which matches every topic
+// whatever its type.
+func (s MercureSelector) IsWildcard() bool { return s.Value == "*" }
+
 // Defaults of MercureSelectorConfig.
 const (
 	DefaultMercureMaxSelectorLen  = 1024
