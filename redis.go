@@ -212,7 +212,10 @@ func (rh *RedisHub) healthy() bool {
 // ids. The events reach subscribers, here and on every other instance,
 // through the bus. delivered counts this instance's subscribers, at the
 // moment the script is sent (so that it can be recorded with an
-// idempotency key and answered again by any instance).
+// idempotency key and answered again by any instance). Their filters
+// (SubscribeOptions.Filter) are not asked: the event does not exist yet,
+// and a filter may key its cached decisions on the event. The metrics'
+// delivered counter, counted at delivery, counts filtered-in ones only.
 func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts PublishOptions) (PublishOutcome, error) {
 	if len(pubs) == 0 {
 		return PublishOutcome{}, nil

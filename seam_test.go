@@ -299,8 +299,8 @@ func TestSeamFilterAndPredecessor(t *testing.T) {
 			events string
 			pred   string
 		}{
-			{r[2].ID, 10, "4,6", "p1"},      // scans 3, 2, 1
-			{r[2].ID, 2, "4,6", ""},         // 3 and 2 are refused
+			{r[2].ID, 10, "4,6", "p1"}, // scans 3, 2, 1
+			{r[2].ID, 2, "4,6", ""},    // 3 and 2 are refused
 			{"#" + r[3].ID, 1, "6", "#" + r[3].ID},
 			{"p5", 2, "6", "#" + r[3].ID}, // p5 is refused: its own id is not disclosed
 			{"p1", 1, "4,6", "p1"},
