@@ -267,6 +267,10 @@ func TestSeamEarliest(t *testing.T) {
 		if rp.Reset != nil || strings.Join(datas(rp.Events), ",") != "2,3,4" || rp.Predecessor != "" {
 			t.Fatalf("earliest: reset %+v events %v predecessor %q", rp.Reset, datas(rp.Events), rp.Predecessor)
 		}
+		_, rp = subWith(t, e.b, []TopicRef{ref}, SubscribeOptions{Earliest: true, Filter: func(ev *Event) bool { return dataOf(ev) != "3" }})
+		if rp.Reset != nil || strings.Join(datas(rp.Events), ",") != "2,4" {
+			t.Fatalf("earliest, filtered: reset %+v events %v", rp.Reset, datas(rp.Events))
+		}
 		_, rp = subWith(t, e.b, []TopicRef{seamTopic("empty", 3)}, SubscribeOptions{Earliest: true})
 		if rp.Reset != nil || len(rp.Events) != 0 {
 			t.Fatalf("earliest of an empty topic: %+v %v", rp.Reset, datas(rp.Events))
@@ -522,6 +526,24 @@ func TestEventDecodedOnce(t *testing.T) {
 	for _, r := range results {
 		if fmt.Sprint(r) != "[a b]" || &r.([]string)[0] != &results[0].([]string)[0] {
 			t.Fatalf("callers got different decoded values")
+		}
+	}
+}
+
+func TestValidPublicID(t *testing.T) {
+	for _, ok := range []string{"a", "urn:uuid:e1ee88e2-532a-4d6f-ba70-f0f8bd584022", "https://example.com/x#frag", "é", strings.Repeat("i", MaxPublicIDLen)} {
+		if err := ValidPublicID(ok); err != nil {
+			t.Errorf("ValidPublicID(%q) = %v", truncate(ok, 20), err)
+		}
+	}
+	for _, bad := range []string{"", "#1", "a\nb", "a\rb", "a\x00b", "\xff", strings.Repeat("i", MaxPublicIDLen+1)} {
+		if err := ValidPublicID(bad); err == nil {
+			t.Errorf("ValidPublicID(%q) accepted", truncate(bad, 20))
+		}
+	}
+	for id, want := range map[string]bool{"abc-1": true, "abc-": false, "abc-1x": false, "abcd-1": false, "xabc-1": false} {
+		if got := inHubIDSpace(id, "abc"); got != want {
+			t.Errorf("inHubIDSpace(%q, abc) = %v", id, got)
 		}
 	}
 }
