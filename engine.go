@@ -21,6 +21,10 @@ type Engine interface {
 	// Subscribe registers a subscriber and returns what it must be sent
 	// before live events. resume is the client's Last-Event-ID.
 	Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscription, Replay, error)
+	// SubscribeWith is Subscribe with a filter, "earliest" and the
+	// predecessor of the resume point; Subscribe is SubscribeWith with
+	// Resume and QueueLen alone.
+	SubscribeWith(refs []TopicRef, opts SubscribeOptions) (*Subscription, Replay, error)
 	// Prune forgets idle topics for which keep reports false and applies
 	// changed ring settings.
 	Prune(keep func(name string) (RingConfig, bool))
@@ -38,6 +42,30 @@ type Engine interface {
 	Topic(ctx context.Context, name string) (TopicInfo, bool)
 	// Close drops every subscriber and releases the engine.
 	Close() error
+}
+
+// SubscribeOptions are a subscription's settings.
+type SubscribeOptions struct {
+	// Resume is the client's Last-Event-ID: a hub id ("<epoch>-<seq>",
+	// or "#<epoch>-<seq>"), or the PublicID of a retained event of the
+	// subscribed topics. Both resume exactly after that event; anything
+	// else gets the "unknown" reset. "" is a fresh connect.
+	Resume string
+	// Earliest replays every retained event of the topics, with no reset
+	// (Mercure's "earliest"); it takes precedence over Resume.
+	Earliest bool
+	// QueueLen bounds the subscriber's queue in events.
+	QueueLen int
+	// Filter, when not nil, decides which events the subscriber gets,
+	// live and replayed: a refused event is not queued for it, not
+	// counted as delivered to it, and does not fill its queue. It runs
+	// under the hub's lock for every event of the topics, so it must be
+	// cheap (cache decisions; Event.Decoded decodes Meta once per event),
+	// must not block and must not call the hub.
+	Filter func(*Event) bool
+	// Predecessor > 0 asks for Replay.Predecessor, scanning back at most
+	// this many events.
+	Predecessor int
 }
 
 // PublishOptions are a publish's settings beyond its events.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -76,6 +77,19 @@ type Message struct {
 	Name   string // event type; "" and "message" are the default
 	Data   string
 	Retry  time.Duration // 0: no retry field
+	// Meta is opaque to the hub: carried with the event through both
+	// engines (rings, Redis streams, the Redis bus) and never written on
+	// the wire. A consumer (sse_mercure) keeps what its per-subscriber
+	// filter needs here: the update's topics, whether it is private.
+	Meta string
+	// PublicID, when set, is the event's id on the wire instead of the
+	// hub id (a publisher-chosen id, Mercure's "id" field). The hub id is
+	// still assigned and orders everything; a PublicID is unique among the
+	// events the hub retains (ErrDuplicateID) and is a resume point.
+	PublicID string
+	// HashID writes the hub id on the wire as "#<id>", Mercure's
+	// relative-IRI form of a hub-generated id. Resuming accepts both forms.
+	HashID bool
 }
 
 // Event is a published message: immutable once built, shared by every ring
@@ -85,16 +99,129 @@ type Event struct {
 	ID   ID
 	Time time.Time // when it was published, for replay_age
 	Wire []byte
+	// Meta, PublicID and HashID are the Message's (see there).
+	Meta     string
+	PublicID string
+	HashID   bool
+
+	// decoded caches one decoded form of Meta per event (Decoded), so a
+	// filter run for every subscriber decodes it once. An atomic.Value
+	// (holding a *decodedMeta) rather than an atomic.Pointer: events are
+	// plain values that tests copy, and atomic.Pointer forbids copies.
+	decoded atomic.Value
 }
 
+type decodedMeta struct{ v any }
+
 // Size is what the event costs a ring's replay_size budget.
-func (e *Event) Size() int64 { return int64(len(e.Wire)) + int64(len(e.ID.Epoch)) + 64 }
+func (e *Event) Size() int64 {
+	return int64(len(e.Wire)) + int64(len(e.ID.Epoch)) + int64(len(e.Meta)) + int64(len(e.PublicID)) + 64
+}
+
+// WireID is the event's id as its subscribers see it: the PublicID, else
+// the hub id, "#"-prefixed with HashID.
+func (e *Event) WireID() string {
+	switch {
+	case e.PublicID != "":
+		return e.PublicID
+	case e.HashID:
+		return "#" + e.ID.String()
+	}
+	return e.ID.String()
+}
+
+// Decoded returns decode(e.Meta), computed once per event and kept: a
+// filter that runs for 10,000 subscribers of one event decodes its
+// metadata once. Concurrent callers are safe; if two race on the first
+// call, both may decode but every caller gets the one value kept. One
+// consumer per hub is expected: the cache holds one decoded form, whatever
+// decode function asked first.
+func (e *Event) Decoded(decode func(meta string) any) any {
+	if d, ok := e.decoded.Load().(*decodedMeta); ok {
+		return d.v
+	}
+	d := &decodedMeta{v: decode(e.Meta)}
+	if e.decoded.CompareAndSwap(nil, d) {
+		return d.v
+	}
+	return e.decoded.Load().(*decodedMeta).v
+}
 
 // Limits on what a publisher may send.
 const (
 	MaxEventNameLen = 128
 	MaxTopicNameLen = 256
+	// MaxPublicIDLen bounds a publisher-chosen id: it is written on the
+	// wire with every delivery of its event and kept in the hub's index.
+	MaxPublicIDLen = 256
 )
+
+// ErrDuplicateID is returned when a publish carries a PublicID that an
+// event the hub retains already bears (or that a batch bears twice), or
+// one in the hub's own id space ("<epoch>-<seq>" of its current epoch):
+// nothing was published. Once the holder leaves the rings, the id may be
+// used again.
+var ErrDuplicateID = errors.New("an event the hub retains already has this id")
+
+// ValidPublicID checks a publisher-chosen id: 1-256 bytes of UTF-8 without
+// CR, LF or NUL (they would break the id line apart), not starting with
+// '#' (Mercure reserves it for hub-generated ids).
+func ValidPublicID(id string) error {
+	switch {
+	case id == "":
+		return errors.New("id is empty")
+	case len(id) > MaxPublicIDLen:
+		return fmt.Errorf("id is %d bytes; at most %d are allowed", len(id), MaxPublicIDLen)
+	case id[0] == '#':
+		return errors.New("id must not start with '#': it is reserved for ids the hub generates")
+	case strings.ContainsAny(id, "\r\n\x00"):
+		return errors.New("id must not contain CR, LF or NUL")
+	case !utf8.ValidString(id):
+		return errors.New("id is not valid UTF-8")
+	}
+	return nil
+}
+
+// validatePublicIDs checks the PublicIDs of a batch before an engine
+// publishes it: each valid, none twice. The batch is all or nothing, so a
+// batch naming one id twice would make its own second event a duplicate.
+func validatePublicIDs(pubs []Publication) error {
+	var seen map[string]struct{}
+	for _, p := range pubs {
+		id := p.Message.PublicID
+		if id == "" {
+			continue
+		}
+		if err := ValidPublicID(id); err != nil {
+			return &FieldError{Field: "id", Msg: err.Error()}
+		}
+		if seen == nil {
+			seen = make(map[string]struct{})
+		}
+		if _, dup := seen[id]; dup {
+			return fmt.Errorf("%w: the batch names id %q twice", ErrDuplicateID, truncate(id, 64))
+		}
+		seen[id] = struct{}{}
+	}
+	return nil
+}
+
+// inHubIDSpace reports whether a PublicID reads as a hub id of epoch: it
+// would make a resume point ambiguous, so it is refused.
+// The test is the prefix "<epoch>-" and digits, as the Redis publish
+// script makes it, so both engines refuse the same ids.
+func inHubIDSpace(publicID, epoch string) bool {
+	rest, ok := strings.CutPrefix(publicID, epoch+"-")
+	if !ok || epoch == "" || rest == "" {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if rest[i] < '0' || rest[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 // Validation errors carry the field they are about, for the publish API's
 // {"error","field"} answer.
@@ -131,6 +258,11 @@ func ValidateMessage(m *Message) error {
 	}
 	if m.Retry < 0 {
 		return fieldErr("retry", "retry must not be negative")
+	}
+	if m.PublicID != "" {
+		if err := ValidPublicID(m.PublicID); err != nil {
+			return &FieldError{Field: "id", Msg: err.Error()}
+		}
 	}
 	return nil
 }
@@ -183,8 +315,8 @@ func truncate(s string, n int) string {
 // (a browser would end the line there and mangle the event). It allocates
 // exactly once: the buffer is sized before anything is written.
 func encodeEvent(id ID, m *Message) []byte {
-	b := make([]byte, 0, idLineLen(id)+bodyLen(m))
-	return appendBody(appendIDLine(b, id), m)
+	b := make([]byte, 0, idLineLen(id, m.PublicID)+bodyLen(m))
+	return appendBody(appendIDLine(b, id, m.PublicID, m.HashID), m)
 }
 
 // encodeBody renders everything of an event but its id line: what the Redis
@@ -193,15 +325,27 @@ func encodeBody(m *Message) []byte {
 	return appendBody(make([]byte, 0, bodyLen(m)), m)
 }
 
-// withID prefixes a body from encodeBody with its id line.
-func withID(id ID, body []byte) []byte {
-	return append(appendIDLine(make([]byte, 0, idLineLen(id)+len(body)), id), body...)
+// withID prefixes a body from encodeBody with its id line: publicID when
+// set, else the hub id ("#"-prefixed with hash).
+func withID(id ID, publicID string, hash bool, body []byte) []byte {
+	b := make([]byte, 0, idLineLen(id, publicID)+len(body))
+	return append(appendIDLine(b, id, publicID, hash), body...)
 }
 
-func idLineLen(id ID) int { return len("id: -\n") + len(id.Epoch) + 20 }
+// idLineLen is an upper bound of what appendIDLine writes.
+func idLineLen(id ID, publicID string) int {
+	return len("id: #-\n") + len(id.Epoch) + 20 + len(publicID)
+}
 
-func appendIDLine(b []byte, id ID) []byte {
+func appendIDLine(b []byte, id ID, publicID string, hash bool) []byte {
 	b = append(b, "id: "...)
+	if publicID != "" {
+		b = append(b, publicID...)
+		return append(b, '\n')
+	}
+	if hash {
+		b = append(b, '#')
+	}
 	b = append(b, id.Epoch...)
 	b = append(b, '-')
 	b = strconv.AppendUint(b, id.Seq, 10)

@@ -18,6 +18,11 @@ func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList) int {
 			continue
 		}
 		s.lastSeq = seq
+		// A refused event is not queued: not delivered, not filling the
+		// queue. Filtered once per subscriber (lastSeq above).
+		if s.filter != nil && !s.filter(ev) {
+			continue
+		}
 		if s.offer(ev, h.op) {
 			queued++
 			notify.add(s, h.op)
@@ -67,16 +72,23 @@ func (h *Hub) removeLocked(s *Subscription, drop bool) {
 // will be offered every event delivered after that id. The Redis engine
 // registers first and fetches the replay up to that position afterwards.
 func (h *Hub) register(refs []TopicRef, queueLen int) (*Subscription, ID, error) {
+	return h.registerWith(refs, queueLen, nil)
+}
+
+// registerWith is register with a filter (SubscribeOptions.Filter).
+func (h *Hub) registerWith(refs []TopicRef, queueLen int, filter func(*Event) bool) (*Subscription, ID, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s, err := h.registerLocked(refs, queueLen)
+	s, err := h.registerLocked(refs, queueLen, filter)
 	if err != nil {
 		return nil, ID{}, err
 	}
 	return s, ID{Epoch: h.epoch, Seq: h.seq}, nil
 }
 
-func (h *Hub) registerLocked(refs []TopicRef, queueLen int) (*Subscription, error) {
+// registerLocked adds a subscriber; filter is set before it can be offered
+// anything.
+func (h *Hub) registerLocked(refs []TopicRef, queueLen int, filter func(*Event) bool) (*Subscription, error) {
 	if h.closed {
 		return nil, ErrHubClosed
 	}
@@ -85,6 +97,7 @@ func (h *Hub) registerLocked(refs []TopicRef, queueLen int) (*Subscription, erro
 	}
 	s := &Subscription{
 		hub:    h,
+		filter: filter,
 		max:    queueLen,
 		ready:  make(chan struct{}, 1),
 		urgent: make(chan struct{}, 1),

@@ -3,6 +3,7 @@ package caddysse
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +38,7 @@ type Hub struct {
 	full atomic.Int64     // subscribers whose queue is at its bound (overload.go)
 	room roomSignal       // wakes publishers waiting for room
 	idem idempotencyStore // Idempotency-Keys seen (idempotency.go)
+	ids  publicIDs        // PublicIDs of retained events (public_ids.go)
 
 	counters *HubCounters // per declared topic, for metrics (counters.go)
 }
@@ -135,6 +137,9 @@ func (h *Hub) publish(pubs []Publication) ([]PublishResult, error) {
 // until ctx is done): past it nothing is published and the error is
 // ErrOverloaded.
 func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Duration) ([]PublishResult, error) {
+	if err := validatePublicIDs(pubs); err != nil {
+		return nil, err
+	}
 	waiter := newRoomWaiter(h, ctx, wait)
 	defer waiter.release()
 	for {
@@ -155,6 +160,12 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Dur
 			return nil, ErrOverloaded
 		}
 	}
+	// A PublicID an event retained already bears refuses the batch before
+	// anything changes.
+	if err := h.checkPublicIDsLocked(pubs); err != nil {
+		h.mu.Unlock()
+		return nil, err
+	}
 	h.op++
 	// Find or create every topic first: that is the only step that can
 	// fail, and it fails having changed nothing.
@@ -169,7 +180,8 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Dur
 	for i, p := range pubs {
 		h.seq++
 		id := ID{Epoch: h.epoch, Seq: h.seq}
-		ev := &Event{ID: id, Time: t0, Wire: encodeEvent(id, p.Message)}
+		m := p.Message
+		ev := &Event{ID: id, Time: t0, Wire: encodeEvent(id, m), Meta: m.Meta, PublicID: m.PublicID, HashID: m.HashID}
 		delivered := 0
 		for _, ref := range p.Topics {
 			t := h.topics[ref.Name]
@@ -187,25 +199,50 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Dur
 	return results, nil
 }
 
+// checkPublicIDsLocked refuses a batch bearing a PublicID that a retained
+// event already has, or one that reads as an id of this hub's epoch (a
+// resume point must name one event). validatePublicIDs has checked the
+// rest.
+func (h *Hub) checkPublicIDsLocked(pubs []Publication) error {
+	for _, p := range pubs {
+		id := p.Message.PublicID
+		if id == "" {
+			continue
+		}
+		if inHubIDSpace(id, h.epoch) || h.ids.lookup(id) != nil {
+			return fmt.Errorf("%w: %q", ErrDuplicateID, truncate(id, 64))
+		}
+	}
+	return nil
+}
+
 // Subscribe registers a subscriber of topics with a queue of queueLen events
 // and returns what it must be sent first. resume is the client's
 // Last-Event-ID; "" is a fresh connect, which gets the newest events of
 // the topics with replay_on_connect (initialLocked), nothing otherwise.
+func (h *Hub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscription, Replay, error) {
+	return h.SubscribeWith(refs, SubscribeOptions{Resume: resume, QueueLen: queueLen})
+}
+
+// SubscribeWith is Subscribe with every option (engine.go).
 //
 // The replay snapshot and the registration happen under the hub lock, so
 // every event is either in the replay or queued afterwards: no gap, no
 // duplicate.
-func (h *Hub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscription, Replay, error) {
+func (h *Hub) SubscribeWith(refs []TopicRef, opts SubscribeOptions) (*Subscription, Replay, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	s, err := h.registerLocked(refs, queueLen)
+	s, err := h.registerLocked(refs, opts.QueueLen, opts.Filter)
 	if err != nil {
 		return nil, Replay{}, err
 	}
 	var rp Replay
-	if resume != "" {
-		rp = h.replayLocked(s, resume)
-	} else {
+	switch {
+	case opts.Earliest:
+		rp = h.earliestLocked(s)
+	case opts.Resume != "":
+		rp = h.replayLocked(s, opts.Resume, opts.Predecessor)
+	default:
 		rp = h.initialLocked(s)
 	}
 	return s, rp, nil

@@ -225,6 +225,7 @@ func (h *Hub) relistLocked(pubs []Publication) {
 func (h *Hub) createTopicLocked(ref TopicRef) {
 	t := &topic{name: ref.Name, ring: newRing(ref.Ring), subs: make(map[*Subscription]struct{}), pinned: h.op,
 		ctr: h.counters.Topic(declaredName(ref))}
+	t.ring.ids = &h.ids
 	// A topic that was forgotten may have held events; whoever resumes
 	// on it must be told they may have missed them.
 	t.ring.evictedSeq = h.forgottenSeq
@@ -250,6 +251,7 @@ func (h *Hub) dropTopicLocked(t *topic) {
 		last = max(last, t.ring.events[n-1].ID.Seq)
 	}
 	h.forgottenSeq = max(h.forgottenSeq, last)
+	t.ring.forget() // its events' PublicIDs are free again
 	t.unlist()
 	delete(h.topics, t.name)
 	if g := t.grp; g != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -64,6 +65,15 @@ func publishFingerprint(pubs []Publication) string {
 		for _, ref := range p.Topics {
 			h.Write([]byte(ref.Name))
 			h.Write([]byte{0})
+		}
+		// What a retry must also repeat, written only when set so that
+		// the fingerprints of plain publishes do not change.
+		if m := p.Message; m.Meta != "" || m.PublicID != "" || m.HashID {
+			for _, f := range []string{"\x01", m.Meta, m.PublicID, strconv.FormatBool(m.HashID)} {
+				binary.BigEndian.PutUint64(n[:], uint64(len(f)))
+				h.Write(n[:])
+				h.Write([]byte(f))
+			}
 		}
 	}
 	return base64.RawStdEncoding.EncodeToString(h.Sum(nil)[:18])

@@ -129,7 +129,8 @@ type pendingReplay struct {
 	sub    *Subscription
 	refs   []TopicRef
 	resume string
-	pos    ID // where it joined the live events
+	opts   SubscribeOptions // Earliest, Predecessor; Filter is sub's
+	pos    ID               // where it joined the live events
 	later  chan Replay
 }
 
@@ -211,10 +212,16 @@ func (rh *RedisHub) healthy() bool {
 // ids. The events reach subscribers, here and on every other instance,
 // through the bus. delivered counts this instance's subscribers, at the
 // moment the script is sent (so that it can be recorded with an
-// idempotency key and answered again by any instance).
+// idempotency key and answered again by any instance). Their filters
+// (SubscribeOptions.Filter) are not asked: the event does not exist yet,
+// and a filter may key its cached decisions on the event. The metrics'
+// delivered counter, counted at delivery, counts filtered-in ones only.
 func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts PublishOptions) (PublishOutcome, error) {
 	if len(pubs) == 0 {
 		return PublishOutcome{}, nil
+	}
+	if err := validatePublicIDs(pubs); err != nil {
+		return PublishOutcome{}, err
 	}
 	// Known to be unreachable or hung: refuse without sending, so the
 	// publisher learns that nothing was published (503) instead of waiting
@@ -259,7 +266,12 @@ func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts Publis
 	}
 	args = append(args, len(pubs))
 	for _, p := range pubs {
-		args = append(args, encodeBody(p.Message), len(p.Topics))
+		m := p.Message
+		hash := ""
+		if m.HashID {
+			hash = "1"
+		}
+		args = append(args, encodeBody(m), m.Meta, m.PublicID, hash, len(p.Topics))
 		for _, ref := range p.Topics {
 			args = append(args, index[ref.Name])
 		}
@@ -276,6 +288,9 @@ func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts Publis
 	switch {
 	case status == "conflict":
 		return PublishOutcome{}, ErrIdempotencyConflict
+	case status == "duplicate" && len(res) == 2:
+		id, _ := res[1].(string)
+		return PublishOutcome{}, fmt.Errorf("%w: %q", ErrDuplicateID, truncate(id, 64))
 	case status == "published" && len(res) == 3:
 	case status == "replayed" && len(res) == 4:
 		csv, _ := res[3].(string)
@@ -346,6 +361,17 @@ func notSent(err error) bool {
 // and live events neither overlap nor leave a gap. When Redis cannot be
 // read, the replay arrives later (Replay.Later) and the stream waits.
 func (rh *RedisHub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscription, Replay, error) {
+	return rh.SubscribeWith(refs, SubscribeOptions{Resume: resume, QueueLen: queueLen})
+}
+
+// SubscribeWith is Subscribe with every option (engine.go). The filter is
+// the local subscriber's, set before it can be offered anything; the
+// replay read from Redis is filtered the same way.
+func (rh *RedisHub) SubscribeWith(refs []TopicRef, opts SubscribeOptions) (*Subscription, Replay, error) {
+	resume := opts.Resume
+	if opts.Earliest {
+		resume = ""
+	}
 	localRefs := make([]TopicRef, len(refs))
 	for i, ref := range refs {
 		ref.Ring = RingConfig{} // rings live in Redis
@@ -361,14 +387,14 @@ func (rh *RedisHub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Su
 		}
 		rh.mu.Unlock()
 	}
-	sub, pos, err := rh.local.register(localRefs, queueLen)
+	sub, pos, err := rh.local.registerWith(localRefs, opts.QueueLen, opts.Filter)
 	if err != nil {
 		return nil, Replay{}, err
 	}
-	if resume == "" && !wantsInitial(refs) {
+	if resume == "" && !opts.Earliest && !wantsInitial(refs) {
 		return sub, Replay{}, nil
 	}
-	p := &pendingReplay{sub: sub, refs: refs, resume: resume, pos: pos, later: make(chan Replay, 1)}
+	p := &pendingReplay{sub: sub, refs: refs, resume: resume, opts: opts, pos: pos, later: make(chan Replay, 1)}
 	// Known to be down or hung: wait for the replayer rather than for a
 	// timeout.
 	if pos.Epoch != "" && rh.healthy() {
@@ -396,15 +422,31 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 			return Replay{}, false, nil
 		}
 	}
-	if p.resume == "" {
+	if p.resume == "" && !p.opts.Earliest {
 		return rh.readInitial(ctx, p, pos)
 	}
-	id, parsed := ParseID(p.resume)
-	if !parsed || id.Epoch != pos.Epoch {
-		return p.unknown(pos), true, nil
+	// The resume point: after seq from (0 for earliest), or after the
+	// event bearing public id pid, which the script looks up.
+	var from uint64
+	pid := ""
+	if !p.opts.Earliest {
+		hubID := strings.TrimPrefix(p.resume, "#")
+		id, parsed := ParseID(hubID)
+		switch {
+		case parsed && id.Epoch == pos.Epoch:
+			from = id.Seq
+		case hubID == p.resume && ValidPublicID(p.resume) == nil:
+			pid = p.resume
+		default:
+			return p.unknown(pos), true, nil
+		}
+	}
+	pred := p.opts.Predecessor
+	if p.opts.Earliest {
+		pred = 0
 	}
 	keys := []string{rh.seqKey(), rh.epochKey(), rh.metaKey()}
-	args := []any{id.Seq, pos.Seq, len(p.refs)}
+	args := []any{from, pos.Seq, len(p.refs), pid, pred}
 	for _, ref := range p.refs {
 		keys = append(keys, rh.topicKey(ref.Name))
 		args = append(args, ref.Name, ref.Ring.ReplayAge.Milliseconds())
@@ -413,11 +455,12 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 	if err != nil {
 		return Replay{}, false, err
 	}
-	if len(res) < 2 {
+	if len(res) < 3 {
 		return Replay{}, false, fmt.Errorf("unexpected replay reply %v", res)
 	}
 	epoch, _ := res[0].(string)
 	current, _ := res[1].(int64)
+	resumed, _ := res[2].(int64)
 	if current < 0 && epoch == pos.Epoch {
 		// Redis lost the hub's metadata (evicted): what this epoch held
 		// cannot be told, so the resume point is unknown. The next write
@@ -433,40 +476,68 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 		}
 		return Replay{}, false, nil
 	}
-	if id.Seq > uint64(current) {
+	if resumed < 0 { // the public id is not retained by the topics
+		return p.unknown(pos), true, nil
+	}
+	from = uint64(resumed)
+	if from > uint64(current) {
 		return p.unknown(pos), true, nil
 	}
 	var evicted uint64
-	var lists [][]*Event
+	var lists, preds [][]*Event
 	var ctrs []*TopicCounters
-	for i := 2; i+1 < len(res); i += 2 {
-		if e, _ := res[i].(int64); uint64(e) > id.Seq {
+	for i := 3; i+2 < len(res); i += 3 {
+		// Earliest asks for what is retained: what was evicted before was
+		// never asked for, so it is no reset.
+		if e, _ := res[i].(int64); uint64(e) > from && !p.opts.Earliest {
 			evicted = max(evicted, uint64(e))
 		}
-		entries, _ := res[i+1].([]any)
-		var list []*Event
-		for j := 0; j+1 < len(entries); j += 2 {
-			rid, _ := entries[j].(string)
-			body, _ := entries[j+1].(string)
-			seq, ok := streamSeq(rid)
-			if !ok {
-				continue
-			}
-			eid := ID{Epoch: epoch, Seq: seq}
-			list = append(list, &Event{ID: eid, Wire: withID(eid, []byte(body))})
-		}
-		if len(list) > 0 {
+		if list := filterEvents(streamEvents(epoch, res[i+1]), p.sub.filter); len(list) > 0 {
 			lists = append(lists, list)
-			ctrs = append(ctrs, rh.local.counters.Topic(declaredName(p.refs[(i-2)/2])))
+			ctrs = append(ctrs, rh.local.counters.Topic(declaredName(p.refs[(i-3)/3])))
+		}
+		if pred > 0 {
+			l := streamEvents(epoch, res[i+2])
+			slices.Reverse(l) // newest first from the script
+			preds = append(preds, l)
 		}
 	}
 	rp := assembleReplay(epoch, p.resume, lists, evicted)
 	countReplay(p.sub, rp, lists, ctrs)
+	if pred > 0 {
+		rp.Predecessor = predecessorOf(mergeEvents(preds), pred, p.sub.filter)
+	}
 	// Live events the subscriber already has through the replay, or that
 	// the reset declared missed, must not follow it: a reader lagging the
 	// publisher's instance may queue them after the resume point.
-	rh.local.skipThrough(p.sub, max(id.Seq, evicted))
+	rh.local.skipThrough(p.sub, max(from, evicted))
 	return rp, true, nil
+}
+
+// streamEvents reads a script's list of stream entries (luaEntry: id,
+// body, meta, public id, hash flag) as events of epoch.
+func streamEvents(epoch string, v any) []*Event {
+	entries, _ := v.([]any)
+	var list []*Event
+	for j := 0; j+4 < len(entries); j += 5 {
+		rid, _ := entries[j].(string)
+		body, _ := entries[j+1].(string)
+		meta, _ := entries[j+2].(string)
+		pid, _ := entries[j+3].(string)
+		hash, _ := entries[j+4].(string)
+		seq, ok := streamSeq(rid)
+		if !ok {
+			continue
+		}
+		list = append(list, newRemoteEvent(ID{Epoch: epoch, Seq: seq}, time.Time{}, body, meta, pid, hash != ""))
+	}
+	return list
+}
+
+// newRemoteEvent builds an event read from Redis: its body (the event
+// without its id line) gets the id line its subscribers must see.
+func newRemoteEvent(id ID, t time.Time, body, meta, pid string, hash bool) *Event {
+	return &Event{ID: id, Time: t, Wire: withID(id, pid, hash, []byte(body)), Meta: meta, PublicID: pid, HashID: hash}
 }
 
 // unknown is the replay of a resume point that cannot be honoured, counted.
@@ -518,19 +589,7 @@ func (rh *RedisHub) readInitial(ctx context.Context, p *pendingReplay, pos ID) (
 	var lists [][]*Event
 	var ctrs []*TopicCounters
 	for i, v := range res[1:] {
-		entries, _ := v.([]any)
-		var list []*Event
-		for j := 0; j+1 < len(entries); j += 2 {
-			rid, _ := entries[j].(string)
-			body, _ := entries[j+1].(string)
-			seq, ok := streamSeq(rid)
-			if !ok {
-				continue
-			}
-			eid := ID{Epoch: epoch, Seq: seq}
-			list = append(list, &Event{ID: eid, Wire: withID(eid, []byte(body))})
-		}
-		if len(list) > 0 {
+		if list := filterEvents(streamEvents(epoch, v), p.sub.filter); len(list) > 0 {
 			lists = append(lists, list)
 			ctrs = append(ctrs, rh.local.counters.Topic(declaredName(p.refs[i])))
 		}
@@ -815,9 +874,11 @@ func (rh *RedisHub) deliver(pos ID, msgs []redis.XMessage) bool {
 		next = seq + 1
 		body, _ := m.Values["b"].(string)
 		topics, _ := m.Values["k"].(string)
-		id := ID{Epoch: epoch, Seq: seq}
+		meta, _ := m.Values["m"].(string)
+		pid, _ := m.Values["i"].(string)
+		hash, _ := m.Values["h"].(string)
 		evs = append(evs, remoteEvent{
-			ev:     &Event{ID: id, Time: time.Now(), Wire: withID(id, []byte(body))},
+			ev:     newRemoteEvent(ID{Epoch: epoch, Seq: seq}, time.Now(), body, meta, pid, hash != ""),
 			topics: strings.Split(topics, "\n"),
 		})
 	}

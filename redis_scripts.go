@@ -26,6 +26,15 @@ import "github.com/redis/go-redis/v9"
 //	                 the key window (PX)
 //	base "#idem"     sorted set: the recorded keys by time recorded (ms), to
 //	                 bound their count
+//	base "#pid:" T   sorted set: the public ids of the events topic T's stream
+//	                 retains, scored by seq; trimmed with the stream, expiring
+//	                 with it, so it holds no more than the ring
+//	base "#pidtopics" set: the topics whose "#pid:" set may hold ids; a
+//	                 publish with a public id checks each for uniqueness
+//
+// Stream entries (topic and bus) may also carry m (meta), i (public id)
+// and h ("1": the hub id is written "#"-prefixed); meta "a:" topic is the
+// replay_age of a topic holding public ids, for the uniqueness check.
 //
 // A topic with replay_age has its stream expire that long after its last
 // event, so per-user topics do not pile up in Redis; "l:" then tells a
@@ -57,6 +66,36 @@ const luaNowMs = `local t = redis.call('TIME')
 local nowms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 `
 
+// luaField defines field(entry, name): a stream entry's field, or nil.
+const luaField = `local function field(entry, name)
+	local f = entry[2]
+	for i = 1, #f, 2 do
+		if f[i] == name then return f[i + 1] end
+	end
+	return nil
+end
+`
+
+// luaPublicHeld defines publicHeld(base, name, pid): whether topic name's
+// stream retains an event of this epoch bearing public id pid, exactly:
+// the entry is still in the stream and younger than the topic's
+// replay_age (which a publish may not have trimmed yet). It needs epoch,
+// nowms, field and KEYS[meta] (the 4th key in publish, 3rd in replay:
+// passed as metaKey).
+const luaPublicHeld = `local function publicHeld(base, name, pid, metaKey)
+	metaKey = metaKey or KEYS[4]
+	if redis.call('HGET', metaKey, 'p:' .. name) ~= epoch then return nil end
+	local sc = redis.call('ZSCORE', base .. '#pid:' .. name, pid)
+	if not sc then return nil end
+	local id = string.format('%d-0', tonumber(sc))
+	local e = redis.call('XRANGE', base .. ':' .. name, id, id)[1]
+	if not e then return nil end
+	local age = tonumber(redis.call('HGET', metaKey, 'a:' .. name) or '0')
+	if age > 0 and tonumber(field(e, 't')) < nowms - age then return nil end
+	return tonumber(sc)
+end
+`
+
 // luaEpoch, with KEYS seq, epoch, bus, meta and ARGV candidate epoch, known
 // epoch, floor seq, sets epoch to the hub's epoch: the candidate when Redis
 // has none (first start, Redis came back empty) or lost part of the hub's
@@ -73,7 +112,7 @@ if not epoch then
 	epoch = ARGV[1]
 	redis.call('SET', KEYS[2], epoch)
 	redis.call('SET', KEYS[1], 0)
-	redis.call('DEL', KEYS[3], KEYS[4])
+	redis.call('DEL', KEYS[3], KEYS[4], string.sub(KEYS[1], 1, #KEYS[1] - 4) .. '#pidtopics')
 	redis.call('HSET', KEYS[4], '#epoch', epoch)
 elseif epoch == ARGV[2] and tonumber(seq) < tonumber(ARGV[3]) then
 	redis.call('SET', KEYS[1], ARGV[3])
@@ -89,15 +128,17 @@ end
 //	      ("" for none), fingerprint, key window (ms), max keys, delivered
 //	      counts (comma-separated), topic count T, then per topic: name,
 //	      replay, replay_size, replay_age (ms), then event count N, then per
-//	      event: body, topic count k, k topic indexes (1-based into the topics)
+//	      event: body, meta, public id, hash flag ("1" or ""), topic count
+//	      k, k topic indexes (1-based into the topics)
 //	returns {"published", epoch, first seq}
 //	     or {"replayed", epoch, first seq, delivered counts}
 //	     or {"conflict"} (the key was used with another body)
+//	     or {"duplicate", public id} (nothing written)
 //
 // The floor: Redis restored from an older snapshot has a lower counter than
 // ids already handed out; an instance that saw a higher seq in the same
 // epoch raises the counter first, so an id is never issued twice.
-var publishScript = redis.NewScript(luaNowMs + `
+var publishScript = redis.NewScript(luaNowMs + luaField + `
 if ARGV[5] ~= '' then
 	local rec = redis.call('GET', KEYS[5])
 	if rec then
@@ -109,12 +150,53 @@ end
 ` + luaEpoch + `
 local T = tonumber(ARGV[10])
 local n = tonumber(ARGV[11 + 4 * T])
+-- base: the hub's key prefix (KEYS[1] is base .. '#seq').
+local base = string.sub(KEYS[1], 1, #KEYS[1] - 4)
+local pidTopics = base .. '#pidtopics'
+
+-- The events, read once: body, meta, public id, hash flag, topic indexes.
+local evs = {}
+local a = 12 + 4 * T
+for j = 1, n do
+	local e = {body = ARGV[a], meta = ARGV[a + 1], pid = ARGV[a + 2], hash = ARGV[a + 3], idx = {}}
+	local k = tonumber(ARGV[a + 4])
+	a = a + 5
+	for x = 1, k do
+		e.idx[x] = tonumber(ARGV[a])
+		a = a + 1
+	end
+	evs[j] = e
+end
+
+-- Publisher-chosen ids: refused, before anything is written, when one
+-- reads as an id of this epoch or an event some topic retains bears it.
+-- Only reads here: the first write below must stay the INCRBY (OOM).
+` + luaPublicHeld + `
+local stale = {}
+local members = nil
+for j = 1, n do
+	local pid = evs[j].pid
+	if pid ~= '' then
+		if string.sub(pid, 1, #epoch + 1) == epoch .. '-' and string.match(string.sub(pid, #epoch + 2), '^%d+$') then
+			return {'duplicate', pid}
+		end
+		members = members or redis.call('SMEMBERS', pidTopics)
+		for _, name in ipairs(members) do
+			if publicHeld(base, name, pid) then return {'duplicate', pid} end
+			if redis.call('EXISTS', base .. '#pid:' .. name) == 0 then stale[name] = true end
+		end
+	end
+end
+
 -- The first write unless luaEpoch wrote: INCRBY, which Redis refuses when
 -- over maxmemory (a DEL would pass and let the rest through).
 local first = redis.call('INCRBY', KEYS[1], n) - n + 1
+for name in pairs(stale) do
+	redis.call('SREM', pidTopics, name)
+end
 
 local names, counts, sizes, ages = {}, {}, {}, {}
-local a = 11
+a = 11
 for i = 1, T do
 	names[i] = ARGV[a]
 	counts[i] = tonumber(ARGV[a + 1])
@@ -123,51 +205,63 @@ for i = 1, T do
 	a = a + 4
 	-- A stream written in another epoch holds ids of that epoch.
 	if redis.call('HGET', KEYS[4], 'p:' .. names[i]) ~= epoch then
-		redis.call('DEL', KEYS[6 + i])
+		redis.call('DEL', KEYS[6 + i], base .. '#pid:' .. names[i])
 		redis.call('HSET', KEYS[4], 'p:' .. names[i], epoch, 'b:' .. names[i], 0, 'e:' .. names[i], 0, 'l:' .. names[i], 0)
 	elseif redis.call('EXISTS', KEYS[6 + i]) == 0 then
 		-- The stream expired (replay_age passed since its last event) or
 		-- was evicted: everything it held was lost.
+		redis.call('DEL', base .. '#pid:' .. names[i])
 		redis.call('HSET', KEYS[4], 'b:' .. names[i], 0, 'e:' .. names[i], redis.call('HGET', KEYS[4], 'l:' .. names[i]) or 0)
 	end
 end
 
-a = a + 1
-local touched = {}
+local touched, public = {}, {}
 for j = 0, n - 1 do
-	local body = ARGV[a]
-	local k = tonumber(ARGV[a + 1])
-	a = a + 2
+	local e = evs[j + 1]
 	local id = string.format('%d-0', first + j)
+	-- Meta, public id and hash flag only when set: entries of plain
+	-- events stay as they were.
+	local fields = {'b', e.body, 't', nowms}
+	if e.meta ~= '' then fields[#fields + 1] = 'm'; fields[#fields + 1] = e.meta end
+	if e.pid ~= '' then fields[#fields + 1] = 'i'; fields[#fields + 1] = e.pid end
+	if e.hash ~= '' then fields[#fields + 1] = 'h'; fields[#fields + 1] = '1' end
+	local cost = #e.body + #e.meta + #e.pid + 64
 	local tnames = {}
-	for x = 1, k do
-		local i = tonumber(ARGV[a])
-		a = a + 1
-		redis.call('XADD', KEYS[6 + i], id, 'b', body, 't', nowms)
-		redis.call('HINCRBY', KEYS[4], 'b:' .. names[i], #body + 64)
+	for x, i in ipairs(e.idx) do
+		redis.call('XADD', KEYS[6 + i], id, unpack(fields))
+		redis.call('HINCRBY', KEYS[4], 'b:' .. names[i], cost)
+		if e.pid ~= '' then
+			redis.call('ZADD', base .. '#pid:' .. names[i], first + j, e.pid)
+			public[i] = true
+		end
 		touched[i] = first + j
 		tnames[x] = names[i]
 	end
-	redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, 'b', body, 'k', table.concat(tnames, '\n'), 'e', epoch, 't', nowms)
+	fields[#fields + 1] = 'k'; fields[#fields + 1] = table.concat(tnames, '\n')
+	fields[#fields + 1] = 'e'; fields[#fields + 1] = epoch
+	redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, unpack(fields))
+end
+for i in pairs(public) do
+	redis.call('SADD', pidTopics, names[i])
+	-- What the uniqueness check of any later publish needs of this topic.
+	redis.call('HSET', KEYS[4], 'a:' .. names[i], ages[i])
 end
 
 -- Trim each ring to its replay count, bytes and age, oldest first,
 -- remembering the highest seq evicted: a subscriber resuming from before it
--- missed something and gets a reset.
-local function field(entry, name)
-	local f = entry[2]
-	for i = 1, #f, 2 do
-		if f[i] == name then return f[i + 1] end
-	end
-	return nil
-end
+-- missed something and gets a reset. The public ids of evicted entries
+-- leave the topic's index with them.
 for i, last in pairs(touched) do
 	local key = KEYS[6 + i]
+	local pkey = base .. '#pid:' .. names[i]
 	redis.call('HSET', KEYS[4], 'l:' .. names[i], last)
 	if ages[i] > 0 then
 		-- A topic nobody publishes to any more (one per user, say) does
-		-- not keep its stream in Redis beyond its age.
+		-- not keep its stream in Redis beyond its age; nor its index.
 		redis.call('PEXPIRE', key, ages[i])
+		if public[i] or redis.call('EXISTS', pkey) == 1 then
+			redis.call('PEXPIRE', pkey, ages[i])
+		end
 	end
 	local len = redis.call('XLEN', key)
 	local bytes = tonumber(redis.call('HGET', KEYS[4], 'b:' .. names[i]) or '0')
@@ -183,13 +277,15 @@ for i, last in pairs(touched) do
 		head = head or redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1]
 		redis.call('XDEL', key, head[1])
 		len = len - 1
-		bytes = bytes - (#field(head, 'b') + 64)
+		bytes = bytes - (#field(head, 'b') + #(field(head, 'm') or '') + #(field(head, 'i') or '') + 64)
 		evicted = head[1]
 	end
 	if bytes < 0 then bytes = 0 end
 	redis.call('HSET', KEYS[4], 'b:' .. names[i], bytes)
 	if evicted then
-		redis.call('HSET', KEYS[4], 'e:' .. names[i], string.match(evicted, '^(%d+)'))
+		local eseq = string.match(evicted, '^(%d+)')
+		redis.call('HSET', KEYS[4], 'e:' .. names[i], eseq)
+		redis.call('ZREMRANGEBYSCORE', pkey, '-inf', eseq)
 	end
 end
 
@@ -215,35 +311,75 @@ end
 return {'published', epoch, first}
 `)
 
+// luaEntry defines entry(list, e): appends a stream entry to a reply list
+// as id, body, meta, public id, hash flag (5 items, "" for what it lacks),
+// and returns its time (ms).
+const luaEntry = `local function entry(list, e)
+	local f = e[2]
+	local body, meta, pid, hash, ms = '', '', '', '', 0
+	for x = 1, #f, 2 do
+		local k, v = f[x], f[x + 1]
+		if k == 'b' then body = v elseif k == 't' then ms = tonumber(v)
+		elseif k == 'm' then meta = v elseif k == 'i' then pid = v elseif k == 'h' then hash = v end
+	end
+	local n = #list
+	list[n + 1] = e[1]; list[n + 2] = body; list[n + 3] = meta; list[n + 4] = pid; list[n + 5] = hash
+	return ms
+end
+`
+
 // replayScript reads what a resuming subscriber missed.
 //
 //	KEYS: seq, epoch, meta, then one stream per topic
-//	ARGV: resume seq, upto seq, topic count T, then per topic: name,
-//	      replay_age (ms)
-//	returns {epoch or "", current seq, then per topic: evicted seq,
-//	         {id, body, id, body, ...}}; current seq -1 when the hub's
-//	         metadata was lost (the next write starts a new epoch)
+//	ARGV: resume seq, upto seq, topic count T, public id ("" for none),
+//	      predecessor count P, then per topic: name, replay_age (ms)
+//	returns {epoch or "", current seq, resume seq, then per topic:
+//	         evicted seq, {entries}, {predecessor entries}}; current seq
+//	         -1 when the hub's metadata was lost (the next write starts a
+//	         new epoch); resume seq -1 when the public id is not retained
+//	         by any of the topics. Entries are 5 items each (luaEntry).
 //
-// Events between resume (exclusive) and upto (inclusive) are returned;
+// With a public id, the resume seq is that of the event bearing it. Events
+// between the resume seq (exclusive) and upto (inclusive) are returned;
 // events older than replay_age count as evicted even before a publish has
-// trimmed them, so age is exact.
-var replayScript = redis.NewScript(luaNowMs + `
+// trimmed them, so age is exact. With P > 0, each topic's newest P events
+// at or before the resume seq (within replay_age) follow, newest first:
+// the caller looks for the predecessor among them.
+var replayScript = redis.NewScript(luaNowMs + luaField + luaEntry + `
 local epoch = redis.call('GET', KEYS[2])
-if not epoch then return {'', 0} end
+if not epoch then return {'', 0, 0} end
 local seq = redis.call('GET', KEYS[1])
-if not seq or redis.call('HGET', KEYS[3], '#epoch') ~= epoch then return {epoch, -1} end
+if not seq or redis.call('HGET', KEYS[3], '#epoch') ~= epoch then return {epoch, -1, 0} end
+` + luaPublicHeld + `
 local cur = tonumber(seq)
-local from = tonumber(ARGV[1]) + 1
+local resume = tonumber(ARGV[1])
 local upto = tonumber(ARGV[2])
-local out = {epoch, cur}
 local T = tonumber(ARGV[3])
-local a = 4
+local pid = ARGV[4]
+local P = tonumber(ARGV[5])
+if pid ~= '' then
+	local base = string.sub(KEYS[1], 1, #KEYS[1] - 4)
+	resume = -1
+	local a = 6
+	for i = 1, T do
+		local found = publicHeld(base, ARGV[a], pid, KEYS[3])
+		a = a + 2
+		if found then
+			resume = found
+			break
+		end
+	end
+	if resume < 0 then return {epoch, cur, -1} end
+end
+local from = resume + 1
+local out = {epoch, cur, resume}
+local a = 6
 for i = 1, T do
 	local name = ARGV[a]
 	local age = tonumber(ARGV[a + 1])
 	a = a + 2
 	local evicted = 0
-	local list = {}
+	local list, pred = {}, {}
 	if redis.call('HGET', KEYS[3], 'p:' .. name) == epoch then
 		evicted = tonumber(redis.call('HGET', KEYS[3], 'e:' .. name) or '0')
 		if redis.call('EXISTS', KEYS[3 + i]) == 0 then
@@ -254,23 +390,28 @@ for i = 1, T do
 		if upto >= from then
 			local entries = redis.call('XRANGE', KEYS[3 + i], string.format('%d-0', from), string.format('%d-0', upto))
 			for _, e in ipairs(entries) do
-				local f = e[2]
-				local body, ms = nil, 0
-				for x = 1, #f, 2 do
-					if f[x] == 'b' then body = f[x + 1] elseif f[x] == 't' then ms = tonumber(f[x + 1]) end
-				end
+				local ms = entry(list, e)
 				if age > 0 and ms < nowms - age then
-					local seq = tonumber(string.match(e[1], '^(%d+)'))
-					if seq > evicted then evicted = seq end
-				else
-					list[#list + 1] = e[1]
-					list[#list + 1] = body
+					for x = 1, 5 do list[#list] = nil end
+					local s = tonumber(string.match(e[1], '^(%d+)'))
+					if s > evicted then evicted = s end
+				end
+			end
+		end
+		if P > 0 and resume > 0 then
+			local entries = redis.call('XREVRANGE', KEYS[3 + i], string.format('%d-0', resume), '-', 'COUNT', P)
+			for _, e in ipairs(entries) do
+				local ms = entry(pred, e)
+				if age > 0 and ms < nowms - age then
+					for x = 1, 5 do pred[#pred] = nil end
+					break
 				end
 			end
 		end
 	end
 	out[#out + 1] = evicted
 	out[#out + 1] = list
+	out[#out + 1] = pred
 end
 return out
 `)
@@ -281,14 +422,14 @@ return out
 //	KEYS: epoch, meta, then one stream per topic
 //	ARGV: upto seq, topic count T, then per topic: name, count,
 //	      replay_age (ms)
-//	returns {epoch or "", then per topic {id, body, id, body, ...}},
-//	        oldest first
+//	returns {epoch or "", then per topic {entries}}, oldest first, 5
+//	        items per entry (luaEntry)
 //
 // At most count events per topic with a seq up to upto (where the
 // subscriber joined the live events); events older than replay_age are
 // left out even before a publish has trimmed them. A stream written in
 // another epoch holds nothing of this one.
-var initialScript = redis.NewScript(luaNowMs + `
+var initialScript = redis.NewScript(luaNowMs + luaEntry + `
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then return {''} end
 local upto = tonumber(ARGV[1])
@@ -305,18 +446,14 @@ for i = 1, T do
 		local entries = redis.call('XREVRANGE', KEYS[2 + i], string.format('%d-0', upto), '-', 'COUNT', count)
 		local kept = {}
 		for _, e in ipairs(entries) do
-			local f = e[2]
-			local body, ms = nil, 0
-			for x = 1, #f, 2 do
-				if f[x] == 'b' then body = f[x + 1] elseif f[x] == 't' then ms = tonumber(f[x + 1]) end
-			end
+			local one = {}
+			local ms = entry(one, e)
 			-- Newest first: the first one too old ends the list.
 			if age > 0 and ms < nowms - age then break end
-			kept[#kept + 1] = {e[1], body}
+			kept[#kept + 1] = one
 		end
 		for x = #kept, 1, -1 do
-			list[#list + 1] = kept[x][1]
-			list[#list + 1] = kept[x][2]
+			for y = 1, 5 do list[#list + 1] = kept[x][y] end
 		end
 	end
 	out[#out + 1] = list

@@ -3,6 +3,7 @@ package caddysse
 import (
 	"encoding/json"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -42,6 +43,11 @@ type ring struct {
 	start      int
 	bytes      int64
 	evictedSeq uint64
+	// ids is the hub's index of PublicIDs, told what this ring retains;
+	// public counts the retained events that have one, so that forgetting
+	// a ring without any costs no scan.
+	ids    *publicIDs
+	public int
 }
 
 func newRing(cfg RingConfig) *ring { return &ring{cfg: cfg} }
@@ -58,7 +64,25 @@ func (r *ring) setConfig(cfg RingConfig) {
 func (r *ring) append(e *Event) {
 	r.events = append(r.events, e)
 	r.bytes += e.Size()
+	if e.PublicID != "" && r.ids != nil {
+		r.ids.hold(r, e)
+		r.public++
+	}
 	r.trim()
+}
+
+// forget releases the PublicIDs of everything retained: the ring's topic
+// is being forgotten.
+func (r *ring) forget() {
+	if r.public == 0 || r.ids == nil {
+		return
+	}
+	for _, e := range r.events[r.start:] {
+		if e.PublicID != "" {
+			r.ids.release(r, e)
+		}
+	}
+	r.public = 0
 }
 
 // after returns the retained events with a sequence number above seq.
@@ -98,6 +122,10 @@ func (r *ring) evictOldest() {
 	r.events[r.start] = nil // let the event be collected
 	r.start++
 	r.bytes -= e.Size()
+	if e.PublicID != "" && r.ids != nil {
+		r.ids.release(r, e)
+		r.public--
+	}
 	if e.ID.Seq > r.evictedSeq {
 		r.evictedSeq = e.ID.Seq
 	}
@@ -109,6 +137,15 @@ func (r *ring) evictOldest() {
 		r.events = r.events[:n]
 		r.start = 0
 	}
+}
+
+// upTo returns the newest n retained events with a sequence number up to
+// seq, oldest first.
+func (r *ring) upTo(seq uint64, n int) []*Event {
+	r.expire()
+	live := r.events[r.start:]
+	i := sort.Search(len(live), func(i int) bool { return live[i].ID.Seq > seq })
+	return live[max(i-n, 0):i]
 }
 
 // last returns the newest n retained events, oldest first.
@@ -153,6 +190,12 @@ type Replay struct {
 	// engine is unreachable): it arrives on Later, and no live event may
 	// be sent before it. The subscriber's live events wait in its queue.
 	Later <-chan Replay
+	// Predecessor, with SubscribeOptions.Predecessor, is the wire id of
+	// the newest retained event of the topics at or before the resume
+	// point that passes the filter, found within the scan limit; "" when
+	// there is none, the resume point is unknown, or with Earliest.
+	// Mercure answers it as the response's Last-Event-ID.
+	Predecessor string
 }
 
 // Reset tells a subscriber that its resume point could not be honoured.
@@ -173,9 +216,9 @@ func (r *Reset) Wire() []byte {
 
 const maxEchoedIDLen = 128
 
-func (h *Hub) replayLocked(s *Subscription, resume string) Replay {
-	id, ok := ParseID(resume)
-	if !ok || id.Epoch != h.epoch || id.Seq > h.seq {
+func (h *Hub) replayLocked(s *Subscription, resume string, predecessor int) Replay {
+	seq, ok := h.resumeSeqLocked(s, resume)
+	if !ok {
 		rp := unknownReset(resume, ID{Epoch: h.epoch, Seq: h.seq})
 		countReplay(s, rp, nil, nil)
 		return rp
@@ -184,17 +227,102 @@ func (h *Hub) replayLocked(s *Subscription, resume string) Replay {
 	lists := make([][]*Event, 0, len(s.topics))
 	ctrs := make([]*TopicCounters, 0, len(s.topics))
 	for _, t := range s.topics {
-		if t.ring.gapAfter(id.Seq) {
+		if t.ring.gapAfter(seq) {
 			evicted = max(evicted, t.ring.evictedSeq)
 		}
-		if l := t.ring.after(id.Seq); len(l) > 0 {
+		if l := filterEvents(t.ring.after(seq), s.filter); len(l) > 0 {
 			lists = append(lists, l)
 			ctrs = append(ctrs, t.ctr)
 		}
 	}
 	rp := assembleReplay(h.epoch, resume, lists, evicted)
 	countReplay(s, rp, lists, ctrs)
+	if predecessor > 0 {
+		lists = lists[:0]
+		for _, t := range s.topics {
+			lists = append(lists, t.ring.upTo(seq, predecessor))
+		}
+		rp.Predecessor = predecessorOf(mergeEvents(lists), predecessor, s.filter)
+	}
 	return rp
+}
+
+// resumeSeqLocked reads a resume point as the seq it resumes after: a hub
+// id of this epoch, "#"-prefixed or not, or the PublicID of an event that
+// one of s's topics retains. A PublicID never reads as a hub id of the
+// epoch (checkPublicIDsLocked refuses those), so the order of the tests
+// decides nothing.
+func (h *Hub) resumeSeqLocked(s *Subscription, resume string) (uint64, bool) {
+	hubID := strings.TrimPrefix(resume, "#")
+	if id, ok := ParseID(hubID); ok && id.Epoch == h.epoch {
+		return id.Seq, id.Seq <= h.seq
+	}
+	if hubID != resume {
+		return 0, false // '#' starts hub ids only
+	}
+	ev := h.ids.lookup(resume)
+	if ev == nil || !h.ids.retainedBy(resume, s.rings) {
+		return 0, false
+	}
+	return ev.ID.Seq, true
+}
+
+// rings yields the rings of s's topics.
+func (s *Subscription) rings(yield func(*ring) bool) {
+	for _, t := range s.topics {
+		if !yield(t.ring) {
+			return
+		}
+	}
+}
+
+// earliestLocked is the replay of Mercure's "earliest": every retained
+// event of the subscriber's topics that passes its filter, and no reset
+// (what was evicted before was never asked for).
+func (h *Hub) earliestLocked(s *Subscription) Replay {
+	var lists [][]*Event
+	var ctrs []*TopicCounters
+	for _, t := range s.topics {
+		if l := filterEvents(t.ring.after(0), s.filter); len(l) > 0 {
+			lists = append(lists, l)
+			ctrs = append(ctrs, t.ctr)
+		}
+	}
+	rp := Replay{Events: mergeEvents(lists)}
+	countReplay(s, rp, lists, ctrs)
+	return rp
+}
+
+// filterEvents returns the events of l that f accepts, in a new slice when
+// it refuses any (l may be a ring's own array); all of l when f is nil.
+func filterEvents(l []*Event, f func(*Event) bool) []*Event {
+	if f == nil {
+		return l
+	}
+	for i, e := range l {
+		if !f(e) {
+			out := append(make([]*Event, 0, len(l)-1), l[:i]...)
+			for _, e := range l[i+1:] {
+				if f(e) {
+					out = append(out, e)
+				}
+			}
+			return out
+		}
+	}
+	return l
+}
+
+// predecessorOf scans evs (in id order, the newest at or before the resume
+// point last) back for at most limit events and returns the wire id of the
+// first that f accepts; "" when none does within the limit.
+func predecessorOf(evs []*Event, limit int, f func(*Event) bool) string {
+	for i := len(evs) - 1; i >= 0 && i >= len(evs)-limit; i-- {
+		if f == nil || f(evs[i]) {
+			return evs[i].WireID()
+		}
+	}
+	return ""
 }
 
 // initialLocked is the replay of a subscriber with no resume point: the
@@ -206,7 +334,9 @@ func (h *Hub) initialLocked(s *Subscription) Replay {
 	var ctrs []*TopicCounters
 	for _, t := range s.topics {
 		if n := t.ring.cfg.OnConnect; n > 0 {
-			if l := t.ring.last(n); len(l) > 0 {
+			// The newest n events, then the filter: replay_on_connect
+			// counts what the topic holds, not what this subscriber sees.
+			if l := filterEvents(t.ring.last(n), s.filter); len(l) > 0 {
 				lists = append(lists, l)
 				ctrs = append(ctrs, t.ctr)
 			}

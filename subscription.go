@@ -24,9 +24,10 @@ import (
 type Subscription struct {
 	hub        *Hub
 	topics     []*topic
-	max        int           // queue bound in events
-	ready      chan struct{} // capacity 1: "something is pending"
-	urgent     chan struct{} // capacity 1: "the queue is past half: stop gathering"
+	filter     func(*Event) bool // SubscribeOptions.Filter; nil: every event
+	max        int               // queue bound in events
+	ready      chan struct{}     // capacity 1: "something is pending"
+	urgent     chan struct{}     // capacity 1: "the queue is past half: stop gathering"
 	done       chan struct{}
 	lastSeq    uint64           // guarded by hub.mu: dedupes multi-topic fan-out
 	floor      uint64           // guarded by hub.mu: live events up to this seq were replayed (Redis engine)
