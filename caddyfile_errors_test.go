@@ -764,6 +764,173 @@ sse {
 }`,
 			want: []string{"sse global option is given twice"},
 		},
+		{
+			name: "unknown sse_mercure option",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	publish_jwt 0123456789abcdef0123456789abcdef
+}`,
+			want: []string{`unrecognized sse_mercure option "publish_jwt"`, "Caddyfile:4"},
+		},
+		{
+			name: "sse_mercure without a publisher key",
+			src: `:8080
+sse_mercure {
+	subscriber_jwt 0123456789abcdef0123456789abcdef
+}`,
+			want: []string{"publisher_jwt or jwks_url"},
+		},
+		{
+			name: "sse_mercure publisher_jwt without a key",
+			src: `:8080
+sse_mercure {
+	publisher_jwt
+}`,
+			want: []string{"publisher_jwt: give a key"},
+		},
+		{
+			name: "sse_mercure publisher_jwt with three arguments",
+			src: `:8080
+sse_mercure {
+	publisher_jwt k HS256 extra
+}`,
+			want: []string{"publisher_jwt: give a key"},
+		},
+		{
+			name: "sse_mercure publisher_jwt twice",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	publisher_jwt 0123456789abcdef0123456789abcdeg
+}`,
+			want: []string{"publisher_jwt is given twice"},
+		},
+		{
+			name: "sse_mercure subscriptions",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	subscriptions
+}`,
+			want: []string{"subscriptions", "not implemented yet"},
+		},
+		{
+			name: "sse_mercure anonymous with an argument",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	anonymous yes
+}`,
+			want: []string{"anonymous takes no argument"},
+		},
+		{
+			name: "sse_mercure bad cookie name",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	cookie_name "a b"
+}`,
+			want: []string{"cookie_name", "not a valid cookie name"},
+		},
+		{
+			name: "sse_mercure bad publish origin",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	publish_origins *
+}`,
+			want: []string{"publish_origins"},
+		},
+		{
+			name: "sse_mercure zero max_topics",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	max_topics 0
+}`,
+			want: []string{"max_topics", "positive"},
+		},
+		{
+			name: "sse_mercure max_topic_length too large",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	max_topic_length 2MiB
+}`,
+			want: []string{"max_topic_length", "at most 1MiB"},
+		},
+		{
+			name: "sse_mercure bad max_body",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	max_body lots
+}`,
+			want: []string{"max_body", "not a size"},
+		},
+		{
+			name: "sse_mercure negative replay",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	replay -1
+}`,
+			want: []string{"replay", "0 or more"},
+		},
+		{
+			name: "sse_mercure bad replay_age",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	replay_age soon
+}`,
+			want: []string{"replay_age", "not a duration"},
+		},
+		{
+			name: "sse_mercure bad heartbeat",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	heartbeat never
+}`,
+			want: []string{"heartbeat", "not a duration"},
+		},
+		{
+			name: "sse_mercure bad write_timeout",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	write_timeout 0s
+}`,
+			want: []string{"write_timeout", "positive"},
+		},
+		{
+			name: "sse_mercure bad queue",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	queue many
+}`,
+			want: []string{"queue", "positive"},
+		},
+		{
+			name: "sse_mercure hub without a name",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	hub
+}`,
+			want: []string{"wrong argument count"},
+		},
+		{
+			name: "sse declaring the reserved mercure topic",
+			src: `:8080
+sse {
+	topic ~mercure
+}`,
+			want: []string{"~mercure", "reserved"},
+		},
 	}
 
 	adapter := caddyconfig.GetAdapter("caddyfile")
@@ -852,6 +1019,51 @@ func TestConfigValidateJSON(t *testing.T) {
 				`{"match": [{"path": ["/b"]}], "handle": [{"handler": "sse", "hub": "h", "topics": [{"names": ["chat/*"], "replay_age": 60000000000}]}]}`,
 			),
 			want: []string{`topic "chat/*"`, "different settings", "sse handler #1", "sse handler #2"},
+		},
+		{
+			name: "good sse_mercure config",
+			cfg: jsonConfig(
+				`{"match": [{"path": ["/.well-known/mercure"]}], "handle": [{"handler": "sse_mercure",
+					"publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"},
+					"subscriber_jwt": {"key": "fedcba9876543210fedcba9876543210", "alg": "HS256"},
+					"anonymous": true, "replay": 10, "max_topics": 4, "max_topic_length": 100, "max_body": 4096}]}`,
+				// a second route of the hub with the same replay settings
+				`{"match": [{"path": ["/hub2"]}], "handle": [{"handler": "sse_mercure",
+					"publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "replay": 10}]}`,
+			),
+		},
+		{
+			name: "sse_mercure routes of one hub with different replay settings",
+			cfg: jsonConfig(
+				`{"match": [{"path": ["/a"]}], "handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "replay": 10}]}`,
+				`{"match": [{"path": ["/b"]}], "handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "replay": 20}]}`,
+			),
+			want: []string{"sse_mercure", "~mercure", "same replay settings"},
+		},
+		{
+			name: "sse_mercure subscriptions",
+			cfg: jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "subscriptions": true}]}`),
+			want: []string{"subscriptions", "not implemented yet"},
+		},
+		{
+			name: "sse_mercure without a publisher key",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "anonymous": true}]}`),
+			want: []string{"publisher_jwt or jwks_url"},
+		},
+		{
+			name: "sse_mercure with a short secret",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "short"}}]}`),
+			want: []string{"sse_mercure", "publisher_jwt"},
+		},
+		{
+			name: "sse_mercure negative limits",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "max_topic_length": -1}]}`),
+			want: []string{"max_topic_length must not be negative"},
+		},
+		{
+			name: "sse_mercure negative replay_age",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "replay_age": -1}]}`),
+			want: []string{"sse_mercure: replay_age must not be negative"},
 		},
 		{
 			name: "token from an unset environment variable",

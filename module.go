@@ -437,6 +437,10 @@ type SSEHandler struct {
 	cors        *corsPolicy
 	presence    *presenceTracker
 	presenceKey trackerKey
+	// noReset leaves the "reset" event out of the streams: sse_mercure
+	// streams through an SSEHandler of its own, and Mercure clients
+	// expect no such event.
+	noReset bool
 }
 
 // CaddyModule returns the Caddy module information.

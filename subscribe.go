@@ -76,29 +76,42 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		h.subscribers.Add(-1)
 		return plainError(w, http.StatusServiceUnavailable, "event hub unavailable: "+err.Error())
 	}
+	left := h.presenceJoin(r, refs)
+	release := func() {
+		h.subscribers.Add(-1)
+		left()
+	}
+	if c := h.logger.Check(zap.DebugLevel, "subscribed"); c != nil {
+		c.Write(zap.Strings("topics", topicNames(refs)), zap.String("client", clientForLog(r)),
+			zap.Int("replayed", len(replay.Events)), zap.Bool("reset", replay.Reset != nil))
+	}
+	return h.stream(w, r, sub, replay, refs, nil, release)
+}
+
+// stream sends a registered subscription's replay and live events to the
+// client until it leaves, is dropped, the configuration stops, or end is
+// closed (nil: never; sse_mercure closes it when the subscriber's token
+// expires). It is what the sse and sse_mercure routes share once they have
+// subscribed; release runs when the stream is over, after sub is closed.
+// The response headers are set by the caller; stream writes the status.
+func (h *SSEHandler) stream(w http.ResponseWriter, r *http.Request, sub *Subscription, replay Replay, refs []TopicRef, end <-chan struct{}, release func()) error {
 	sub.LimitBytes(int64(h.QueueSize))
 	client := clientForLog(r)
 	since := time.Now()
-	left := h.presenceJoin(r, refs)
-	release := func() {
+	done := func() {
 		sub.Close()
-		h.subscribers.Add(-1)
-		left()
+		release()
 		if c := h.logger.Check(zap.DebugLevel, "unsubscribed"); c != nil {
 			c.Write(zap.Strings("topics", topicNames(refs)), zap.String("client", client),
 				zap.Duration("duration", time.Since(since)), zap.Stringer("dropped", sub.DropReason()))
 		}
-	}
-	if c := h.logger.Check(zap.DebugLevel, "subscribed"); c != nil {
-		c.Write(zap.Strings("topics", topicNames(refs)), zap.String("client", client),
-			zap.Int("replayed", len(replay.Events)), zap.Bool("reset", replay.Reset != nil))
 	}
 	timeout := time.Duration(h.WriteTimeout)
 	if r.ProtoMajor == 1 {
 		// The connection ends with the stream (it is taken over below):
 		// say so, or a client that reads a clean end of stream would
 		// put the connection back in its pool and fail its next request.
-		hdr.Set("Connection", "close")
+		w.Header().Set("Connection", "close")
 	}
 	w.WriteHeader(http.StatusOK)
 
@@ -114,8 +127,8 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 			coalesce := time.Duration(h.coalesce)
 			sub.SetWriteNow(func() bool { return raw.writeNow(sub, coalesce) })
 			go func() {
-				defer release()
-				h.serve(raw, sub, replay, raw.gone, client, refs)
+				defer done()
+				h.serve(raw, sub, replay, raw.gone, end, client, refs)
 				if raw.misbehaved.Load() && sub.Drop(DropProtocol) {
 					h.logDrop(DropProtocol, client, refs)
 				}
@@ -124,11 +137,11 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 			return nil
 		}
 	}
-	defer release()
+	defer done()
 	s := newStream(w, timeout)
 	s.sub = sub
 	defer s.release()
-	h.serve(s, sub, replay, r.Context().Done(), client, refs)
+	h.serve(s, sub, replay, r.Context().Done(), end, client, refs)
 	return nil
 }
 
@@ -153,10 +166,11 @@ type writeGate struct {
 }
 
 // serve sends the opening, the retry field, a reset and the replay, then
-// live events until the client leaves (gone), is dropped as slow, or the
-// configuration stops. The subscriber was registered before the opening
-// was sent, so nothing published after the client read it is missed.
-func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone <-chan struct{}, remote string, refs []TopicRef) {
+// live events until the client leaves (gone), is dropped as slow, the
+// configuration stops, or the route ends the stream (end). The subscriber
+// was registered before the opening was sent, so nothing published after
+// the client read it is missed.
+func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone, end <-chan struct{}, remote string, refs []TopicRef) {
 	s.add(streamOpening)
 	if h.Retry > 0 {
 		s.add(retryField(time.Duration(h.Retry)))
@@ -169,12 +183,12 @@ func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone <-chan
 		// takes nothing meanwhile, so publishers must not wait for it.
 		sub.Park(true)
 		var ok bool
-		if replay, ok = h.awaitReplay(s, sub, replay.Later, gone); !ok {
+		if replay, ok = h.awaitReplay(s, sub, replay.Later, gone, end); !ok {
 			return
 		}
 		sub.Park(false)
 	}
-	if replay.Reset != nil {
+	if replay.Reset != nil && !h.noReset {
 		s.add(replay.Reset.Wire())
 	}
 	if s.flush() != nil {
@@ -189,13 +203,13 @@ func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone <-chan
 	if s.flush() != nil {
 		return
 	}
-	h.pump(s, sub, gone, remote, refs)
+	h.pump(s, sub, gone, end, remote, refs)
 }
 
 // awaitReplay holds a resuming stream open while the engine (Redis) cannot
 // be read, with heartbeats, until its replay arrives. A 503 would make a
 // browser give up for good; an open stream lets it resume by itself.
-func (h *SSEHandler) awaitReplay(s sink, sub *Subscription, later <-chan Replay, gone <-chan struct{}) (Replay, bool) {
+func (h *SSEHandler) awaitReplay(s sink, sub *Subscription, later <-chan Replay, gone, end <-chan struct{}) (Replay, bool) {
 	var heartbeat <-chan time.Time
 	if h.heartbeat > 0 {
 		t := time.NewTicker(h.heartbeat)
@@ -220,6 +234,8 @@ func (h *SSEHandler) awaitReplay(s sink, sub *Subscription, later <-chan Replay,
 			return Replay{}, false
 		case <-gone:
 			return Replay{}, false
+		case <-end:
+			return Replay{}, false
 		}
 	}
 }
@@ -241,7 +257,7 @@ func (h *SSEHandler) goodbye(s sink) {
 // meanwhile into the same write. A quiet stream writes at once; a busy one
 // makes one syscall per window instead of one per event, which is what
 // bounds throughput once every core is busy.
-func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remote string, refs []TopicRef) {
+func (h *SSEHandler) pump(s sink, sub *Subscription, gone, end <-chan struct{}, remote string, refs []TopicRef) {
 	g := s.gateOf()
 	g.mu.Lock()
 	g.live, g.last = true, time.Now()
@@ -311,6 +327,10 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone <-chan struct{}, remot
 			g.mu.Unlock()
 			return
 		case <-gone:
+			return
+		case <-end:
+			// The route ends the stream (a token expired): a clean end,
+			// which the client follows by reconnecting.
 			return
 		}
 		// Write, holding the gate: a publisher writing this stream

@@ -46,6 +46,11 @@ func ValidateDeclName(name string) error {
 	if len(name) > MaxTopicNameLen {
 		return fmt.Errorf("topic name %q is longer than %d bytes", truncate(name, 64), MaxTopicNameLen)
 	}
+	if name[0] == '~' {
+		// sse_mercure keeps every update, private ones included, in the
+		// topic ~mercure: an sse route declaring it would serve them all.
+		return fmt.Errorf("topic %q: names starting with '~' are reserved for the hub's internal topics (%s)", truncate(name, 64), MercureTopic)
+	}
 	for _, seg := range strings.Split(name, "/") {
 		if seg == "*" {
 			continue

@@ -1,0 +1,251 @@
+package caddysse
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(new(MercureHandler))
+}
+
+// MercureTopic is the hub topic that holds every update of the sse_mercure
+// handlers of a hub. Mercure topics are arbitrary strings (IRIs) that no
+// configuration declares, so they cannot be hub topics: the updates go,
+// in publication order, into this one topic, and each carries its Mercure
+// topics and private flag in the event's metadata, from which every
+// subscriber's filter decides. Topic names starting with "~" are reserved
+// for such internal topics: no sse handler may declare one, so no plain
+// event stream can read the private updates.
+const MercureTopic = "~mercure"
+
+// Defaults of the sse_mercure handler.
+const (
+	DefaultMercureMaxBody        = 1 << 20
+	DefaultMercureMaxTopics      = 64
+	DefaultMercureMaxTopicLength = 2 << 10
+	// DefaultMercurePredecessorScan bounds the backward scan for the
+	// response's Last-Event-ID (draft-08's "implementation-defined
+	// backward-scan limit").
+	DefaultMercurePredecessorScan = 1000
+)
+
+// MercureHandler serves the Mercure protocol on one URL: POST publishes an
+// update, GET (and HEAD) subscribes. Its updates live in the hub named by
+// Hub, memory or Redis like every hub, so with Redis several Caddy
+// instances form one Mercure hub.
+type MercureHandler struct {
+	// The token configuration: keys, key set, issuer, audience, cookie
+	// name and limits (mercure_jwt.go).
+	MercureAuthConfig
+
+	// Anonymous lets subscribers without a token in: they receive public
+	// updates. Default: a token is required to subscribe.
+	Anonymous bool `json:"anonymous,omitempty"`
+	// Hub holds the updates. Default: "default".
+	Hub string `json:"hub,omitempty"`
+	// Subscriptions turns on subscription events and the subscriptions
+	// API. Not implemented yet: setting it is a configuration error.
+	Subscriptions bool `json:"subscriptions,omitempty"`
+	// MaxTopics is how many distinct topics one update may name (the
+	// canonical one and its alternates); beyond it the publish is refused
+	// with 400. All updates share one ring, so nothing else is held per
+	// topic. Default: 64.
+	MaxTopics int `json:"max_topics,omitempty"`
+	// MaxTopicLength bounds each topic of an update, in bytes (413 beyond
+	// it). Default: 2KiB.
+	MaxTopicLength int `json:"max_topic_length,omitempty"`
+	// MaxBody bounds a publish request's body (413 beyond it). Default:
+	// 1MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+
+	// Updates kept for resuming subscribers, all topics together; 0 keeps
+	// none. Default: 1000.
+	Replay *int `json:"replay,omitempty"`
+	// Bytes kept. Default: 4MiB.
+	ReplaySize int64 `json:"replay_size,omitempty"`
+	// Updates older than this are dropped. Default: kept until evicted.
+	ReplayAge caddy.Duration `json:"replay_age,omitempty"`
+
+	// A comment is sent after this much silence; 0 disables it.
+	// Default: 15s.
+	Heartbeat *caddy.Duration `json:"heartbeat,omitempty"`
+	// A write taking longer drops the subscriber. Default: 10s.
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+	// Updates waiting per subscriber. Default: 256.
+	Queue int `json:"queue,omitempty"`
+
+	auth       *MercureAuth
+	querySels  *MercureSelectors // subscribers' query selectors; deciders
+	tokenSels  *MercureSelectors // tokens' selectors, with the token limits
+	hub        Engine
+	ref        TopicRef
+	streamer   *SSEHandler // the sse handler's streaming machinery, configured for this route
+	logger     *zap.Logger
+	refusalLog logThrottle
+}
+
+// CaddyModule returns the Caddy module information.
+func (*MercureHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.sse_mercure", New: func() caddy.Module { return new(MercureHandler) }}
+}
+
+// Provision checks the settings, builds the token verifiers and declares
+// the hub's Mercure topic.
+func (m *MercureHandler) Provision(ctx caddy.Context) error {
+	m.logger = ctx.Logger()
+	if m.Hub == "" {
+		m.Hub = DefaultHubName
+	}
+	if m.MaxTopics == 0 {
+		m.MaxTopics = DefaultMercureMaxTopics
+	}
+	if m.MaxTopicLength == 0 {
+		m.MaxTopicLength = DefaultMercureMaxTopicLength
+	}
+	if m.MaxBody == 0 {
+		m.MaxBody = DefaultMercureMaxBody
+	}
+	if m.Queue == 0 {
+		m.Queue = DefaultQueue
+	}
+	if m.WriteTimeout == 0 {
+		m.WriteTimeout = caddy.Duration(DefaultWriteTimeout)
+	}
+	if err := m.validate(); err != nil {
+		return err
+	}
+	ring, err := m.ring()
+	if err != nil {
+		return err
+	}
+	auth, err := NewMercureAuth(ctx, m.MercureAuthConfig, m.logger)
+	if err != nil {
+		return fmt.Errorf("sse_mercure: %v", err)
+	}
+	m.auth = auth
+	m.querySels = NewMercureSelectors(MercureSelectorConfig{})
+	m.tokenSels = NewMercureSelectors(MercureSelectorConfig{
+		MaxLength:    orDefault(m.MaxSelectorLength, mercureDefaultMaxSelectorLength),
+		MaxSelectors: orDefault(m.MaxTokenSelectors, mercureDefaultMaxSelectors),
+	})
+
+	app, err := appFrom(ctx)
+	if err != nil {
+		return err
+	}
+	hub, table, err := app.hub(m.Hub)
+	if err != nil {
+		return err
+	}
+	m.hub = hub
+	// Declared like an sse handler's topic: the ring is kept across
+	// reloads that keep the route, and pruned once none declares it.
+	if err := app.declare(m.Hub, table, []TopicDecl{{Name: MercureTopic, Ring: ring}}); err != nil {
+		return fmt.Errorf("sse_mercure: %v (every sse_mercure route of a hub must have the same replay settings)", err)
+	}
+	ref, ok := table.Lookup(MercureTopic)
+	if !ok {
+		return errors.New("sse_mercure: the Mercure topic was not declared") // cannot happen
+	}
+	m.ref = ref
+
+	heartbeat := DefaultHeartbeat
+	if m.Heartbeat != nil {
+		heartbeat = time.Duration(*m.Heartbeat)
+	}
+	m.streamer = &SSEHandler{
+		Hub:          m.Hub,
+		Queue:        m.Queue,
+		QueueSize:    DefaultQueueSize,
+		WriteTimeout: m.WriteTimeout,
+		app:          app,
+		hub:          hub,
+		heartbeat:    heartbeat,
+		coalesce:     DefaultCoalesce,
+		logger:       m.logger,
+		noReset:      true,
+	}
+	m.logger.Info("sse_mercure handler ready",
+		zap.String("hub", m.Hub),
+		zap.Bool("publisher_tokens", m.auth.Publisher != nil),
+		zap.Bool("subscriber_tokens", m.auth.Subscriber != nil),
+		zap.Bool("anonymous", m.Anonymous),
+		zap.Int("replay", ring.Replay),
+		zap.String("max_body", humanize.IBytes(uint64(m.MaxBody))))
+	return nil
+}
+
+// validate checks the settings Provision needs sane before using them.
+func (m *MercureHandler) validate() error {
+	switch {
+	case m.Subscriptions:
+		return errors.New("sse_mercure: subscriptions (subscription events and the subscriptions API) is not implemented yet; remove it")
+	case m.PublisherJWT == nil && m.JWKSURL == "":
+		return errors.New("sse_mercure: give publisher_jwt or jwks_url: without a key no update can be published")
+	case m.MaxTopics < 0:
+		return errors.New("sse_mercure: max_topics must not be negative")
+	case m.MaxTopicLength < 0:
+		return errors.New("sse_mercure: max_topic_length must not be negative")
+	case m.MaxBody < 0 || m.MaxBody > maxSize:
+		return errors.New("sse_mercure: max_body must not be negative or over 1TiB")
+	case m.Queue < 0:
+		return errors.New("sse_mercure: queue must not be negative")
+	case m.WriteTimeout < 0:
+		return errors.New("sse_mercure: write_timeout must not be negative")
+	case m.Heartbeat != nil && *m.Heartbeat < 0:
+		return errors.New("sse_mercure: heartbeat must not be negative")
+	}
+	return nil
+}
+
+// ring is the Mercure topic's ring, from the replay settings.
+func (m *MercureHandler) ring() (RingConfig, error) {
+	tc := TopicConfig{Names: []string{"sse_mercure"}, Replay: m.Replay, ReplaySize: m.ReplaySize, ReplayAge: m.ReplayAge}
+	decls, err := tc.decls()
+	if err != nil {
+		return RingConfig{}, fmt.Errorf("sse_mercure: %v", strings.TrimPrefix(err.Error(), "topic "))
+	}
+	return decls[0].Ring, nil
+}
+
+// Cleanup stops the key set's refresh.
+func (m *MercureHandler) Cleanup() error {
+	if m.auth != nil {
+		m.auth.Close()
+	}
+	return nil
+}
+
+// mercureMeta is what an update's event carries for the subscribers'
+// filters: its Mercure topics (canonical first) and whether it is private.
+type mercureMeta struct {
+	Topics  []string `json:"t"`
+	Private bool     `json:"p,omitempty"`
+}
+
+// decodeMercureMeta reads an event's metadata, once per event
+// (Event.Decoded). An event without valid metadata (none should exist in
+// the Mercure topic) decodes to nil and reaches no subscriber.
+func decodeMercureMeta(meta string) any {
+	var m mercureMeta
+	if meta == "" || json.Unmarshal([]byte(meta), &m) != nil || len(m.Topics) == 0 {
+		return (*mercureMeta)(nil)
+	}
+	return &m
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*MercureHandler)(nil)
+	_ caddy.CleanerUpper          = (*MercureHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*MercureHandler)(nil)
+)

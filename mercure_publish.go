@@ -1,0 +1,350 @@
+package caddysse
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+// ServeHTTP serves the Mercure protocol: POST publishes, GET and HEAD
+// subscribe.
+func (m *MercureHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	switch r.Method {
+	case http.MethodPost:
+		return m.publish(w, r)
+	case http.MethodGet, http.MethodHead:
+		return m.subscribe(w, r)
+	}
+	w.Header().Set("Allow", "GET, HEAD, POST")
+	return m.refuse(w, r, &mercureRefusal{Status: http.StatusMethodNotAllowed, Msg: "subscribe with GET, publish with POST"})
+}
+
+// mercureRefusal is a refused Mercure request. Code is the RFC 6750 error
+// of the WWW-Authenticate challenge; the challenge is sent with every 401
+// (a bare "Bearer" when no token was presented), and with 400 and 403
+// answers that have a code.
+type mercureRefusal struct {
+	Status int
+	Code   string // invalid_request, invalid_token, insufficient_scope, or ""
+	Msg    string
+	Reason string // logged, never sent (why a token is invalid)
+}
+
+func badMercureRequest(format string, args ...any) *mercureRefusal {
+	return &mercureRefusal{Status: http.StatusBadRequest, Code: "invalid_request", Msg: fmt.Sprintf(format, args...)}
+}
+
+// refuse answers a refusal in plain text (an EventSource stops on a
+// non-stream answer instead of retrying), logging it throttled per status.
+func (m *MercureHandler) refuse(w http.ResponseWriter, r *http.Request, e *mercureRefusal) error {
+	if r.Method == http.MethodPost {
+		m.hub.Counters().Reject(e.Status)
+	}
+	if ok, suppressed := m.refusalLog.allow(strconv.Itoa(e.Status)); ok {
+		if c := m.logger.Check(zap.InfoLevel, "mercure request refused"); c != nil {
+			c.Write(zap.String("method", r.Method), zap.Int("status", e.Status), zap.String("error", e.Msg),
+				zap.String("reason", e.Reason), zap.String("client", clientForLog(r)), zap.Int("suppressed", suppressed))
+		}
+	}
+	switch {
+	case e.Status == http.StatusUnauthorized && e.Code == "":
+		w.Header().Set("WWW-Authenticate", "Bearer")
+	case e.Code != "":
+		w.Header().Set("WWW-Authenticate", `Bearer error="`+e.Code+`"`)
+	}
+	if e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return plainError(w, e.Status, e.Msg)
+}
+
+// mercureUpdate is a publish request's form, checked.
+type mercureUpdate struct {
+	Topics  []string // distinct, canonical first
+	Data    string
+	Private bool
+	ID      string // publisher-chosen; "" lets the hub choose
+	Type    string
+	Retry   time.Duration
+}
+
+// parseMercureUpdate reads an application/x-www-form-urlencoded publish
+// body: topic (repeatable, the first canonical; 0.x allows alternates),
+// data, private (its presence alone), id, type, retry. Unknown fields are
+// ignored, as hubs do; a field given twice that takes one value is a 400.
+func parseMercureUpdate(body []byte, maxTopics, maxTopicLen int) (*mercureUpdate, *mercureRefusal) {
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, badMercureRequest("malformed form body: %v", err)
+	}
+	one := func(name string) (string, *mercureRefusal) {
+		switch vs := form[name]; len(vs) {
+		case 0:
+			return "", nil
+		case 1:
+			return vs[0], nil
+		default:
+			return "", badMercureRequest("give one %s field, not %d", name, len(vs))
+		}
+	}
+	up := &mercureUpdate{}
+	if len(form["topic"]) == 0 {
+		return nil, badMercureRequest("no topic given")
+	}
+	for _, t := range form["topic"] {
+		if len(t) > maxTopicLen {
+			return nil, &mercureRefusal{Status: http.StatusRequestEntityTooLarge,
+				Msg: fmt.Sprintf("a topic is %d bytes; at most %d are allowed", len(t), maxTopicLen)}
+		}
+		if why := mercureTextProblem(t); why != "" {
+			return nil, badMercureRequest("topic %q %s", truncate(t, 64), why)
+		}
+		if containsString(up.Topics, t) {
+			continue
+		}
+		if len(up.Topics) == maxTopics {
+			return nil, badMercureRequest("the update names more than %d topics", maxTopics)
+		}
+		up.Topics = append(up.Topics, t)
+	}
+	var r *mercureRefusal
+	if up.Data, r = one("data"); r != nil {
+		return nil, r
+	}
+	if !utf8.ValidString(up.Data) {
+		return nil, badMercureRequest("data is not valid UTF-8")
+	}
+	_, up.Private = form["private"]
+	if up.ID, r = one("id"); r != nil {
+		return nil, r
+	}
+	if len(up.ID) > MaxPublicIDLen {
+		return nil, &mercureRefusal{Status: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("id is %d bytes; at most %d are allowed", len(up.ID), MaxPublicIDLen)}
+	}
+	if up.ID != "" {
+		if err := ValidPublicID(up.ID); err != nil {
+			return nil, badMercureRequest("%v", err)
+		}
+	}
+	if up.Type, r = one("type"); r != nil {
+		return nil, r
+	}
+	if len(up.Type) > MaxEventNameLen {
+		return nil, &mercureRefusal{Status: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("type is %d bytes; at most %d are allowed", len(up.Type), MaxEventNameLen)}
+	}
+	if err := ValidEventName(up.Type); err != nil {
+		return nil, badMercureRequest("type: %v", strings.TrimPrefix(err.Error(), "event name "))
+	}
+	retry, r := one("retry")
+	if r != nil {
+		return nil, r
+	}
+	if _, given := form["retry"]; given {
+		ms, err := strconv.ParseUint(retry, 10, 32) // digits only: no sign, no space
+		if err != nil || strings.TrimLeft(retry, "0123456789") != "" {
+			return nil, badMercureRequest("retry must be a number of milliseconds (digits only), not %q", truncate(retry, 32))
+		}
+		up.Retry = time.Duration(ms) * time.Millisecond
+	}
+	return up, nil
+}
+
+// mercureTextProblem says what makes a topic unusable: empty, not UTF-8,
+// or holding a C0, DEL or C1 control character (draft-08, Terminology).
+func mercureTextProblem(s string) string {
+	if s == "" {
+		return "is empty"
+	}
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f || c >= 0x80 && c <= 0x9f {
+			return "contains a control character"
+		}
+	}
+	return ""
+}
+
+// mercureReservedTopic reports a topic in the hub's reserved namespace
+// (draft-08): resolved against the hub's URL, its path is
+// /.well-known/mercure or below it. Those topics are the hub's own
+// (subscription events); a publisher may not forge them.
+func mercureReservedTopic(topic string, hub *url.URL) bool {
+	u, err := url.Parse(topic)
+	if err != nil {
+		return false
+	}
+	p := hub.ResolveReference(u).Path
+	return p == "/.well-known/mercure" || strings.HasPrefix(p, "/.well-known/mercure/")
+}
+
+// mercureHubURL is the hub's URL as this request reached it: the base of
+// relative URL patterns and topics.
+func mercureHubURL(r *http.Request) *url.URL {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path}
+}
+
+// publish serves a POST: token first (an anonymous client cannot make the
+// hub read a body), then the form, then the rights on every topic.
+func (m *MercureHandler) publish(w http.ResponseWriter, r *http.Request) error {
+	grant, refusal := m.verify(r, m.auth.Publisher, true)
+	if refusal != nil {
+		return m.refuse(w, r, refusal)
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/x-www-form-urlencoded" {
+		return m.refuse(w, r, &mercureRefusal{Status: http.StatusUnsupportedMediaType,
+			Msg: "publish with Content-Type: application/x-www-form-urlencoded"})
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetReadDeadline(time.Now().Add(DefaultBodyTimeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, m.MaxBody))
+	_ = rc.SetReadDeadline(time.Time{})
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return m.refuse(w, r, &mercureRefusal{Status: http.StatusRequestEntityTooLarge,
+				Msg: fmt.Sprintf("body is larger than max_body (%d bytes)", m.MaxBody)})
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return m.refuse(w, r, &mercureRefusal{Status: http.StatusRequestTimeout,
+				Msg: fmt.Sprintf("body not received within %v", DefaultBodyTimeout)})
+		}
+		return m.refuse(w, r, badMercureRequest("reading body: %v", err))
+	}
+	up, refusal := parseMercureUpdate(body, m.MaxTopics, m.MaxTopicLength)
+	if refusal != nil {
+		return m.refuse(w, r, refusal)
+	}
+	hubURL := mercureHubURL(r)
+	for _, t := range up.Topics {
+		if mercureReservedTopic(t, hubURL) {
+			return m.refuse(w, r, &mercureRefusal{Status: http.StatusForbidden,
+				Msg: fmt.Sprintf("topic %q is in the hub's reserved namespace /.well-known/mercure", truncate(t, 64))})
+		}
+	}
+	if refusal := m.mayPublish(grant, up.Topics, hubURL.String()); refusal != nil {
+		return m.refuse(w, r, refusal)
+	}
+	meta, _ := json.Marshal(mercureMeta{Topics: up.Topics, Private: up.Private})
+	msg := &Message{
+		Topics:   []string{MercureTopic},
+		Name:     up.Type,
+		Data:     up.Data,
+		Retry:    up.Retry,
+		Meta:     string(meta),
+		PublicID: up.ID,
+		HashID:   up.ID == "",
+	}
+	start := time.Now()
+	out, err := m.hub.Publish(r.Context(), []Publication{{Message: msg, Topics: []TopicRef{m.ref}}},
+		PublishOptions{Wait: DefaultOverloadWait})
+	m.hub.Counters().ObservePublish(time.Since(start))
+	if err != nil {
+		var fe *FieldError
+		switch {
+		case errors.Is(err, ErrDuplicateID):
+			return m.refuse(w, r, &mercureRefusal{Status: http.StatusConflict,
+				Msg: "an update the hub retains already has this id; choose another"})
+		case errors.As(err, &fe):
+			return m.refuse(w, r, badMercureRequest("%s: %s", fe.Field, fe.Msg))
+		}
+		he := hubError(err) // 503 (engine unavailable, overloaded), 504 (outcome unknown)
+		return m.refuse(w, r, &mercureRefusal{Status: he.Status, Msg: he.Msg})
+	}
+	id := up.ID
+	if id == "" {
+		id = "#" + out.Results[0].ID
+	}
+	if c := m.logger.Check(zap.DebugLevel, "mercure update published"); c != nil {
+		c.Write(zap.Strings("topics", up.Topics), zap.Bool("private", up.Private), zap.String("id", id),
+			zap.Int("delivered", out.Results[0].Delivered))
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	_, err = io.WriteString(w, id)
+	return err
+}
+
+// mayPublish checks that the publisher's token allows every topic of the
+// update: each must match one of its publish selectors (0.x: "every topic
+// of the update"; draft-08 has one topic, the same rule).
+func (m *MercureHandler) mayPublish(grant *MercureGrant, topics []string, hubURL string) *mercureRefusal {
+	matchers, err := m.tokenSels.CompileAll(grantSelectors(grant.Publish), hubURL)
+	if err != nil {
+		return &mercureRefusal{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: "invalid token", Reason: err.Error()}
+	}
+	for _, t := range topics {
+		allowed := false
+		for _, mm := range matchers {
+			if mm.Match(t) {
+				allowed = true
+				break
+			}
+		}
+		if !allowed {
+			return &mercureRefusal{Status: http.StatusForbidden, Code: "insufficient_scope",
+				Msg: fmt.Sprintf("the token does not allow publishing to topic %q", truncate(t, 64))}
+		}
+	}
+	return nil
+}
+
+func grantSelectors(ts []MercureGrantTopic) []MercureSelector {
+	out := make([]MercureSelector, len(ts))
+	for i, t := range ts {
+		out[i] = t.MercureSelector
+	}
+	return out
+}
+
+// verify finds and verifies the request's token for a role. required: no
+// token is a 401; otherwise (an anonymous subscriber) it returns a nil
+// grant. A token from the cookie on a publish must come from an allowed
+// origin (CSRF).
+func (m *MercureHandler) verify(r *http.Request, v *MercureVerifier, required bool) (*MercureGrant, *mercureRefusal) {
+	tok, err := m.auth.RequestToken(r)
+	if err != nil {
+		return nil, badMercureRequest("%v", err)
+	}
+	if tok.Source == MercureTokenNone {
+		if required {
+			return nil, &mercureRefusal{Status: http.StatusUnauthorized, Msg: "a token is required"}
+		}
+		return nil, nil
+	}
+	if r.Method == http.MethodPost {
+		if err := m.auth.CheckCookieOrigin(r, tok.Source); err != nil {
+			return nil, &mercureRefusal{Status: http.StatusForbidden, Msg: err.Error()}
+		}
+	}
+	if v == nil {
+		return nil, &mercureRefusal{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: "invalid token",
+			Reason: "no key verifies this role's tokens"}
+	}
+	grant, err := v.Verify(tok.Token)
+	if err != nil {
+		return nil, &mercureRefusal{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: "invalid token", Reason: err.Error()}
+	}
+	return grant, nil
+}
