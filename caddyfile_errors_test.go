@@ -1042,7 +1042,7 @@ func TestConfigValidateJSON(t *testing.T) {
 		},
 		{
 			name: "sse_mercure subscriptions",
-			cfg: jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "subscriptions": true}]}`),
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "subscriptions": true}]}`),
 			want: []string{"subscriptions", "not implemented yet"},
 		},
 		{
