@@ -15,6 +15,9 @@ func TestValidateDeclName(t *testing.T) {
 	}{
 		{"literal", "news", true},
 		{"every allowed char", "AZaz09._~:@-/x", true},
+		{"~ inside a name", "a~b/~c", true},
+		{"reserved for sse_mercure", "~mercure", false},
+		{"reserved prefix", "~anything/*", false},
 		{"256 bytes", strings.Repeat("n", MaxTopicNameLen), true},
 		{"star segment", "chat/*", true},
 		{"only a star", "*", true},
