@@ -136,6 +136,9 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 			lei = "earliest"
 		}
 		hdr.Set("Last-Event-ID", lei)
+		// Earlier 1.0 drafts, and DESIGN.md, name it Mercure-Last-Event-ID:
+		// clients written against them read that one.
+		hdr.Set("Mercure-Last-Event-ID", lei)
 	}
 	if c := m.logger.Check(zap.DebugLevel, "mercure subscriber"); c != nil {
 		c.Write(zap.Int("selectors", len(subscribed)), zap.Bool("token", grant != nil),

@@ -229,8 +229,8 @@ func TestMercure(t *testing.T) {
 			{sel + "&last_event_id=" + url.QueryEscape("urn:book42:v2"), nil},
 		} {
 			s := subscribe(t, client, how.url, how.headers...).ready()
-			if got := s.resp.Header.Get("Last-Event-ID"); got != "urn:book42:v2" {
-				t.Errorf("%s: response Last-Event-ID %q, want the resume point", how.url, got)
+			if got, old := s.resp.Header.Get("Last-Event-ID"), s.resp.Header.Get("Mercure-Last-Event-ID"); got != "urn:book42:v2" || old != got {
+				t.Errorf("%s: response Last-Event-ID %q (Mercure-Last-Event-ID %q), want the resume point in both", how.url, got, old)
 			}
 			if ev := s.next(); ev.Data != "fourth" {
 				t.Errorf("%s: resumed with %q, want fourth (the private update is not for anonymous)", how.url, ev.Data)
