@@ -232,13 +232,8 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		case "origins":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
-				return d.Err("origins: give one or more origins (https://app.example.com) or *")
-			}
-			h.Origins = append(h.Origins, args...)
-			if _, err := newCORSPolicy(h.Origins); err != nil {
-				return d.Errf("%v", err)
+			if err := originsArg(d, &h.Origins); err != nil {
+				return err
 			}
 		case "presence":
 			if err := unmarshalPresence(d, h); err != nil {
@@ -424,6 +419,20 @@ func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
 		return d.Errf("%s: %q is not a size such as 1MiB", opt, v)
 	}
 	*dst = int64(size)
+	return nil
+}
+
+// originsArg reads the origins option (sse and sse_mercure, cors.go): one
+// or more origins, or *; given again, the lists add up.
+func originsArg(d *caddyfile.Dispenser, dst *[]string) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return d.Err("origins: give one or more origins (https://app.example.com) or *")
+	}
+	*dst = append(*dst, args...)
+	if _, err := newCORSPolicy(*dst); err != nil {
+		return d.Errf("%v", err)
+	}
 	return nil
 }
 

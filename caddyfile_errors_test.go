@@ -843,6 +843,43 @@ sse_mercure {
 			want: []string{"publish_origins"},
 		},
 		{
+			name: "sse_mercure origins without an origin",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	origins
+}`,
+			want: []string{"origins: give one or more origins", "Caddyfile:4"},
+		},
+		{
+			name: "sse_mercure origins with a path",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	origins https://app.example.com/page
+}`,
+			want: []string{"origins", "is not an origin", "Caddyfile:4"},
+		},
+		{
+			name: "sse_mercure origins star with another origin",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	origins * https://app.example.com
+}`,
+			want: []string{"origins", `"*" allows every origin`},
+		},
+		{
+			name: "sse_mercure publish origin that origins does not allow",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	publish_origins https://admin.example.com
+	origins https://app.example.com
+}`,
+			want: []string{"publish_origins: https://admin.example.com is not in origins", "list it in origins too"},
+		},
+		{
 			name: "sse_mercure zero max_topics",
 			src: `:8080
 sse_mercure {
@@ -1054,6 +1091,22 @@ func TestConfigValidateJSON(t *testing.T) {
 			name: "sse_mercure with a short secret",
 			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "short"}}]}`),
 			want: []string{"sse_mercure", "publisher_jwt"},
+		},
+		{
+			name: "sse_mercure with origins",
+			cfg: jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"},
+				"origins": ["https://app.example.com"], "publish_origins": ["https://APP.example.com:443"]}]}`),
+		},
+		{
+			name: "sse_mercure bad origin",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "origins": ["app.example.com"]}]}`),
+			want: []string{"sse_mercure", "origins", `"app.example.com"`},
+		},
+		{
+			name: "sse_mercure publish origin outside origins",
+			cfg: jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"},
+				"origins": ["https://app.example.com"], "publish_origins": ["https://admin.example.com"]}]}`),
+			want: []string{"sse_mercure", "publish_origins: https://admin.example.com is not in origins"},
 		},
 		{
 			name: "sse_mercure negative limits",

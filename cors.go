@@ -39,6 +39,11 @@ var eventSourceHeaders = []string{"last-event-id", "cache-control", "accept"}
 type corsPolicy struct {
 	anyOrigin bool            // "*": echo any well-formed origin (not "null")
 	allowed   map[string]bool // normalised origins, "null" when listed
+	// What a preflight may ask for: an EventSource's by default; an
+	// sse_mercure route also takes POST and Authorization
+	// (mercure_cors.go).
+	methods string
+	headers []string
 }
 
 // newCORSPolicy parses the `origins` option; nil origins means no policy
@@ -47,7 +52,7 @@ func newCORSPolicy(origins []string) (*corsPolicy, error) {
 	if len(origins) == 0 {
 		return nil, nil
 	}
-	c := &corsPolicy{allowed: make(map[string]bool, len(origins))}
+	c := &corsPolicy{allowed: make(map[string]bool, len(origins)), methods: "GET, HEAD", headers: eventSourceHeaders}
 	for _, o := range origins {
 		if o == "*" {
 			c.anyOrigin = true
@@ -163,8 +168,8 @@ func (c *corsPolicy) handle(w http.ResponseWriter, r *http.Request) (bool, error
 	// listed makes the browser refuse the request itself.
 	hdr.Add("Vary", "Access-Control-Request-Method")
 	hdr.Add("Vary", "Access-Control-Request-Headers")
-	hdr.Set("Access-Control-Allow-Methods", "GET, HEAD")
-	if allowed := allowedRequestHeaders(r.Header.Values("Access-Control-Request-Headers")); allowed != "" {
+	hdr.Set("Access-Control-Allow-Methods", c.methods)
+	if allowed := allowedRequestHeaders(r.Header.Values("Access-Control-Request-Headers"), c.headers); allowed != "" {
 		hdr.Set("Access-Control-Allow-Headers", allowed)
 	}
 	hdr.Set("Access-Control-Max-Age", corsMaxAge)
@@ -173,13 +178,13 @@ func (c *corsPolicy) handle(w http.ResponseWriter, r *http.Request) (bool, error
 }
 
 // allowedRequestHeaders answers a preflight's Access-Control-Request-Headers
-// with those of its names an EventSource sends, in the order asked.
-func allowedRequestHeaders(requested []string) string {
+// with those of its names that are in allowed, in the order asked.
+func allowedRequestHeaders(requested, allowed []string) string {
 	var out []string
 	for _, line := range requested {
 		for name := range strings.SplitSeq(line, ",") {
 			name = strings.ToLower(strings.TrimSpace(name))
-			for _, ok := range eventSourceHeaders {
+			for _, ok := range allowed {
 				if name == ok && !slices.Contains(out, name) {
 					out = append(out, name)
 				}

@@ -52,6 +52,11 @@ type MercureHandler struct {
 	Anonymous bool `json:"anonymous,omitempty"`
 	// Hub holds the updates. Default: "default".
 	Hub string `json:"hub,omitempty"`
+	// Origins whose pages may subscribe and publish with credentials
+	// (cookies), as the sse handler's option: scheme://host[:port], or
+	// "*". Others get 403. Publishing with a cookie also needs the origin
+	// in PublishOrigins (mercure_cors.go). Default: none, no CORS headers.
+	Origins []string `json:"origins,omitempty"`
 	// Subscriptions turns on subscription events and the subscriptions
 	// API. Not implemented yet: setting it is a configuration error.
 	Subscriptions bool `json:"subscriptions,omitempty"`
@@ -86,6 +91,7 @@ type MercureHandler struct {
 	auth       *MercureAuth
 	querySels  *MercureSelectors // subscribers' query selectors; deciders
 	tokenSels  *MercureSelectors // tokens' selectors, with the token limits
+	cors       *corsPolicy // nil without origins
 	hub        Engine
 	ref        TopicRef
 	streamer   *SSEHandler // the sse handler's streaming machinery, configured for this route
@@ -132,6 +138,9 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("sse_mercure: %v", err)
 	}
 	m.auth = auth
+	if m.cors, err = m.corsPolicy(); err != nil {
+		return fmt.Errorf("sse_mercure: %v", err)
+	}
 	m.querySels = NewMercureSelectors(MercureSelectorConfig{})
 	m.tokenSels = NewMercureSelectors(MercureSelectorConfig{
 		MaxLength:    orDefault(m.MaxSelectorLength, mercureDefaultMaxSelectorLength),

@@ -31,6 +31,7 @@ func parseMercure(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		anonymous                      # subscribers without a token get public updates
 //		cookie_name    <name>          # default: mercureAccessToken (1.0), then mercureAuthorization (0.x)
 //		publish_origins <origin>...    # origins besides the hub's that may publish with the cookie
+//		origins        <origin>...|*   # pages of these origins may subscribe and publish with credentials (CORS)
 //		hub            <name>          # hub holding the updates (default "default")
 //		subscriptions                  # subscription events and API: not implemented yet (an error)
 //		max_topics     <count>         # distinct topics one update may name (default 64)
@@ -94,6 +95,10 @@ func (m *MercureHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			m.PublishOrigins = append(m.PublishOrigins, args...)
 			if _, err := parsePublishOrigins(m.PublishOrigins); err != nil {
 				return d.Errf("publish_origins: %v", err)
+			}
+		case "origins":
+			if err := originsArg(d, &m.Origins); err != nil {
+				return err
 			}
 		case "anonymous", "subscriptions":
 			if d.NextArg() {
@@ -159,6 +164,9 @@ func (m *MercureHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	if m.PublisherJWT == nil && m.JWKSURL == "" {
 		return d.Err("sse_mercure: give publisher_jwt or jwks_url: without a key no update can be published")
+	}
+	if _, err := m.corsPolicy(); err != nil {
+		return d.Errf("sse_mercure: %v", err)
 	}
 	return nil
 }

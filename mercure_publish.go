@@ -21,6 +21,11 @@ import (
 // ServeHTTP serves the Mercure protocol: POST publishes, GET and HEAD
 // subscribe.
 func (m *MercureHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if m.cors != nil {
+		if answered, err := m.cors.handle(w, r); answered {
+			return err
+		}
+	}
 	switch r.Method {
 	case http.MethodPost:
 		return m.publish(w, r)

@@ -1,0 +1,73 @@
+package caddysse
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// An sse_mercure route's preflight also admits POST (publishing with
+// fetch) and Authorization (a Bearer token from fetch or an EventSource
+// polyfill); the sse route's stays an EventSource's.
+func TestMercureCORSPreflight(t *testing.T) {
+	app := "https://app.example.com"
+	m := &MercureHandler{Origins: []string{app}}
+	c, err := m.corsPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sse, _ := newCORSPolicy([]string{app})
+	preflight := func(c *corsPolicy, method, headers string) *http.Response {
+		r := httptest.NewRequest(http.MethodOptions, "https://hub.example.com/.well-known/mercure", nil)
+		r.Header.Set("Origin", app)
+		r.Header.Set("Access-Control-Request-Method", method)
+		r.Header.Set("Access-Control-Request-Headers", headers)
+		w := httptest.NewRecorder()
+		if answered, err := c.handle(w, r); !answered || err != nil {
+			t.Fatalf("preflight not answered: %v", err)
+		}
+		return w.Result()
+	}
+	res := preflight(c, "POST", "authorization, last-event-id, x-evil")
+	if got := res.Header.Get("Access-Control-Allow-Methods"); got != "GET, HEAD, POST" {
+		t.Errorf("sse_mercure Allow-Methods %q", got)
+	}
+	if got := res.Header.Get("Access-Control-Allow-Headers"); got != "authorization, last-event-id" {
+		t.Errorf("sse_mercure Allow-Headers %q", got)
+	}
+	res = preflight(sse, "GET", "authorization, last-event-id")
+	if got := res.Header.Get("Access-Control-Allow-Methods"); got != "GET, HEAD" {
+		t.Errorf("sse Allow-Methods %q: widening the Mercure policy leaked into sse", got)
+	}
+	if got := res.Header.Get("Access-Control-Allow-Headers"); got != "last-event-id" {
+		t.Errorf("sse Allow-Headers %q: widening the Mercure policy leaked into sse", got)
+	}
+}
+
+// publish_origins must be a subset of what origins allows when origins is
+// set: CORS would refuse the others before their cookie is checked.
+func TestMercureCORSPublishOrigins(t *testing.T) {
+	for _, tc := range []struct {
+		origins, publish []string
+		bad              string
+	}{
+		{origins: nil, publish: []string{"https://admin.example.com"}},
+		{origins: []string{"*"}, publish: []string{"https://admin.example.com"}},
+		{origins: []string{"https://ADMIN.example.com:443"}, publish: []string{"https://admin.example.com"}},
+		{origins: []string{"https://app.example.com"}, publish: []string{"https://admin.example.com"}, bad: "https://admin.example.com is not in origins"},
+		{origins: []string{"https://app.example.com"}, publish: []string{"http://app.example.com"}, bad: "http://app.example.com is not in origins"},
+	} {
+		m := &MercureHandler{Origins: tc.origins}
+		m.PublishOrigins = tc.publish
+		c, err := m.corsPolicy()
+		switch {
+		case tc.bad == "" && err != nil:
+			t.Errorf("origins %q, publish_origins %q: %v", tc.origins, tc.publish, err)
+		case tc.bad != "" && (err == nil || !strings.Contains(err.Error(), tc.bad)):
+			t.Errorf("origins %q, publish_origins %q: %v, want an error with %q", tc.origins, tc.publish, err, tc.bad)
+		case tc.origins == nil && c != nil:
+			t.Errorf("no origins gave a policy")
+		}
+	}
+}
