@@ -91,7 +91,7 @@ type MercureHandler struct {
 	auth       *MercureAuth
 	querySels  *MercureSelectors // subscribers' query selectors; deciders
 	tokenSels  *MercureSelectors // tokens' selectors, with the token limits
-	cors       *corsPolicy // nil without origins
+	cors       *corsPolicy       // nil without origins
 	hub        Engine
 	ref        TopicRef
 	streamer   *SSEHandler // the sse handler's streaming machinery, configured for this route
