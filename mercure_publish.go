@@ -21,6 +21,9 @@ import (
 // ServeHTTP serves the Mercure protocol: POST publishes, GET and HEAD
 // subscribe.
 func (m *MercureHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if m.subs != nil && isSubscriptionsRequest(r) {
+		return m.serveSubscriptions(w, r)
+	}
 	switch r.Method {
 	case http.MethodPost:
 		return m.publish(w, r)

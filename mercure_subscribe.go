@@ -154,5 +154,7 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 		t := time.AfterFunc(time.Until(expires), func() { close(ch) })
 		end, release = ch, func() { t.Stop() }
 	}
+	leave := m.subscriptionsJoin(subscribed, private, grant)
+	defer leave()
 	return m.streamer.stream(w, r, sub, replay, refs, end, release)
 }
