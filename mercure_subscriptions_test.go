@@ -40,7 +40,7 @@ func TestParseSubscriptionsPath(t *testing.T) {
 		{path: "/.well-known/mercure/subscriptions", ok: true, canon: "/.well-known/mercure/subscriptions"},
 		{path: "/.well-known/mercure/subscriptions/Exact/foo", ok: true, matchType: "Exact", match: "foo"},
 		{path: "/.well-known/mercure/subscriptions/URITemplate/a%7Bid%7D", ok: true, matchType: "URITemplate", match: "a{id}"},
-		{path: "/.well-known/mercure/subscriptions/foo", ok: true, match: "foo"},                         // 0.x collection
+		{path: "/.well-known/mercure/subscriptions/foo", ok: true, match: "foo"},                               // 0.x collection
 		{path: "/.well-known/mercure/subscriptions/foo/bar", ok: true, single: true, match: "foo", sub: "bar"}, // 0.x single
 		// Not decoded twice: %252F is "%2F", not "/".
 		{path: "/.well-known/mercure/subscriptions/Exact/a%252F", ok: true, matchType: "Exact", match: "a%2F"},
