@@ -154,7 +154,10 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 		t := time.AfterFunc(time.Until(expires), func() { close(ch) })
 		end, release = ch, func() { t.Stop() }
 	}
+	// The subscriptions end when the stream does: release runs then,
+	// also for an HTTP/1.1 stream served on after this returns.
 	leave := m.subscriptionsJoin(subscribed, private, grant)
-	defer leave()
+	stop := release
+	release = func() { stop(); leave() }
 	return m.streamer.stream(w, r, sub, replay, refs, end, release)
 }
