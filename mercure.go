@@ -95,6 +95,7 @@ type MercureHandler struct {
 	logger     *zap.Logger
 	refusalLog logThrottle
 	subs       mercureSubsRegistry // nil without the subscriptions option
+	subsRef    TopicRef            // the hub topic of the subscription events
 	subsLog    logThrottle
 }
 
@@ -162,7 +163,7 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 		return errors.New("sse_mercure: the Mercure topic was not declared") // cannot happen
 	}
 	m.ref = ref
-	if err := m.setupSubscriptions(); err != nil {
+	if err := m.setupSubscriptions(app, table, ring); err != nil {
 		return err
 	}
 

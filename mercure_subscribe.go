@@ -120,6 +120,9 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 		opts.Predecessor = DefaultMercurePredecessorScan
 	}
 	refs := []TopicRef{m.ref}
+	if m.subs != nil {
+		refs = append(refs, m.subsRef)
+	}
 	sub, replay, err := m.hub.SubscribeWith(refs, opts)
 	if err != nil {
 		if errors.Is(err, ErrTooManyTopics) {

@@ -21,8 +21,9 @@ import (
 //     /.well-known/mercure/subscriptions/{matchType}/{match}/{subscriber}
 //     (and, as an alternate topic, the 0.x form
 //     /.well-known/mercure/subscriptions/{topic}/{subscriber}), published
-//     into the hub's Mercure topic like any update, so that every instance
-//     sharing the hub delivers it.
+//     through the hub's engine like any update, into a hub topic of their
+//     own (MercureSubscriptionsTopic), so that every instance sharing the
+//     hub delivers it.
 //   - The subscriptions API (mercure_subscriptions_api.go), from a registry
 //     of the active subscriptions: in process for the memory engine, in
 //     Redis for the Redis engine (mercure_subscriptions_redis.go).
@@ -194,11 +195,27 @@ type mercureSubsRegistry interface {
 // registries are pooled by engine: they outlive a reload, as the hub does.
 var subsRegistries = caddy.NewUsagePool()
 
-// setupSubscriptions finds (or makes) the hub's registry.
-func (m *MercureHandler) setupSubscriptions() error {
+// MercureSubscriptionsTopic is the hub topic of the subscription events:
+// a ring of its own, with the Mercure topic's replay settings, so that a
+// flood of connections cannot push the updates out of the replay ring.
+// Every subscriber of an sse_mercure route with subscriptions reads both
+// topics, in id order.
+const MercureSubscriptionsTopic = "~mercure-subscriptions"
+
+// setupSubscriptions declares the events' topic and finds (or makes) the
+// hub's registry.
+func (m *MercureHandler) setupSubscriptions(app *App, table *TopicTable, ring RingConfig) error {
 	if !m.Subscriptions {
 		return nil
 	}
+	if err := app.declare(m.Hub, table, []TopicDecl{{Name: MercureSubscriptionsTopic, Ring: ring}}); err != nil {
+		return fmt.Errorf("sse_mercure: %v (every sse_mercure route of a hub must have the same replay settings)", err)
+	}
+	ref, ok := table.Lookup(MercureSubscriptionsTopic)
+	if !ok {
+		return fmt.Errorf("sse_mercure: the subscriptions topic was not declared") // cannot happen
+	}
+	m.subsRef = ref
 	ttl := time.Duration(m.SubscriptionsTTL)
 	if ttl == 0 {
 		ttl = DefaultMercureSubscriptionsTTL
@@ -263,8 +280,8 @@ func (m *MercureHandler) publishSubscriptionEvents(subs []mercureSub, active boo
 		data, _ := json.Marshal(s)
 		meta, _ := json.Marshal(mercureMeta{Topics: []string{s.ID, s.legacyTopic()}, Private: true})
 		pubs = append(pubs, Publication{
-			Message: &Message{Topics: []string{MercureTopic}, Data: string(data), Meta: string(meta), HashID: true},
-			Topics:  []TopicRef{m.ref},
+			Message: &Message{Topics: []string{MercureSubscriptionsTopic}, Data: string(data), Meta: string(meta), HashID: true},
+			Topics:  []TopicRef{m.subsRef},
 		})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), mercureSubsPublishTimeout)
