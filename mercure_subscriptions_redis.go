@@ -53,6 +53,9 @@ type redisSubsRegistry struct {
 }
 
 func newRedisSubsRegistry(rh *RedisHub, ttl time.Duration, logger *zap.Logger) *redisSubsRegistry {
+	if logger == nil {
+		logger = zap.NewNop()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &redisSubsRegistry{rh: rh, inst: NewEpoch() + NewEpoch(), ttl: ttl, logger: logger,
 		mirror: make(map[string]*countedSub), cancel: cancel}

@@ -343,3 +343,21 @@ func TestMercureSubscriptionsRedis(t *testing.T) {
 		t.Errorf("alice's subscription listed after her last connection ended")
 	}
 }
+
+// TestMercureSubscriptionsFloodKeepsUpdates: subscription events have a
+// ring of their own, so connections cannot push the updates out of the
+// replay ring.
+func TestMercureSubscriptionsFloodKeepsUpdates(t *testing.T) {
+	c := startCaddy(t, strings.Replace(mercureSubsSite, "subscriptions_ttl 1s", "replay 2", 1))
+	hub := c.base + "/.well-known/mercure"
+	pub := mercureToken(t, mercurePubKey, false, jwt.MapClaims{"mercure": map[string]any{"publish": []string{"*"}}})
+	id := mustMercurePublish(t, hub, pub, update("urn:kept", "kept"))
+	for i := range 5 {
+		s := subscribe(t, client, hub+"?match=urn:flood-"+itoa(i)).ready()
+		s.close()
+	}
+	late := subscribe(t, client, hub+"?match=urn:kept&lastEventID=earliest").ready()
+	if ev := late.next(); ev.Data != "kept" || ev.LastEventID != id {
+		t.Errorf("after 10 subscription events, earliest replayed %+v, want the update %s", ev, id)
+	}
+}
