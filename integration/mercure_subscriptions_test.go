@@ -361,3 +361,39 @@ func TestMercureSubscriptionsFloodKeepsUpdates(t *testing.T) {
 		t.Errorf("after 10 subscription events, earliest replayed %+v, want the update %s", ev, id)
 	}
 }
+
+// TestMercureSubscriptionsRedisOutage: a subscriber that connects while its
+// instance cannot reach Redis gets its stream at once; its subscription is
+// registered, with its event, once Redis is back.
+func TestMercureSubscriptionsRedisOutage(t *testing.T) {
+	r := startRedis(t, false)
+	prefix := redisPrefix()
+	cutter := startRedisCutter(t, r, false)
+	a := startCaddyWith(t, redisGlobal(r, prefix), mercureSubsSite)
+	b := startCaddyWith(t, redisGlobalURL(cutter.url(), prefix), mercureSubsSite)
+	redisWaitConnected(t, a, "default", true)
+	redisWaitConnected(t, b, "default", true)
+	watcherTok := subsWatcherToken(t)
+	watcher := subscribe(t, client, a.base+"/.well-known/mercure?match_urlpattern="+
+		url.QueryEscape("/.well-known/mercure/subscriptions/*"), "Authorization: Bearer "+watcherTok).ready()
+	subsEvent(t, watcher) // its own
+
+	cutter.setCut(true)
+	redisWaitConnected(t, b, "default", false)
+	start := time.Now()
+	onB := subscribe(t, client, b.base+"/.well-known/mercure?match=urn:during-outage").ready()
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("the stream opened %v after the request: the registry held it", took)
+	}
+	cutter.setCut(false)
+	d := subsEvent(t, watcher)
+	if d.Match != "urn:during-outage" || !d.Active {
+		t.Fatalf("after Redis came back, A's watcher got %+v, want the subscription made during the outage", d)
+	}
+	status, _, body := subsGet(t, a.base+d.ID, watcherTok)
+	mustStatus(t, "the subscription made during the outage, on A", status, http.StatusOK, body)
+	onB.close()
+	if d2 := subsEvent(t, watcher); d2.ID != d.ID || d2.Active {
+		t.Fatalf("after it left: %+v", d2)
+	}
+}
