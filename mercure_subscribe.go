@@ -120,7 +120,10 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 		opts.Predecessor = DefaultMercurePredecessorScan
 	}
 	refs := []TopicRef{m.ref}
-	if m.subs != nil {
+	if m.subs != nil && len(private) > 0 {
+		// Subscription events are private: only a subscriber whose token
+		// has subscribe selectors can be allowed one, so only those read
+		// their topic (each event costs a filter call per reader).
 		refs = append(refs, m.subsRef)
 	}
 	sub, replay, err := m.hub.SubscribeWith(refs, opts)
