@@ -807,13 +807,23 @@ sse_mercure {
 			want: []string{"publisher_jwt is given twice"},
 		},
 		{
-			name: "sse_mercure subscriptions",
+			name: "sse_mercure subscriptions with an argument",
+			src: `:8080
+sse_mercure {
+	publisher_jwt 0123456789abcdef0123456789abcdef
+	subscriptions yes
+}`,
+			want: []string{"subscriptions takes no argument"},
+		},
+		{
+			name: "sse_mercure subscriptions_ttl not a duration",
 			src: `:8080
 sse_mercure {
 	publisher_jwt 0123456789abcdef0123456789abcdef
 	subscriptions
+	subscriptions_ttl soon
 }`,
-			want: []string{"subscriptions", "not implemented yet"},
+			want: []string{"subscriptions_ttl"},
 		},
 		{
 			name: "sse_mercure anonymous with an argument",
@@ -1078,9 +1088,9 @@ func TestConfigValidateJSON(t *testing.T) {
 			want: []string{"sse_mercure", "~mercure", "same replay settings"},
 		},
 		{
-			name: "sse_mercure subscriptions",
-			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "subscriptions": true}]}`),
-			want: []string{"subscriptions", "not implemented yet"},
+			name: "sse_mercure negative subscriptions_ttl",
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "subscriptions": true, "subscriptions_ttl": -1}]}`),
+			want: []string{"subscriptions_ttl must not be negative"},
 		},
 		{
 			name: "sse_mercure without a publisher key",

@@ -58,8 +58,11 @@ type MercureHandler struct {
 	// in PublishOrigins (mercure_cors.go). Default: none, no CORS headers.
 	Origins []string `json:"origins,omitempty"`
 	// Subscriptions turns on subscription events and the subscriptions
-	// API. Not implemented yet: setting it is a configuration error.
+	// API (mercure_subscriptions.go).
 	Subscriptions bool `json:"subscriptions,omitempty"`
+	// SubscriptionsTTL: with Redis, how long the subscriptions of an
+	// instance that stopped (crashed) stay listed. Default: 30s.
+	SubscriptionsTTL caddy.Duration `json:"subscriptions_ttl,omitempty"`
 	// MaxTopics is how many distinct topics one update may name (the
 	// canonical one and its alternates); beyond it the publish is refused
 	// with 400. All updates share one ring, so nothing else is held per
@@ -97,6 +100,9 @@ type MercureHandler struct {
 	streamer   *SSEHandler // the sse handler's streaming machinery, configured for this route
 	logger     *zap.Logger
 	refusalLog logThrottle
+	subs       mercureSubsRegistry // nil without the subscriptions option
+	subsRef    TopicRef            // the hub topic of the subscription events
+	subsLog    logThrottle
 }
 
 // CaddyModule returns the Caddy module information.
@@ -166,6 +172,9 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 		return errors.New("sse_mercure: the Mercure topic was not declared") // cannot happen
 	}
 	m.ref = ref
+	if err := m.setupSubscriptions(app, table, ring); err != nil {
+		return err
+	}
 
 	heartbeat := DefaultHeartbeat
 	if m.Heartbeat != nil {
@@ -188,6 +197,7 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 		zap.Bool("publisher_tokens", m.auth.Publisher != nil),
 		zap.Bool("subscriber_tokens", m.auth.Subscriber != nil),
 		zap.Bool("anonymous", m.Anonymous),
+		zap.Bool("subscriptions", m.Subscriptions),
 		zap.Int("replay", ring.Replay),
 		zap.String("max_body", humanize.IBytes(uint64(m.MaxBody))))
 	return nil
@@ -196,8 +206,8 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 // validate checks the settings Provision needs sane before using them.
 func (m *MercureHandler) validate() error {
 	switch {
-	case m.Subscriptions:
-		return errors.New("sse_mercure: subscriptions (subscription events and the subscriptions API) is not implemented yet; remove it")
+	case m.SubscriptionsTTL < 0:
+		return errors.New("sse_mercure: subscriptions_ttl must not be negative")
 	case m.PublisherJWT == nil && m.JWKSURL == "":
 		return errors.New("sse_mercure: give publisher_jwt or jwks_url: without a key no update can be published")
 	case m.MaxTopics < 0:
@@ -226,8 +236,10 @@ func (m *MercureHandler) ring() (RingConfig, error) {
 	return decls[0].Ring, nil
 }
 
-// Cleanup stops the key set's refresh.
+// Cleanup stops the key set's refresh and releases the subscriptions
+// registry.
 func (m *MercureHandler) Cleanup() error {
+	m.releaseSubscriptions()
 	if m.auth != nil {
 		m.auth.Close()
 	}

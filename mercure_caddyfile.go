@@ -33,7 +33,8 @@ func parseMercure(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		publish_origins <origin>...    # origins besides the hub's that may publish with the cookie
 //		origins        <origin>...|*   # pages of these origins may subscribe and publish with credentials (CORS)
 //		hub            <name>          # hub holding the updates (default "default")
-//		subscriptions                  # subscription events and API: not implemented yet (an error)
+//		subscriptions                  # subscription events and the subscriptions API
+//		subscriptions_ttl <duration>   # Redis: a crashed instance's subscriptions listed this long (default 30s)
 //		max_topics     <count>         # distinct topics one update may name (default 64)
 //		max_topic_length <size>        # bytes per topic (default 2KiB)
 //		max_body       <size>          # publish request body (default 1MiB)
@@ -107,7 +108,7 @@ func (m *MercureHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if opt == "anonymous" {
 				m.Anonymous = true
 			} else {
-				return d.Err("subscriptions: subscription events and the subscriptions API are not implemented yet")
+				m.Subscriptions = true
 			}
 		case "hub":
 			if err := oneArg(d, &m.Hub); err != nil {
@@ -138,6 +139,10 @@ func (m *MercureHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			m.Replay = &n
 		case "replay_size":
 			if err := sizeArg(d, &m.ReplaySize); err != nil {
+				return err
+			}
+		case "subscriptions_ttl":
+			if err := durationArg(d, &m.SubscriptionsTTL); err != nil {
 				return err
 			}
 		case "replay_age":

@@ -26,6 +26,9 @@ func (m *MercureHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 			return err
 		}
 	}
+	if m.subs != nil && isSubscriptionsRequest(r) {
+		return m.serveSubscriptions(w, r)
+	}
 	switch r.Method {
 	case http.MethodPost:
 		return m.publish(w, r)

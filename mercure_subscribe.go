@@ -120,6 +120,12 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 		opts.Predecessor = DefaultMercurePredecessorScan
 	}
 	refs := []TopicRef{m.ref}
+	if m.subs != nil && len(private) > 0 {
+		// Subscription events are private: only a subscriber whose token
+		// has subscribe selectors can be allowed one, so only those read
+		// their topic (each event costs a filter call per reader).
+		refs = append(refs, m.subsRef)
+	}
 	sub, replay, err := m.hub.SubscribeWith(refs, opts)
 	if err != nil {
 		if errors.Is(err, ErrTooManyTopics) {
@@ -154,5 +160,10 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 		t := time.AfterFunc(time.Until(expires), func() { close(ch) })
 		end, release = ch, func() { t.Stop() }
 	}
+	// The subscriptions end when the stream does: release runs then,
+	// also for an HTTP/1.1 stream served on after this returns.
+	leave := m.subscriptionsJoin(subscribed, private, grant)
+	stop := release
+	release = func() { stop(); leave() }
 	return m.streamer.stream(w, r, sub, replay, refs, end, release)
 }
