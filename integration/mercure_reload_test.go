@@ -185,31 +185,7 @@ func TestMercureReloadDrill(t *testing.T) {
 	t.Logf("%d reloads (each %s) while %d updates were published; %d publishes resent after a connection reset",
 		reloads, drillDurations(reloadTimes), total, pubRetries.Load())
 
-	var reconnects []string
-	for i, rc := range rcs {
-		reconnects = append(reconnects, fmt.Sprint(rc.reconnects))
-		if rc.err != nil {
-			t.Errorf("client %d: %v", i, rc.err)
-			continue
-		}
-		if rc.noHint > 0 {
-			t.Errorf("client %d: %d of its streams were closed without a retry: hint", i, rc.noHint)
-		}
-		if len(rc.got) != total+1 {
-			t.Errorf("client %d received %d updates, want %d", i, len(rc.got), total+1)
-		}
-		for j := 0; j < len(rc.got); j++ {
-			want := "end"
-			if j < total {
-				want = seqData(j)
-			}
-			if rc.got[j] != want {
-				t.Errorf("client %d: update %d is %q, want %q (gap, duplicate, reorder or a forbidden update)", i, j, rc.got[j], want)
-				break
-			}
-		}
-	}
-	t.Logf("reconnects per client: %s", strings.Join(reconnects, " "))
+	checkReconnected(t, rcs, total, "updates")
 	if lines := drillErrorLines(c.logs()); len(lines) > 0 {
 		t.Errorf("caddy logged errors during the drill:\n%s", strings.Join(lines, "\n"))
 	}

@@ -288,12 +288,7 @@ func TestMercureSubscriptionsSameSubject(t *testing.T) {
 // registry and the events; a killed instance's subscriptions end within
 // the TTL, with events.
 func TestMercureSubscriptionsRedis(t *testing.T) {
-	r := startRedis(t, false)
-	prefix := redisPrefix()
-	a := startCaddyWith(t, redisGlobal(r, prefix), mercureSubsSite)
-	b := startCaddyWith(t, redisGlobal(r, prefix), mercureSubsSite)
-	redisWaitConnected(t, a, "default", true)
-	redisWaitConnected(t, b, "default", true)
+	_, _, a, b := twoInstancesOf(t, false, mercureSubsSite)
 	watcherTok := subsWatcherToken(t)
 	watcher := subscribe(t, client, a.base+"/.well-known/mercure?match_urlpattern="+
 		url.QueryEscape("/.well-known/mercure/subscriptions/*"), "Authorization: Bearer "+watcherTok).ready()

@@ -333,12 +333,7 @@ func TestMercure(t *testing.T) {
 // hub: an update published on A reaches an authorized subscriber of B,
 // and either resumes by its id.
 func TestMercureRedisTwoInstances(t *testing.T) {
-	r := startRedis(t, false)
-	prefix := redisPrefix()
-	a := startCaddyWith(t, redisGlobal(r, prefix), mercureSite)
-	b := startCaddyWith(t, redisGlobal(r, prefix), mercureSite)
-	redisWaitConnected(t, a, "default", true)
-	redisWaitConnected(t, b, "default", true)
+	_, _, a, b := twoInstancesOf(t, false, mercureSite)
 
 	const topic = "https://example.com/orders/7"
 	pub := mercureToken(t, mercurePubKey, false, jwt.MapClaims{"mercure": map[string]any{"publish": []string{"https://example.com/orders/{id}"}}})

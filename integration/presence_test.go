@@ -167,13 +167,8 @@ func TestPresenceFloodIsBounded(t *testing.T) {
 // With Redis, presence events are published through the engine like any
 // other: a watcher on another instance sees them.
 func TestPresenceOnRedis(t *testing.T) {
-	r := startRedis(t, false)
-	prefix := redisPrefix()
 	site := presenceCaddyfile(t)
-	a := startCaddyWith(t, redisGlobal(r, prefix), site)
-	b := startCaddyWith(t, redisGlobal(r, prefix), site)
-	redisWaitConnected(t, a, "default", true)
-	redisWaitConnected(t, b, "default", true)
+	_, _, a, b := twoInstancesOf(t, false, site)
 	w := subscribe(t, client, b.base+"/watch?topic=online").ready()
 	alice := subscribe(t, client, a.base+"/events?topic=chat", basicAuth("alice", "alice-pw")).ready()
 	expectPresence(t, w, `join chat 1 "alice"`)

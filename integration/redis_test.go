@@ -37,10 +37,17 @@ http://127.0.0.1:{PORT} {
 // twoInstances starts a Redis and two Caddys sharing it under a fresh prefix.
 func twoInstances(t *testing.T, persist bool) (*redisProc, string, *caddyProc, *caddyProc) {
 	t.Helper()
+	return twoInstancesOf(t, persist, redisSite)
+}
+
+// twoInstancesOf starts a Redis and two Caddys serving site, sharing it
+// under a fresh prefix, both connected to it.
+func twoInstancesOf(t *testing.T, persist bool, site string) (*redisProc, string, *caddyProc, *caddyProc) {
+	t.Helper()
 	r := startRedis(t, persist)
 	prefix := redisPrefix()
-	a := startCaddyWith(t, redisGlobal(r, prefix), redisSite)
-	b := startCaddyWith(t, redisGlobal(r, prefix), redisSite)
+	a := startCaddyWith(t, redisGlobal(r, prefix), site)
+	b := startCaddyWith(t, redisGlobal(r, prefix), site)
 	// The engine connects in the background; the tests start from
 	// connected instances (TestRedisDownWhenCaddyStarts covers the rest).
 	redisWaitConnected(t, a, "default", true)

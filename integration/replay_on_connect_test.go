@@ -50,12 +50,7 @@ type initialStateEngine struct {
 
 func initialStateEngines(t *testing.T) []initialStateEngine {
 	mem := startCaddy(t, initialStateSite)
-	r := startRedis(t, false)
-	prefix := redisPrefix()
-	a := startCaddyWith(t, redisGlobal(r, prefix), initialStateSite)
-	b := startCaddyWith(t, redisGlobal(r, prefix), initialStateSite)
-	redisWaitConnected(t, a, "default", true)
-	redisWaitConnected(t, b, "default", true)
+	_, _, a, b := twoInstancesOf(t, false, initialStateSite)
 	return []initialStateEngine{
 		{"memory", mem, mem, func(*testing.T, string) {}},
 		{"redis", a, b, func(t *testing.T, id string) {
