@@ -90,6 +90,10 @@ type MercureHandler struct {
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
 	// Updates waiting per subscriber. Default: 256.
 	Queue int `json:"queue,omitempty"`
+	// Open streams on this route; beyond it a subscriber is told to come
+	// back later (200 with a jittered retry:, as for sse). Default: no
+	// limit.
+	MaxSubscribers int `json:"max_subscribers,omitempty"`
 
 	auth       *MercureAuth
 	querySels  *MercureSelectors // subscribers' query selectors; deciders
@@ -181,16 +185,17 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 		heartbeat = time.Duration(*m.Heartbeat)
 	}
 	m.streamer = &SSEHandler{
-		Hub:          m.Hub,
-		Queue:        m.Queue,
-		QueueSize:    DefaultQueueSize,
-		WriteTimeout: m.WriteTimeout,
-		app:          app,
-		hub:          hub,
-		heartbeat:    heartbeat,
-		coalesce:     DefaultCoalesce,
-		logger:       m.logger,
-		noReset:      true,
+		Hub:            m.Hub,
+		Queue:          m.Queue,
+		QueueSize:      DefaultQueueSize,
+		MaxSubscribers: m.MaxSubscribers,
+		WriteTimeout:   m.WriteTimeout,
+		app:            app,
+		hub:            hub,
+		heartbeat:      heartbeat,
+		coalesce:       DefaultCoalesce,
+		logger:         m.logger,
+		noReset:        true,
 	}
 	m.logger.Info("sse_mercure handler ready",
 		zap.String("hub", m.Hub),

@@ -44,6 +44,7 @@ func parseMercure(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		heartbeat      <duration>|off  # idle keep-alive comment (default 15s)
 //		write_timeout  <duration>      # a write taking longer drops the subscriber (default 10s)
 //		queue          <count>         # updates waiting per subscriber (default 256)
+//		max_subscribers <count>        # open streams on this route (default: no limit)
 //	}
 func (m *MercureHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -161,6 +162,10 @@ func (m *MercureHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "queue":
 			if err := countArg(d, &m.Queue, false); err != nil {
+				return err
+			}
+		case "max_subscribers":
+			if err := countArg(d, &m.MaxSubscribers, false); err != nil {
 				return err
 			}
 		default:

@@ -126,8 +126,13 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 		// their topic (each event costs a filter call per reader).
 		refs = append(refs, m.subsRef)
 	}
+	if n := m.streamer.subscribers.Add(1); m.MaxSubscribers > 0 && n > int64(m.MaxSubscribers) {
+		m.streamer.subscribers.Add(-1)
+		return m.streamer.comeBackLater(w, "too many subscribers on this route")
+	}
 	sub, replay, err := m.hub.SubscribeWith(refs, opts)
 	if err != nil {
+		m.streamer.subscribers.Add(-1)
 		if errors.Is(err, ErrTooManyTopics) {
 			return m.streamer.comeBackLater(w, "too many topics in this hub")
 		}
@@ -164,6 +169,6 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 	// also for an HTTP/1.1 stream served on after this returns.
 	leave := m.subscriptionsJoin(subscribed, private, grant)
 	stop := release
-	release = func() { stop(); leave() }
+	release = func() { stop(); leave(); m.streamer.subscribers.Add(-1) }
 	return m.streamer.stream(w, r, sub, replay, refs, end, release)
 }

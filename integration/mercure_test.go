@@ -376,3 +376,44 @@ func TestMercureRedisTwoInstances(t *testing.T) {
 	status, body, _ := mercurePublish(t, b.base+"/.well-known/mercure", pub, update(topic, "dup", "id", "urn:order:7:1"))
 	mustStatus(t, "duplicate id on the other instance", status, http.StatusConflict, []byte(body))
 }
+
+// TestMercureMaxSubscribers: past max_subscribers a Mercure subscriber is
+// told to come back later (200 and a retry:, which EventSource obeys),
+// and a place freed by a leaving subscriber is taken again.
+func TestMercureMaxSubscribers(t *testing.T) {
+	c := startCaddy(t, `:{PORT} {
+	sse_mercure /.well-known/mercure {
+		publisher_jwt `+mercurePubKey+`
+		anonymous
+		max_subscribers 1
+	}
+}
+`)
+	url := c.base + "/.well-known/mercure?topic=*"
+	first := subscribe(t, client, url).ready()
+	second := subscribe(t, client, url)
+	if second.resp.StatusCode != http.StatusOK {
+		t.Fatalf("over the limit: status %s, want 200 (a 503 stops EventSource for good)", second.resp.Status)
+	}
+	second.waitEnd()
+	if raw := second.rawString(); !strings.Contains(raw, "retry: ") || !strings.Contains(raw, "too many subscribers") {
+		t.Fatalf("over the limit the stream said %q, want a retry: and the reason", raw)
+	}
+	first.close()
+	first.waitEnd()
+	// The first one's place is given back when its stream ends on the
+	// server; a new subscriber gets it within the safety net.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		third := subscribe(t, client, url)
+		third.waitRawAfter(0, "\n")
+		if !strings.Contains(third.rawString(), "too many subscribers") {
+			third.close()
+			break
+		}
+		third.waitEnd()
+		if time.Now().After(deadline) {
+			t.Fatal("the place of a subscriber that left was not given back")
+		}
+	}
+}
