@@ -107,122 +107,25 @@ func TestDrillReloadStorm(t *testing.T) {
 	// is published before it is ready is replayed, not lost.
 	startID := publishData(t, pub, "storm", "start").ID
 
-	// One connection per request: a keep-alive connection of the old server
-	// may be closed under a request (a POST is never retried by Go's client,
-	// and retrying it would duplicate the event).
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}}
-	pubClient := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-
-	rcs := make([]*drillReconnectingClient, clients)
-	var wg sync.WaitGroup
-	for i := range rcs {
-		rcs[i] = &drillReconnectingClient{url: c.base + "/events?topic=storm", hc: hc}
-		s, err := drillTrySubscribe(ctx, t, hc, rcs[i].url, "Last-Event-ID: "+startID)
-		if err == nil {
-			err = s.drillAwaitOpening(eventWait)
-		}
-		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rcs[i].run(ctx, t, s)
-		}()
-	}
-
-	// The publisher: sequential publishes, as fast as they go, until told
-	// to stop. Each must answer 200.
-	var published, pubRetries atomic.Int64
-	progress := make(chan struct{}, 1)
-	stop := make(chan struct{})
-	pubDone := make(chan error, 1)
+	var pubRetries atomic.Int64
 	var pubDurations []time.Duration
-	go func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				pubDone <- nil
-				return
-			default:
-			}
+	start := time.Now()
+	rcs, total, reloadTimes := runReloadStorm(t, ctx, cancel, reloadStorm{
+		clients: clients, reloads: reloads, every: 25,
+		streamURL: c.base + "/events?topic=storm", startID: startID,
+		publish: func(i int) error {
 			t0 := time.Now()
-			var resp *http.Response
-			for attempt := 0; ; attempt++ {
+			err := drillPost(ctx, &pubRetries, func() *http.Request {
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, pub+"?topic=storm", strings.NewReader(seqData(i)))
 				req.Header.Set("Content-Type", "text/plain")
-				var err error
-				if resp, err = pubClient.Do(req); err == nil {
-					break
-				}
-				// Caddy listens with SO_REUSEPORT and closes the old
-				// configuration's socket on reload: a connection still in
-				// its accept queue is reset before its request is read
-				// (plain "respond" sites show the same). The request was
-				// not served, so it is sent again; were it served after
-				// all, the subscribers would see a duplicate.
-				if attempt == 5 || ctx.Err() != nil {
-					pubDone <- fmt.Errorf("publish %d: %v", i, err)
-					return
-				}
-				pubRetries.Add(1)
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				pubDone <- fmt.Errorf("publish %d: %s", i, resp.Status)
-				return
-			}
+				return req
+			})
 			pubDurations = append(pubDurations, time.Since(t0))
-			published.Add(1)
-			select {
-			case progress <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	// awaitPublished waits until the publisher has got n more answers, so
-	// that publishing interleaves with every reload.
-	awaitPublished := func(n int64) {
-		t.Helper()
-		target := published.Load() + n
-		deadline := time.NewTimer(eventWait)
-		defer deadline.Stop()
-		for published.Load() < target {
-			select {
-			case <-progress:
-			case err := <-pubDone:
-				t.Fatalf("publisher stopped: %v", err)
-			case <-deadline.C:
-				t.Fatalf("publisher made no progress: %d published", published.Load())
-			}
-		}
-	}
-
-	start := time.Now()
-	var reloadTimes []time.Duration
-	for r := 1; r <= reloads; r++ {
-		awaitPublished(25)
-		t0 := time.Now()
-		c.reload(drillStormConfig(r))
-		reloadTimes = append(reloadTimes, time.Since(t0))
-	}
-	awaitPublished(25)
-	close(stop)
-	if err := <-pubDone; err != nil {
-		t.Fatal(err)
-	}
-	total := int(published.Load())
-	publishData(t, pub, "storm", "end")
-
-	allDone := make(chan struct{})
-	go func() { wg.Wait(); close(allDone) }()
-	select {
-	case <-allDone:
-	case <-time.After(60 * time.Second):
-		cancel()
-		<-allDone
-		t.Fatalf("clients did not all receive the end marker within 60s")
-	}
+			return err
+		},
+		reload: func(r int) { c.reload(drillStormConfig(r)) },
+		end:    func() { publishData(t, pub, "storm", "end") },
+	})
 	t.Logf("%d reloads (each %s) while %d events were published in %v; publish %s; %d publishes resent after a connection reset",
 		reloads, drillDurations(reloadTimes), total, time.Since(start).Round(time.Millisecond), drillDurations(pubDurations), pubRetries.Load())
 
@@ -277,4 +180,139 @@ func checkReconnected(t *testing.T, rcs []*drillReconnectingClient, total int, w
 		}
 	}
 	t.Logf("reconnects per client: %s", strings.Join(reconnects, " "))
+}
+
+// reloadStorm describes a reload drill: clients reconnecting subscribers of
+// streamURL, each resuming from startID on its first connect, while a
+// publisher publishes item after item and the server is reloaded reloads
+// times, each after every more items were published.
+type reloadStorm struct {
+	clients, reloads, every int
+	streamURL, startID      string
+	publish                 func(i int) error // publishes item i (seqData(i)); called from one goroutine
+	reload                  func(r int)
+	end                     func() // publishes the end marker, once publishing stopped
+}
+
+// runReloadStorm runs the drill and returns the clients, once each has
+// received the end marker, how many items were published, and how long
+// each reload took.
+func runReloadStorm(t *testing.T, ctx context.Context, cancel context.CancelFunc, d reloadStorm) ([]*drillReconnectingClient, int, []time.Duration) {
+	t.Helper()
+	// One connection per request: a keep-alive connection of the old server
+	// may be closed under a request (a POST is never retried by Go's client,
+	// and retrying it would duplicate the event).
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}}
+	rcs := make([]*drillReconnectingClient, d.clients)
+	var wg sync.WaitGroup
+	for i := range rcs {
+		rcs[i] = &drillReconnectingClient{url: d.streamURL, hc: hc}
+		s, err := drillTrySubscribe(ctx, t, hc, d.streamURL, "Last-Event-ID: "+d.startID)
+		if err == nil {
+			err = s.drillAwaitOpening(eventWait)
+		}
+		if err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rcs[i].run(ctx, t, s)
+		}()
+	}
+
+	// The publisher: sequential publishes, as fast as they go, until told
+	// to stop.
+	var published atomic.Int64
+	progress := make(chan struct{}, 1)
+	stop := make(chan struct{})
+	pubDone := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				pubDone <- nil
+				return
+			default:
+			}
+			if err := d.publish(i); err != nil {
+				pubDone <- err
+				return
+			}
+			published.Add(1)
+			select {
+			case progress <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	// awaitPublished waits until the publisher has got n more answers, so
+	// that publishing interleaves with every reload.
+	awaitPublished := func(n int64) {
+		t.Helper()
+		target := published.Load() + n
+		deadline := time.NewTimer(eventWait)
+		defer deadline.Stop()
+		for published.Load() < target {
+			select {
+			case <-progress:
+			case err := <-pubDone:
+				t.Fatalf("publisher stopped: %v", err)
+			case <-deadline.C:
+				t.Fatalf("publisher made no progress: %d published", published.Load())
+			}
+		}
+	}
+
+	var reloadTimes []time.Duration
+	for r := 1; r <= d.reloads; r++ {
+		awaitPublished(int64(d.every))
+		t0 := time.Now()
+		d.reload(r)
+		reloadTimes = append(reloadTimes, time.Since(t0))
+	}
+	awaitPublished(int64(d.every))
+	close(stop)
+	if err := <-pubDone; err != nil {
+		t.Fatal(err)
+	}
+	total := int(published.Load())
+	d.end()
+
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+	select {
+	case <-allDone:
+	case <-time.After(60 * time.Second):
+		cancel()
+		<-allDone
+		t.Fatalf("clients did not all receive the end marker within 60s")
+	}
+	return rcs, total, reloadTimes
+}
+
+// drillPost sends the request newReq builds until the server reads it,
+// and checks it is answered 200. Caddy listens with SO_REUSEPORT and
+// closes the old configuration's socket on reload: a connection still in
+// its accept queue is reset before its request is read (plain "respond"
+// sites show the same). The request was not served, so it is sent again
+// (counted in retries); were it served after all, the subscribers would
+// see a duplicate.
+func drillPost(ctx context.Context, retries *atomic.Int64, newReq func() *http.Request) error {
+	pubClient := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	for attempt := 0; ; attempt++ {
+		req := newReq()
+		resp, err := pubClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("publish to %s: %s", req.URL, resp.Status)
+			}
+			return nil
+		}
+		if attempt == 5 || ctx.Err() != nil {
+			return fmt.Errorf("publish to %s: %v", req.URL, err)
+		}
+		retries.Add(1)
+	}
 }

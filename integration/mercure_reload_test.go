@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -68,120 +67,30 @@ func TestMercureReloadDrill(t *testing.T) {
 	// connect, so nothing published before it is ready is lost.
 	startID := mustMercurePublish(t, hub, pubToken, form(1, "start"))
 
-	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}}
-	pubClient := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-
-	rcs := make([]*drillReconnectingClient, clients)
-	var wg sync.WaitGroup
-	for i := range rcs {
-		rcs[i] = &drillReconnectingClient{url: streamURL, hc: hc}
-		s, err := drillTrySubscribe(ctx, t, hc, streamURL, "Last-Event-ID: "+startID)
-		if err == nil {
-			err = s.drillAwaitOpening(eventWait)
-		}
-		if err != nil {
-			t.Fatalf("client %d: %v", i, err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rcs[i].run(ctx, t, s)
-		}()
-	}
-
-	// post publishes one update, resending it when a reload resets the
-	// connection before the request was read (see TestDrillReloadStorm).
 	var pubRetries atomic.Int64
-	post := func(f url.Values, token string) error {
-		for attempt := 0; ; attempt++ {
+	post := func(f url.Values) error {
+		return drillPost(ctx, &pubRetries, func() *http.Request {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, hub, strings.NewReader(f.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := pubClient.Do(req)
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode != http.StatusOK {
-					return fmt.Errorf("publish %s: %s", f.Get("data"), resp.Status)
-				}
-				return nil
-			}
-			if attempt == 5 || ctx.Err() != nil {
-				return fmt.Errorf("publish %s: %v", f.Get("data"), err)
-			}
-			pubRetries.Add(1)
-		}
+			req.Header.Set("Authorization", "Bearer "+pubToken)
+			return req
+		})
 	}
-
-	var published atomic.Int64
-	progress := make(chan struct{}, 1)
-	stop := make(chan struct{})
-	pubDone := make(chan error, 1)
-	go func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				pubDone <- nil
-				return
-			default:
-			}
+	rcs, total, reloadTimes := runReloadStorm(t, ctx, cancel, reloadStorm{
+		clients: clients, reloads: reloads, every: 20,
+		streamURL: streamURL, startID: startID,
+		publish: func(i int) error {
 			// Book 2's private update: no subscriber may see it.
 			if i%5 == 0 {
-				if err := post(url.Values{"topic": {mercureBook2}, "data": {"forbidden"}, "private": {"on"}}, pubToken); err != nil {
-					pubDone <- err
-					return
+				if err := post(url.Values{"topic": {mercureBook2}, "data": {"forbidden"}, "private": {"on"}}); err != nil {
+					return err
 				}
 			}
-			if err := post(form(i, seqData(i)), pubToken); err != nil {
-				pubDone <- err
-				return
-			}
-			published.Add(1)
-			select {
-			case progress <- struct{}{}:
-			default:
-			}
-		}
-	}()
-	awaitPublished := func(n int64) {
-		t.Helper()
-		target := published.Load() + n
-		deadline := time.NewTimer(eventWait)
-		defer deadline.Stop()
-		for published.Load() < target {
-			select {
-			case <-progress:
-			case err := <-pubDone:
-				t.Fatalf("publisher stopped: %v", err)
-			case <-deadline.C:
-				t.Fatalf("publisher made no progress: %d published", published.Load())
-			}
-		}
-	}
-
-	var reloadTimes []time.Duration
-	for r := 1; r <= reloads; r++ {
-		awaitPublished(20)
-		t0 := time.Now()
-		c.reload(mercureReloadConfig(r))
-		reloadTimes = append(reloadTimes, time.Since(t0))
-	}
-	awaitPublished(20)
-	close(stop)
-	if err := <-pubDone; err != nil {
-		t.Fatal(err)
-	}
-	total := int(published.Load())
-	mustMercurePublish(t, hub, pubToken, form(total, "end"))
-
-	allDone := make(chan struct{})
-	go func() { wg.Wait(); close(allDone) }()
-	select {
-	case <-allDone:
-	case <-time.After(60 * time.Second):
-		cancel()
-		<-allDone
-		t.Fatalf("clients did not all receive the end marker within 60s")
-	}
+			return post(form(i, seqData(i)))
+		},
+		reload: func(r int) { c.reload(mercureReloadConfig(r)) },
+		end:    func() { mustMercurePublish(t, hub, pubToken, form(-1, "end")) },
+	})
 	t.Logf("%d reloads (each %s) while %d updates were published; %d publishes resent after a connection reset",
 		reloads, drillDurations(reloadTimes), total, pubRetries.Load())
 
