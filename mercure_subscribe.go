@@ -98,14 +98,11 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 	}
 	decider := m.querySels.Decider(subscribed, private)
 
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	hdr.Set("Cache-Control", "private, no-cache, no-transform")
-	hdr.Set("X-Accel-Buffering", "no")
-	if r.Method == http.MethodHead {
-		w.WriteHeader(http.StatusOK)
+	// private: a stream authorized by a token must not be cached for others.
+	if streamHeaders(w, r, "private, no-cache, no-transform") {
 		return nil
 	}
+	hdr := w.Header()
 	resuming := req.Resume != "" || req.Earliest
 	opts := SubscribeOptions{
 		Resume:   req.Resume,

@@ -51,14 +51,7 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		return plainError(w, status, msg)
 	}
 
-	hdr := w.Header()
-	hdr.Set("Content-Type", "text/event-stream")
-	// no-transform keeps encode and other proxies from compressing or
-	// buffering the stream.
-	hdr.Set("Cache-Control", "no-cache, no-transform")
-	hdr.Set("X-Accel-Buffering", "no")
-	if r.Method == http.MethodHead {
-		w.WriteHeader(http.StatusOK)
+	if streamHeaders(w, r, "no-cache, no-transform") {
 		return nil
 	}
 
@@ -606,4 +599,20 @@ func plainError(w http.ResponseWriter, status int, msg string) error {
 	w.WriteHeader(status)
 	_, _ = fmt.Fprintln(w, msg)
 	return nil
+}
+
+// streamHeaders sets an event stream's response headers and answers a HEAD
+// request with them, reporting true when it has. cacheControl carries
+// no-transform, which keeps encode and other proxies from compressing or
+// buffering the stream.
+func streamHeaders(w http.ResponseWriter, r *http.Request, cacheControl string) bool {
+	hdr := w.Header()
+	hdr.Set("Content-Type", "text/event-stream")
+	hdr.Set("Cache-Control", cacheControl)
+	hdr.Set("X-Accel-Buffering", "no")
+	if r.Method != http.MethodHead {
+		return false
+	}
+	w.WriteHeader(http.StatusOK)
+	return true
 }
