@@ -184,8 +184,8 @@ func validPresenceTopic(name string) error {
 	if err := ValidTopicName(name); err != nil {
 		return fmt.Errorf("presence: %v", err)
 	}
-	if name[0] == '~' {
-		return fmt.Errorf("presence: %q: names starting with '~' are reserved for the hub's internal topics", name)
+	if internalTopic(name) {
+		return errInternalTopic("presence", name)
 	}
 	return nil
 }

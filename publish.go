@@ -256,9 +256,9 @@ func (p *PublishHandler) resolve(topics []string, prefix string) ([]TopicRef, *P
 		}
 		seen[t] = true
 		ref, ok := p.table.Lookup(t)
-		// Internal topics ("~mercure") take only what their own route
-		// publishes, with the metadata its subscribers' filters need.
-		if !ok || t[0] == '~' {
+		// Internal topics take only what their own route publishes, with
+		// the metadata its subscribers' filters need.
+		if !ok || internalTopic(t) {
 			return nil, &PublishError{Status: http.StatusNotFound, Field: prefix + "topic",
 				Msg: fmt.Sprintf("topic %q is not declared by any sse handler of hub %q", t, p.Hub)}
 		}

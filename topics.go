@@ -46,10 +46,8 @@ func ValidateDeclName(name string) error {
 	if len(name) > MaxTopicNameLen {
 		return fmt.Errorf("topic name %q is longer than %d bytes", truncate(name, 64), MaxTopicNameLen)
 	}
-	if name[0] == '~' {
-		// sse_mercure keeps every update, private ones included, in the
-		// topic ~mercure: an sse route declaring it would serve them all.
-		return fmt.Errorf("topic %q: names starting with '~' are reserved for the hub's internal topics (%s)", truncate(name, 64), MercureTopic)
+	if internalTopic(name) {
+		return errInternalTopic("topic", name)
 	}
 	for _, seg := range strings.Split(name, "/") {
 		if seg == "*" {
@@ -230,4 +228,16 @@ func (t *TopicTable) Decl(name string) (TopicDecl, bool) {
 func (t *TopicTable) Ring(name string) (RingConfig, bool) {
 	ref, ok := t.Lookup(name)
 	return ref.Ring, ok
+}
+
+// internalTopic reports a name reserved for a hub's internal topics.
+// sse_mercure keeps every update, private ones included, in MercureTopic:
+// an sse route declaring it would serve them all, a publisher writing to it
+// would forge updates, and presence events there would reach no one. So no
+// declaration, publish or presence option may name one.
+func internalTopic(name string) bool { return strings.HasPrefix(name, "~") }
+
+// errInternalTopic refuses a reserved name, saying where it was given.
+func errInternalTopic(what, name string) error {
+	return fmt.Errorf("%s %q: names starting with '~' are reserved for the hub's internal topics (%s)", what, truncate(name, 64), MercureTopic)
 }
