@@ -68,14 +68,10 @@ func (h *Hub) removeLocked(s *Subscription, drop bool) {
 	}
 }
 
-// register adds a subscriber and returns the position it joins at: it
-// will be offered every event delivered after that id. The Redis engine
-// registers first and fetches the replay up to that position afterwards.
-func (h *Hub) register(refs []TopicRef, queueLen int) (*Subscription, ID, error) {
-	return h.registerWith(refs, queueLen, nil)
-}
-
-// registerWith is register with a filter (SubscribeOptions.Filter).
+// registerWith adds a subscriber with its filter (SubscribeOptions.Filter)
+// and returns the position it joins at: it will be offered every event
+// delivered after that id. The Redis engine registers first and fetches the
+// replay up to that position afterwards.
 func (h *Hub) registerWith(refs []TopicRef, queueLen int, filter func(*Event) bool) (*Subscription, ID, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

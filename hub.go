@@ -127,11 +127,6 @@ func (h *Hub) Publish(ctx context.Context, pubs []Publication, opts PublishOptio
 	return PublishOutcome{Results: results}, err
 }
 
-// publish publishes without a bound on the wait for room.
-func (h *Hub) publish(pubs []Publication) ([]PublishResult, error) {
-	return h.publishWait(context.Background(), pubs, 0)
-}
-
 // publishWait publishes once every subscriber of the publications' topics
 // that is reading has room (overload.go), waiting for it at most wait (0:
 // until ctx is done): past it nothing is published and the error is
