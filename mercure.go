@@ -47,6 +47,15 @@ type MercureHandler struct {
 	// name and limits (mercure_jwt.go).
 	MercureAuthConfig
 
+	// ProtocolVersionCompatibility is Mercure's own option: 0 (the
+	// default) serves the current protocol (Mercure 1.0, "modern mode");
+	// 8 also accepts what Mercure 0.x hubs (v0.24.2) accept, so 0.x apps
+	// keep working during their migration ("compatibility mode": topic=
+	// URI templates, the mercure claim, tokens without typ/aud/exp, the
+	// authorization query parameter, the mercureAuthorization cookie, the
+	// 0.x subscription shapes). No other value is valid.
+	ProtocolVersionCompatibility int `json:"protocol_version_compatibility,omitempty"`
+
 	// Anonymous lets subscribers without a token in: they receive public
 	// updates. Default: a token is required to subscribe.
 	Anonymous bool `json:"anonymous,omitempty"`
@@ -208,9 +217,15 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
+// compat reports compatibility mode (protocol_version_compatibility 8):
+// the 0.x behaviours are accepted besides the current protocol's.
+func (m *MercureHandler) compat() bool { return m.ProtocolVersionCompatibility == 8 }
+
 // validate checks the settings Provision needs sane before using them.
 func (m *MercureHandler) validate() error {
 	switch {
+	case m.ProtocolVersionCompatibility != 0 && m.ProtocolVersionCompatibility != 8:
+		return fmt.Errorf("sse_mercure: protocol_version_compatibility must be 8 (Mercure 0.x clients) or absent, not %d", m.ProtocolVersionCompatibility)
 	case m.SubscriptionsTTL < 0:
 		return errors.New("sse_mercure: subscriptions_ttl must not be negative")
 	case m.PublisherJWT == nil && m.JWKSURL == "":

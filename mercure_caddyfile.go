@@ -45,6 +45,7 @@ func parseMercure(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		write_timeout  <duration>      # a write taking longer drops the subscriber (default 10s)
 //		queue          <count>         # updates waiting per subscriber (default 256)
 //		max_subscribers <count>        # open streams on this route (default: no limit)
+//		protocol_version_compatibility 8  # also accept Mercure 0.x clients (default: 1.0 only)
 //	}
 func (m *MercureHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -110,6 +111,13 @@ func (m *MercureHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				m.Anonymous = true
 			} else {
 				m.Subscriptions = true
+			}
+		case "protocol_version_compatibility":
+			if err := countArg(d, &m.ProtocolVersionCompatibility, false); err != nil {
+				return err
+			}
+			if m.ProtocolVersionCompatibility != 8 {
+				return d.Errf("protocol_version_compatibility: only 8 (Mercure 0.x clients) is supported, not %d", m.ProtocolVersionCompatibility)
 			}
 		case "hub":
 			if err := oneArg(d, &m.Hub); err != nil {
