@@ -49,13 +49,14 @@ type config struct {
 	reader         string // epoll or goroutine: how HTTP/1.1 streams are read
 	readers        int    // epoll readers
 	progress       time.Duration
+	mercure        mercureConfig // -mode mercure
 }
 
 func main() {
 	var c config
 	flag.StringVar(&c.subURL, "sub", "", "subscribe URL (EventSource endpoint); several, comma-separated, spread the subscribers over them in turn (instances sharing one Redis)")
 	flag.StringVar(&c.pubURL, "pub", "", "publish URL")
-	flag.StringVar(&c.mode, "mode", "post", "publish shape: post (one event per POST), batch (JSON array), stream (one held text/event-stream body), nchan (raw body to an Nchan publisher)")
+	flag.StringVar(&c.mode, "mode", "post", "publish shape: post (one event per POST), batch (JSON array), stream (one held text/event-stream body), nchan (raw body to an Nchan publisher), mercure (form POSTs to an sse_mercure route with tokens)")
 	flag.IntVar(&c.subs, "subs", 100, "subscribers")
 	flag.Float64Var(&c.rate, "rate", 100, "events per second to publish; 0 = as fast as possible")
 	flag.IntVar(&c.size, "size", 256, "bytes of data per event")
@@ -74,6 +75,12 @@ func main() {
 	// more CPU (each sleeping reader is another thread to wake per burst)
 	// and gave a worse p99 in alternating 10,000-stream fan-outs.
 	flag.IntVar(&c.readers, "readers", 1, "epoll readers (threads reading HTTP/1.1 streams)")
+	flag.StringVar(&c.mercure.key, "mercure-key", "", "-mode mercure: the hub's HS256 key; the tool mints a publisher token and a subscriber token with it")
+	flag.StringVar(&c.mercure.issuer, "mercure-issuer", "https://localhost", "-mode mercure: the tokens' iss (an issuer the hub trusts)")
+	flag.StringVar(&c.mercure.audience, "mercure-audience", "", "-mode mercure: the tokens' aud (the hub's resource identifier; default: the publish URL without its query)")
+	flag.StringVar(&c.mercure.topic, "mercure-topic", "https://example.com/bench", "-mode mercure: the topic of every update (subscribe with match= naming it)")
+	flag.Float64Var(&c.mercure.tokenShare, "mercure-token-share", 0.5, "-mode mercure: share of subscribers that present a subscriber token (0 to 1)")
+	flag.BoolVar(&c.mercure.private, "mercure-private", false, "-mode mercure: publish private updates (needs -mercure-token-share 1)")
 	flag.DurationVar(&c.progress, "progress", time.Second, "on runs of 3s or longer, print a progress line on stderr this often; 0: never")
 	summary := flag.String("summarize", "", "instead of running: summarize a JSON-lines file of runs (bench/compare.sh)")
 	machine := flag.String("machine", "", "with -summarize: a description of the machine")
@@ -208,6 +215,15 @@ memory and CPU:
 
 A subscription must be answered 200 with Content-Type text/event-stream;
 any other answer is a failed subscriber, with the answer in the report.
+Mercure (-mode mercure): updates are form POSTs with a publisher token
+minted from -mercure-key, subscribers GET the hub URL with match= and a
+share of them (-mercure-token-share, default half) present a subscriber
+token, as logged-in users do:
+
+  ssebench -mode mercure -mercure-key '!ChangeThisMercureHubJWTSecretKey!' \
+           -sub 'http://127.0.0.1:8090/.well-known/mercure?match=https://example.com/bench' \
+           -pub 'http://127.0.0.1:8090/.well-known/mercure' -subs 1000 -rate 500
+
 Runs of 3s or longer print a progress line on stderr every -progress:
   t=3s subscribers=1000 delivered=1500000 rate=500000/s dropped=0
 
@@ -233,8 +249,18 @@ func (c *config) check() error {
 	}
 	switch c.mode {
 	case "post", "batch", "stream", "nchan":
+	case "mercure":
+		if c.mercure.audience == "" {
+			if u, err := url.Parse(c.pubURL); err == nil {
+				u.RawQuery = ""
+				c.mercure.audience = u.String()
+			}
+		}
+		if err := c.mercure.prepare(); err != nil {
+			return err
+		}
 	default:
-		return fmt.Errorf("-mode %q: use post, batch, stream or nchan", c.mode)
+		return fmt.Errorf("-mode %q: use post, batch, stream, nchan or mercure", c.mode)
 	}
 	c.subURLs = strings.Split(c.subURL, ",")
 	for _, u := range append([]string{c.pubURL}, c.subURLs...) {

@@ -50,7 +50,7 @@ func TestSubscribeRefusesWhatIsNotAnEventStream(t *testing.T) {
 			{"/missing", "answered 404 Not Found, want 200 OK"},
 		}
 		for _, tc := range cases {
-			s, err := dialSubscriber(t.Context(), c, srv.URL+tc.path, h2, 1)
+			s, err := dialSubscriber(t.Context(), c, srv.URL+tc.path, "", h2, 1)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Errorf("http2=%v %s: %v, want a subscription", http2, tc.path, err)

@@ -191,7 +191,8 @@ func publish(ctx context.Context, c *config) publishResult {
 }
 
 // publishEach sends one event per POST with a raw body, the shape both
-// caddy-sse (text/plain) and Nchan accept.
+// caddy-sse (text/plain) and Nchan accept, or (-mode mercure) a Mercure
+// form.
 func publishEach(ctx context.Context, c *config, ps *poster, pub int, tokens <-chan struct{}) uint64 {
 	var seq uint64
 	buf := make([]byte, 0, c.size)
@@ -200,10 +201,15 @@ func publishEach(ctx context.Context, c *config, ps *poster, pub int, tokens <-c
 			break
 		}
 		buf = payload(buf, pub, seq, c.size)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, c.pubURL, bytes.NewReader(buf))
-		req.Header.Set("Content-Type", "text/plain")
-		if c.event != "" {
-			req.Header.Set("X-EventSource-Event", c.event) // Nchan's way to name events
+		var req *http.Request
+		if c.mode == "mercure" {
+			req = c.mercure.request(c.pubURL, buf).WithContext(ctx)
+		} else {
+			req, _ = http.NewRequestWithContext(ctx, http.MethodPost, c.pubURL, bytes.NewReader(buf))
+			req.Header.Set("Content-Type", "text/plain")
+			if c.event != "" {
+				req.Header.Set("X-EventSource-Event", c.event) // Nchan's way to name events
+			}
 		}
 		if !ps.post(ctx, req) {
 			if ctx.Err() != nil {

@@ -106,7 +106,7 @@ func run(ctx context.Context, c config) (*report, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			s, err := dialSubscriber(ctx, &c, c.subURLs[i%len(c.subURLs)], h2, publishers)
+			s, err := dialSubscriber(ctx, &c, c.subURLs[i%len(c.subURLs)], c.mercure.subscriberToken(i), h2, publishers)
 			if err != nil {
 				failed.Add(1)
 				firstErr.CompareAndSwap(nil, err)

@@ -41,7 +41,9 @@ type subscriber struct {
 
 // dialSubscriber opens one subscription and returns once the response
 // headers have arrived (for caddy-sse: once it is registered with the hub).
-func dialSubscriber(ctx context.Context, c *config, subURL string, h2 *http.Client, publishers int) (*subscriber, error) {
+//
+// token, when not "", is presented as a Bearer token (-mode mercure).
+func dialSubscriber(ctx context.Context, c *config, subURL, token string, h2 *http.Client, publishers int) (*subscriber, error) {
 	s := &subscriber{next: make([]uint64, publishers)}
 	start := time.Now()
 	var resp *http.Response
@@ -51,6 +53,9 @@ func dialSubscriber(ctx context.Context, c *config, subURL string, h2 *http.Clie
 			return nil, err
 		}
 		req.Header.Set("Accept", "text/event-stream")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		if resp, err = h2.Do(req); err != nil {
 			return nil, err
 		}
@@ -70,6 +75,9 @@ func dialSubscriber(ctx context.Context, c *config, subURL string, h2 *http.Clie
 		}
 		req, _ := http.NewRequest(http.MethodGet, subURL, nil)
 		req.Header.Set("Accept", "text/event-stream")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
 		if err := req.Write(conn); err != nil {
 			conn.Close()
 			return nil, err
