@@ -6,4 +6,7 @@
 // The hub core (hub.go, replay.go, topics.go, event.go, publish_body.go)
 // knows nothing about Caddy; module.go, caddyfile.go, subscribe.go and
 // publish.go connect it to Caddy.
+//
+// caddy-sse is licensed under the Apache License, Version 2.0 (the LICENSE
+// file at the repository's root).
 package caddysse
