@@ -658,3 +658,22 @@ func TestMercureSubscriptionsAPIServesOnlyWhatTheTokenReads(t *testing.T) {
 	status, _, body = subsGet(t, c.base+bob.ID, aliceOnly)
 	mustStatus(t, "bob's subscription, with a token for alice's", status, http.StatusForbidden, body)
 }
+
+// TestMercureSubscriptionsHubPath: a hub served at /hub names its events
+// and serves its API under /hub, and its Link names /hub.
+func TestMercureSubscriptionsHubPath(t *testing.T) {
+	c := startCaddy(t, strings.Replace(mercureSubsSite, "sse_mercure /.well-known/mercure* {", "sse_mercure /hub* {", 1))
+	hub := c.base + "/hub"
+	tok := subsToken(t, hub, "", subsDetail{matchers: []subsMatcher{
+		{match: "/hub/subscriptions"}, {match: "/hub/subscriptions/*", matchType: "urlpattern"}}})
+	w := subscribe(t, client, hub+"?match_urlpattern="+url.QueryEscape("/hub/subscriptions/*"), "Authorization: Bearer "+tok).ready()
+	d := subsEvent(t, w) // its own
+	want := "/hub/subscriptions/urlpattern/" + url.QueryEscape("/hub/subscriptions/*") + "/" + url.QueryEscape(d.Subscriber)
+	if d.ID != want || d.MatchType != "urlpattern" || d.Match != "/hub/subscriptions/*" {
+		t.Fatalf("event %+v, want id %s", d, want)
+	}
+	all, _ := subsList(t, hub, hub+"/subscriptions", tok)
+	if all.ID != "/hub/subscriptions" || len(all.Subscriptions) != 1 || all.Subscriptions[0].ID != want {
+		t.Errorf("collection %+v", all)
+	}
+}
