@@ -200,7 +200,11 @@ func (m *MercureHandler) subscriptionsJoin(r *http.Request, subscribed, private 
 	if reg == nil {
 		return func() {}
 	}
-	subs := connectionSubscriptions(strings.TrimSuffix(mercureHubURL(r).Path, "/"), subscribed, private, grant)
+	hubPath := mercureHubURL(r).Path
+	if hubPath == "" {
+		hubPath = "/"
+	}
+	subs := connectionSubscriptions(hubPath, subscribed, private, grant)
 	ctx, cancel := context.WithTimeout(context.Background(), mercureSubsPublishTimeout)
 	m.publishSubscriptionEvents(reg.join(ctx, subs), true)
 	cancel()

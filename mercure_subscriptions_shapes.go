@@ -77,6 +77,7 @@ func (sh subsShape) topic(s mercureSub) string {
 	if hub == "" {
 		hub = defaultMercureHubPath
 	}
+	hub = strings.TrimSuffix(hub, "/") // a hub at "/" or "/hub/"
 	if sh.legacy {
 		return hub + "/subscriptions/" + expandURIVar(s.Match) + "/" + expandURIVar(s.Subscriber)
 	}

@@ -26,7 +26,10 @@ func TestMercureSubscriptionTopic(t *testing.T) {
 			"/.well-known/mercure/subscriptions/exact/a%252Fb%20c%2Bd%25/u~1._-",
 			"/.well-known/mercure/subscriptions/a%252Fb%20c%2Bd%25/u~1._-"},
 		// UTF-8 bytes, each encoded; reserved characters too.
-		{mercureSub{HubPath: "/hub", MatchType: "uritemplate", Match: "é/{x}", Subscriber: "*"},
+		// A hub at "/".
+		{mercureSub{HubPath: "/", MatchType: "exact", Match: "x", Subscriber: "s"},
+			"/subscriptions/exact/x/s", "/subscriptions/x/s"},
+		{mercureSub{HubPath: "/hub/", MatchType: "uritemplate", Match: "é/{x}", Subscriber: "*"},
 			"/hub/subscriptions/uritemplate/%C3%A9%2F%7Bx%7D/%2A",
 			"/hub/subscriptions/%C3%A9%2F%7Bx%7D/%2A"},
 	} {
