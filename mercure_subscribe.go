@@ -164,7 +164,7 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 	}
 	// The subscriptions end when the stream does: release runs then,
 	// also for an HTTP/1.1 stream served on after this returns.
-	leave := m.subscriptionsJoin(subscribed, private, grant)
+	leave := m.subscriptionsJoin(r, subscribed, private, grant)
 	stop := release
 	release = func() { stop(); leave(); m.streamer.subscribers.Add(-1) }
 	return m.streamer.stream(w, r, sub, replay, refs, end, release)

@@ -13,40 +13,25 @@ import (
 	"go.uber.org/zap"
 )
 
-// Mercure's Active Subscriptions (draft-08, "Active Subscriptions"), when
-// the handler's `subscriptions` option is on:
+// Mercure's Active Subscriptions (spec "Active Subscriptions"), when the
+// handler's `subscriptions` option is on:
 //
 //   - Subscription events: a private update each time a subscription
-//     becomes active or ends, with the topic
-//     /.well-known/mercure/subscriptions/{matchType}/{match}/{subscriber}
-//     (and, as an alternate topic, the 0.x form
-//     /.well-known/mercure/subscriptions/{topic}/{subscriber}), published
-//     through the hub's engine like any update, into a hub topic of their
-//     own (MercureSubscriptionsTopic), so that every instance sharing the
-//     hub delivers it.
+//     becomes active or ends, published through the hub's engine like any
+//     update, into a hub topic of their own (MercureSubscriptionsTopic),
+//     so that every instance sharing the hub delivers it. Their topics and
+//     documents are the modern (1.0) or the 0.x ones by the handler's mode
+//     (mercure_subscriptions_shapes.go).
 //   - The subscriptions API (mercure_subscriptions_api.go), from a registry
 //     of the active subscriptions: in process for the memory engine, in
 //     Redis for the Redis engine (mercure_subscriptions_redis.go).
 //
-// A subscription is one selector of one subscriber: a connection with
-// three selectors holds three. Its subscriber is the token's sub, else a
-// random urn:uuid per connection. The same sub connected twice with the
-// same selector holds the same subscription: it is counted, active from
-// the first connection to the end of the last, so the API lists it once
-// and the events come in balanced pairs.
-
-// mercureSubscriptionsPath is the fixed path of the subscription topics and
-// of the web API (draft-08 fixes the hub's path to /.well-known/mercure).
-const mercureSubscriptionsPath = "/.well-known/mercure/subscriptions"
-
-// mercureContext is the fixed JSON-LD context of the documents.
-const mercureContext = "https://mercure.rocks/"
-
-// mercureURITemplate is the matchType of a 0.x `topic=` selector that is an
-// RFC 6570 URI template: draft-08 has no such matcher type, so it is named
-// here (a 0.x selector without an expression selects itself only and is
-// reported as Exact, which is what it is).
-const mercureURITemplate = "URITemplate"
+// A subscription is one matcher of one connection: a connection with three
+// matchers holds three. Its subscriber is a random urn:uuid the hub draws
+// per connection, never the token's sub: one token on two connections (two
+// tabs) is two subscribers whose events must not collide, the sub would be
+// disclosed to every watcher, and a client must not be able to choose the
+// identity its events carry (spec "Subscriber Identifier Assignment").
 
 // Defaults of the subscriptions feature.
 const (
@@ -64,79 +49,41 @@ const (
 	mercureSubsPublishWait = 100 * time.Millisecond
 )
 
-// mercureSub is one subscription, as its JSON-LD document.
+// mercureSub is one active subscription as the registry holds it, in
+// neither generation's shape (the shapes render it): the registry is the
+// hub's, shared by routes in either mode and, with Redis, by instances.
+// The short JSON names keep the Redis documents small.
 type mercureSub struct {
-	Context    string          `json:"@context,omitempty"`
-	ID         string          `json:"id"`
-	Type       string          `json:"type"`
-	MatchType  string          `json:"matchType"`
-	Match      string          `json:"match"`
-	Topic      string          `json:"topic"` // the 0.x property: the selector
-	Subscriber string          `json:"subscriber"`
-	Active     bool            `json:"active"`
-	Payload    json.RawMessage `json:"payload,omitempty"`
-	// LastEventID is set on the API's single-subscription answer only.
-	LastEventID string `json:"lastEventID,omitempty"`
+	// HubPath is the path of the hub URL the subscriber connected to:
+	// the topics of its events start with it.
+	HubPath string `json:"h,omitempty"`
+	// MatchType is subsMatchExact, subsMatchURLPattern or
+	// subsMatchURITemplate.
+	MatchType  string          `json:"t"`
+	Match      string          `json:"m"`
+	Subscriber string          `json:"s"`
+	Payload    json.RawMessage `json:"p,omitempty"`
 }
 
-func newMercureSub(matchType, match, subscriber string, payload json.RawMessage) mercureSub {
-	return mercureSub{
-		ID:         mercureSubscriptionTopic(matchType, match, subscriber),
-		Type:       "Subscription",
-		MatchType:  matchType,
-		Match:      match,
-		Topic:      match,
-		Subscriber: subscriber,
-		Active:     true,
-		Payload:    payload,
+// key identifies the subscription in the registry: its modern topic, which
+// names all of its parts.
+func (s mercureSub) key() string { return subsModern.topic(s) }
+
+// subsMatchType is the matcher type a subscription reports for a compiled
+// matcher. A 0.x `topic=` selector without an expression selects itself
+// only: it is an exact matcher.
+func subsMatchType(m *MercureMatcher) string {
+	switch {
+	case m.typ == MercureURLPattern:
+		return subsMatchURLPattern
+	case m.typ == MercureTopicSelector && m.kind == matchTemplate:
+		return subsMatchURITemplate
 	}
+	return subsMatchExact
 }
 
-// legacyTopic is the 0.x topic of the subscription's events.
-func (s mercureSub) legacyTopic() string {
-	return mercureSubscriptionsPath + "/" + expandURIVar(s.Match) + "/" + expandURIVar(s.Subscriber)
-}
-
-// mercureSubscriptionTopic expands
-// /.well-known/mercure/subscriptions/{matchType}/{match}/{subscriber}.
-func mercureSubscriptionTopic(matchType, match, subscriber string) string {
-	return mercureSubscriptionsPath + "/" + expandURIVar(matchType) + "/" + expandURIVar(match) + "/" + expandURIVar(subscriber)
-}
-
-// expandURIVar is RFC 6570 simple string expansion of one value: every
-// byte outside the unreserved set (ALPHA DIGIT - . _ ~) is percent-encoded,
-// '%' included, so an already encoded value is encoded once more, as a
-// whole, exactly once (draft-08).
-func expandURIVar(v string) string {
-	const hex = "0123456789ABCDEF"
-	var b strings.Builder
-	b.Grow(len(v))
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_' || c == '~' {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hex[c>>4])
-		b.WriteByte(hex[c&15])
-	}
-	return b.String()
-}
-
-// mercureMatchTypeName is the matchType a subscription reports for a
-// compiled selector.
-func mercureMatchTypeName(m *MercureMatcher) string {
-	if m.typ == MercureTopicSelector {
-		if m.kind == matchTemplate {
-			return mercureURITemplate
-		}
-		return MercureExact.String()
-	}
-	return m.typ.String()
-}
-
-// newSubscriberID is the identifier of a subscriber without a sub claim.
+// newSubscriberID is a subscriber's identifier: a random UUID (RFC 9562
+// version 4) as a URN, drawn per connection.
 func newSubscriberID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -145,17 +92,14 @@ func newSubscriberID() string {
 	return fmt.Sprintf("urn:uuid:%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
 
-// connectionSubscriptions lists the subscriptions of one connection: one
-// per distinct selector. private are the token's compiled subscribe
-// selectors, in the grant's order (nil without a token).
-func connectionSubscriptions(subscribed, private []*MercureMatcher, grant *MercureGrant) []mercureSub {
-	subscriber := ""
-	if grant != nil {
-		subscriber = grant.Subject
-	}
-	if subscriber == "" {
-		subscriber = newSubscriberID()
-	}
+// connectionSubscriptions lists the subscriptions of one connection to the
+// hub at hubPath: one per distinct matcher, all with one fresh subscriber
+// id. private are the token's compiled subscribe matchers, in the grant's
+// order (nil without a token): the payload of each subscription is the
+// one of the first subscribe detail whose topics match the subscription's
+// own matcher string, read as a topic (spec "Payloads").
+func connectionSubscriptions(hubPath string, subscribed, private []*MercureMatcher, grant *MercureGrant) []mercureSub {
+	subscriber := newSubscriberID()
 	subs := make([]mercureSub, 0, len(subscribed))
 	seen := make(map[string]bool, len(subscribed))
 	for _, sel := range subscribed {
@@ -167,13 +111,15 @@ func connectionSubscriptions(subscribed, private []*MercureMatcher, grant *Mercu
 				i++
 				return ok
 			})
+			if isJSONNull(payload) {
+				payload = nil
+			}
 		}
-		s := newMercureSub(mercureMatchTypeName(sel), sel.value, subscriber, payload)
-		if seen[s.ID] {
-			continue
+		s := mercureSub{HubPath: hubPath, MatchType: subsMatchType(sel), Match: sel.value, Subscriber: subscriber, Payload: payload}
+		if k := s.key(); !seen[k] {
+			seen[k] = true
+			subs = append(subs, s)
 		}
-		seen[s.ID] = true
-		subs = append(subs, s)
 	}
 	return subs
 }
@@ -249,12 +195,16 @@ func (m *MercureHandler) releaseSubscriptions() {
 // events of those that became active; what it returns records their end.
 // It runs before the stream starts, bounded by mercureSubsPublishTimeout:
 // once the subscriber reads the stream's first bytes, it is listed.
-func (m *MercureHandler) subscriptionsJoin(subscribed, private []*MercureMatcher, grant *MercureGrant) (leave func()) {
+func (m *MercureHandler) subscriptionsJoin(r *http.Request, subscribed, private []*MercureMatcher, grant *MercureGrant) (leave func()) {
 	reg := m.subs
 	if reg == nil {
 		return func() {}
 	}
-	subs := connectionSubscriptions(subscribed, private, grant)
+	hubPath := mercureHubURL(r).Path
+	if hubPath == "" {
+		hubPath = "/"
+	}
+	subs := connectionSubscriptions(hubPath, subscribed, private, grant)
 	ctx, cancel := context.WithTimeout(context.Background(), mercureSubsPublishTimeout)
 	m.publishSubscriptionEvents(reg.join(ctx, subs), true)
 	cancel()
@@ -267,21 +217,22 @@ func (m *MercureHandler) subscriptionsJoin(subscribed, private []*MercureMatcher
 
 // publishSubscriptionEvents publishes one private update per subscription,
 // in one batch, through the engine: on Redis every instance delivers it.
-// The registry changed first, so an API answer's lastEventID never hides
-// an event a client would need. A refused publish (overload, Redis down)
-// is logged and dropped.
+// The registry changed first, so an API answer's cursor never hides an
+// event a client would need. A refused publish (overload, Redis down) is
+// logged and dropped.
 func (m *MercureHandler) publishSubscriptionEvents(subs []mercureSub, active bool) {
 	if len(subs) == 0 {
 		return
 	}
+	sh := m.eventShape()
 	pubs := make([]Publication, 0, len(subs))
 	for _, s := range subs {
-		s.Context, s.Active, s.LastEventID = mercureContext, active, ""
-		data, _ := json.Marshal(s)
-		meta, _ := json.Marshal(mercureMeta{Topics: []string{s.ID, s.legacyTopic()}, Private: true})
+		data, _ := json.Marshal(sh.doc(s, active, true, ""))
+		meta, _ := json.Marshal(mercureMeta{Topics: []string{sh.topic(s)}, Private: true})
 		pubs = append(pubs, Publication{
-			Message: &Message{Topics: []string{MercureSubscriptionsTopic}, Data: string(data), Meta: string(meta), HashID: true},
-			Topics:  []TopicRef{m.subsRef},
+			Message: &Message{Topics: []string{MercureSubscriptionsTopic}, Name: sh.eventType(), Data: string(data),
+				Meta: string(meta), HashID: true},
+			Topics: []TopicRef{m.subsRef},
 		})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), mercureSubsPublishTimeout)
@@ -306,6 +257,28 @@ func mercureLastEventID(hub Engine) string {
 
 // isSubscriptionsRequest reports a request for the subscriptions API.
 func isSubscriptionsRequest(r *http.Request) bool {
-	p := r.URL.EscapedPath()
-	return p == mercureSubscriptionsPath || strings.HasPrefix(p, mercureSubscriptionsPath+"/")
+	_, _, ok := splitSubscriptionsPath(r.URL.EscapedPath())
+	return ok
+}
+
+// splitSubscriptionsPath splits an API path, <hub path>/subscriptions[/…],
+// at its first "subscriptions" segment: hub is the hub's path, rest what
+// follows "/subscriptions" ("" or "/…"). The hub's path is the one the
+// request reached, so a hub served elsewhere than /.well-known/mercure
+// serves its API under its own path (one with a "subscriptions" segment
+// of its own cannot).
+func splitSubscriptionsPath(escaped string) (hub, rest string, ok bool) {
+	const seg = "/subscriptions"
+	for off := 0; ; {
+		i := strings.Index(escaped[off:], seg)
+		if i < 0 {
+			return "", "", false
+		}
+		i += off
+		end := i + len(seg)
+		if end == len(escaped) || escaped[end] == '/' {
+			return escaped[:i], escaped[end:], true
+		}
+		off = end
+	}
 }

@@ -16,7 +16,8 @@ import (
 // redis_scripts.go):
 //
 //	base "#subs"           hash: subscription id -> connections holding it, all instances
-//	base "#subs:docs"      hash: subscription id -> its JSON-LD document (the API reads it)
+//	base "#subs:docs"      hash: subscription id -> its record (mercureSub as JSON, in
+//	                       neither protocol's shape: the API and the events render it)
 //	base "#subs:instances" sorted set: instance id, scored by the Redis time (ms) it
 //	                       expires at unless it refreshes it
 //	base "#subs@" inst     hash: subscription id -> connections of this instance
@@ -179,15 +180,16 @@ func (r *redisSubsRegistry) join(ctx context.Context, subs []mercureSub) []mercu
 	byID := make(map[string]mercureSub, len(subs))
 	r.mu.Lock()
 	for _, s := range subs {
-		c := r.mirror[s.ID]
+		k := s.key()
+		c := r.mirror[k]
 		if c == nil {
 			c = &countedSub{sub: s}
-			r.mirror[s.ID] = c
+			r.mirror[k] = c
 		}
 		c.n++
 		doc, _ := json.Marshal(s)
-		args = append(args, s.ID, string(doc))
-		byID[s.ID] = s
+		args = append(args, k, string(doc))
+		byID[k] = s
 	}
 	r.mu.Unlock()
 	ids, err := subsJoinScript.Run(ctx, r.rh.rdb, r.keys(), args...).StringSlice()
@@ -212,13 +214,14 @@ func (r *redisSubsRegistry) leave(ctx context.Context, subs []mercureSub) []merc
 	byID := make(map[string]mercureSub, len(subs))
 	r.mu.Lock()
 	for _, s := range subs {
-		if c := r.mirror[s.ID]; c != nil {
+		k := s.key()
+		if c := r.mirror[k]; c != nil {
 			if c.n--; c.n <= 0 {
-				delete(r.mirror, s.ID)
+				delete(r.mirror, k)
 			}
 		}
-		args = append(args, s.ID)
-		byID[s.ID] = s
+		args = append(args, k)
+		byID[k] = s
 	}
 	r.mu.Unlock()
 	ids, err := subsLeaveScript.Run(ctx, r.rh.rdb, r.keys(), args...).StringSlice()
@@ -253,11 +256,13 @@ func (r *redisSubsRegistry) list(ctx context.Context) ([]mercureSub, error) {
 	return decodeSubs(docs), nil
 }
 
+// decodeSubs reads the records; one in another form (written by another
+// version of this module) is skipped.
 func decodeSubs(docs []string) []mercureSub {
 	out := make([]mercureSub, 0, len(docs))
 	for _, d := range docs {
 		var s mercureSub
-		if json.Unmarshal([]byte(d), &s) == nil && s.ID != "" {
+		if json.Unmarshal([]byte(d), &s) == nil && s.Match != "" && s.Subscriber != "" {
 			out = append(out, s)
 		}
 	}

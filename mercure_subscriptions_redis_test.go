@@ -2,6 +2,7 @@ package caddysse
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +14,13 @@ import (
 type notified struct {
 	mu  sync.Mutex
 	ch  chan struct{}
-	got []mercureSub
+	got []notice
+}
+
+// notice is one event a registry published: a subscription and its state.
+type notice struct {
+	mercureSub
+	Active bool
 }
 
 func newNotified() *notified { return &notified{ch: make(chan struct{}, 64)} }
@@ -21,14 +28,13 @@ func newNotified() *notified { return &notified{ch: make(chan struct{}, 64)} }
 func (n *notified) add(subs []mercureSub, active bool) {
 	n.mu.Lock()
 	for _, s := range subs {
-		s.Active = active
-		n.got = append(n.got, s)
+		n.got = append(n.got, notice{s, active})
 	}
 	n.mu.Unlock()
 	n.ch <- struct{}{}
 }
 
-func (n *notified) wait(t *testing.T, what string) []mercureSub {
+func (n *notified) wait(t *testing.T, what string) []notice {
 	t.Helper()
 	select {
 	case <-n.ch:
@@ -50,7 +56,7 @@ func listIDs(t *testing.T, r mercureSubsRegistry) map[string]bool {
 	}
 	ids := map[string]bool{}
 	for _, s := range l {
-		ids[s.ID] = true
+		ids[s.key()] = true
 	}
 	return ids
 }
@@ -70,15 +76,15 @@ func TestRedisSubsRegistry(t *testing.T) {
 	a.setNotify(aEvents.add)
 	b.setNotify(bEvents.add)
 
-	shared := newMercureSub("Exact", "x", "alice", nil)
-	onlyB := newMercureSub("Exact", "y", "bob", nil)
+	shared := mercureSub{MatchType: "exact", Match: "x", Subscriber: "alice"}
+	onlyB := mercureSub{MatchType: "exact", Match: "y", Subscriber: "bob", Payload: json.RawMessage(`{"n":1}`)}
 	if got := a.join(ctx, []mercureSub{shared}); len(got) != 1 {
 		t.Fatalf("A's join activated %d", len(got))
 	}
-	if got := b.join(ctx, []mercureSub{shared, onlyB}); len(got) != 1 || got[0].ID != onlyB.ID {
+	if got := b.join(ctx, []mercureSub{shared, onlyB}); len(got) != 1 || got[0].key() != onlyB.key() {
 		t.Fatalf("B's join activated %+v, want bob's only", got)
 	}
-	if ids := listIDs(t, a); len(ids) != 2 || !ids[shared.ID] || !ids[onlyB.ID] {
+	if ids := listIDs(t, a); len(ids) != 2 || !ids[shared.key()] || !ids[onlyB.key()] {
 		t.Fatalf("A lists %v", ids)
 	}
 
@@ -86,24 +92,24 @@ func TestRedisSubsRegistry(t *testing.T) {
 	b.cancel()
 	b.done.Wait()
 	got := aEvents.wait(t, "reaping of B")
-	if len(got) != 1 || got[0].ID != onlyB.ID || got[0].Active {
+	if len(got) != 1 || got[0].key() != onlyB.key() || got[0].Active || string(got[0].Payload) != `{"n":1}` {
 		t.Fatalf("A published %+v, want bob's subscription ended", got)
 	}
-	if ids := listIDs(t, a); len(ids) != 1 || !ids[shared.ID] {
+	if ids := listIDs(t, a); len(ids) != 1 || !ids[shared.key()] {
 		t.Fatalf("after the reaping A lists %v, want alice's (still held by A)", ids)
 	}
 	// B's leave after the reaping counts nothing out twice.
 	if got := b.leave(ctx, []mercureSub{shared}); len(got) != 0 {
 		t.Fatalf("B's late leave ended %+v", got)
 	}
-	if ids := listIDs(t, a); !ids[shared.ID] {
+	if ids := listIDs(t, a); !ids[shared.key()] {
 		t.Fatalf("alice's subscription ended by B's late leave")
 	}
 
 	// B comes back: its mirror still holds bob's subscription.
 	b.heartbeat(ctx)
 	got = bEvents.wait(t, "B's resync")
-	if len(got) != 1 || got[0].ID != onlyB.ID || !got[0].Active {
+	if len(got) != 1 || got[0].key() != onlyB.key() || !got[0].Active {
 		t.Fatalf("B's resync published %+v, want bob's subscription active again", got)
 	}
 	if ids := listIDs(t, a); len(ids) != 2 {

@@ -7,8 +7,10 @@ import (
 
 // memorySubsRegistry is the memory engine's registry: the active
 // subscriptions of this process, each with the number of connections
-// holding it. Its size is bounded by the open connections times their
-// selectors (themselves capped).
+// holding it (one, as the subscriber id is drawn per connection; counted
+// all the same, so that a leave never ends what another join holds). Its
+// size is bounded by the open connections times their matchers
+// (themselves capped).
 type memorySubsRegistry struct {
 	mu   sync.Mutex
 	subs map[string]*countedSub
@@ -28,10 +30,11 @@ func (r *memorySubsRegistry) join(_ context.Context, subs []mercureSub) []mercur
 	defer r.mu.Unlock()
 	var activated []mercureSub
 	for _, s := range subs {
-		c := r.subs[s.ID]
+		k := s.key()
+		c := r.subs[k]
 		if c == nil {
 			c = &countedSub{sub: s}
-			r.subs[s.ID] = c
+			r.subs[k] = c
 			activated = append(activated, s)
 		}
 		c.n++
@@ -44,12 +47,13 @@ func (r *memorySubsRegistry) leave(_ context.Context, subs []mercureSub) []mercu
 	defer r.mu.Unlock()
 	var ended []mercureSub
 	for _, s := range subs {
-		c := r.subs[s.ID]
+		k := s.key()
+		c := r.subs[k]
 		if c == nil {
 			continue
 		}
 		if c.n--; c.n <= 0 {
-			delete(r.subs, s.ID)
+			delete(r.subs, k)
 			ended = append(ended, c.sub)
 		}
 	}
