@@ -39,6 +39,9 @@ export default defineConfig({
   // (one file, not fully parallel) does anyway.
   workers: 1,
   reporter: [["line"], ["json", { outputFile: `${out}/report.json` }]],
+  // The suite logs every step of its page; the JSON report keeps that, the
+  // terminal shows progress and failures (verify.mjs lists every case).
+  quiet: true,
   use: {
     baseURL: process.env.BASE_URL ?? "https://localhost/.well-known/mercure",
     // The hub's certificate comes from Caddy's internal CA (tls internal).
