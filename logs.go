@@ -109,3 +109,38 @@ func (p *PublishHandler) logRefusal(r *http.Request, e *PublishError) {
 			zap.String("client", clientForLog(r)), zap.Int("suppressed", suppressed))
 	}
 }
+
+// logRefusal logs a refused Mercure request, throttled per status and error
+// code: the answer's message and, for authorization refusals, the reason
+// (why the token is invalid or insufficient; never the token). A bare 401
+// (no token) is a client's usual first try: info; other authorization
+// refusals: warn, so that they show in Caddy's default log.
+func (m *MercureHandler) logRefusal(r *http.Request, e *mercureRefusal) {
+	ok, suppressed := m.refusalLog.allow(fmt.Sprint(e.Status, e.Code))
+	if !ok {
+		return
+	}
+	level := zap.InfoLevel
+	if e.Code != "" || e.Status == http.StatusForbidden {
+		level = zap.WarnLevel
+	}
+	if c := m.logger.Check(level, "mercure request refused"); c != nil {
+		fields := []zap.Field{zap.String("method", r.Method), zap.Int("status", e.Status), zap.String("error", e.Msg)}
+		if e.Code != "" {
+			fields = append(fields, zap.String("code", e.Code))
+		}
+		if e.Reason != "" {
+			fields = append(fields, zap.String("reason", e.Reason))
+		}
+		fields = append(fields, zap.String("client", clientForLog(r)), zap.Int("suppressed", suppressed))
+		c.Write(fields...)
+	}
+}
+
+// noTokenReason is the logged reason of a 401 without a token.
+func (m *MercureHandler) noTokenReason(r *http.Request) string {
+	if hint := m.auth.ignoredTokenHint(r); hint != "" {
+		return hint
+	}
+	return "no token: send Authorization: Bearer <token> or the " + m.auth.cookieNames[0] + " cookie"
+}
