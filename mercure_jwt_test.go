@@ -195,10 +195,10 @@ func TestMercureVerifyEveryAlgorithm(t *testing.T) {
 
 			sig := []byte(parts[2])
 			sig[0] ^= 0x01 // another base64url letter
-			_, err = v.Verify(parts[0] + "." + parts[1] + "." + string(sig), testResource)
+			_, err = v.Verify(parts[0]+"."+parts[1]+"."+string(sig), testResource)
 			wantRefused(t, err, "")
 
-			_, err = v.Verify(parts[0] + "." + parts[1] + ".", testResource)
+			_, err = v.Verify(parts[0]+"."+parts[1]+".", testResource)
 			wantRefused(t, err, "")
 		})
 	}
