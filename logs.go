@@ -46,6 +46,10 @@ func (l *logThrottle) allow(key string) (bool, int) {
 		every = time.Second
 	}
 	k := l.keys[key]
+	if k == nil && len(l.keys) >= 1024 {
+		// Keys come from closed sets; this only bounds a mistake.
+		clear(l.keys)
+	}
 	if k == nil {
 		k = new(throttled)
 		l.keys[key] = k
@@ -110,13 +114,14 @@ func (p *PublishHandler) logRefusal(r *http.Request, e *PublishError) {
 	}
 }
 
-// logRefusal logs a refused Mercure request, throttled per status and error
-// code: the answer's message and, for authorization refusals, the reason
-// (why the token is invalid or insufficient; never the token). A bare 401
-// (no token) is a client's usual first try: info; other authorization
-// refusals: warn, so that they show in Caddy's default log.
+// logRefusal logs a refused Mercure request, throttled per status, error
+// code and kind of reason: the answer's message and, for authorization
+// refusals, the reason (why the token is invalid or insufficient; never
+// the token). A bare 401 (no token) is a client's usual first try: info;
+// other authorization refusals: warn, so that they show in Caddy's default
+// log.
 func (m *MercureHandler) logRefusal(r *http.Request, e *mercureRefusal) {
-	ok, suppressed := m.refusalLog.allow(fmt.Sprint(e.Status, e.Code))
+	ok, suppressed := m.refusalLog.allow(fmt.Sprint(e.Status, " ", e.Code, " ", reasonKind(e.Reason)))
 	if !ok {
 		return
 	}
@@ -143,4 +148,19 @@ func (m *MercureHandler) noTokenReason(r *http.Request) string {
 		return hint
 	}
 	return "no token: send Authorization: Bearer <token> or the " + m.auth.cookieNames[0] + " cookie"
+}
+
+// reasonKind is the fixed part of a refusal reason, its words before the
+// first quoted or numeric detail ("aud does not contain the resource
+// identifier "), so that throttling keys come from a closed set: the
+// reasons are written by this package, their variable parts quoted or
+// numbers.
+func reasonKind(reason string) string {
+	if i := strings.IndexAny(reason, "\"(0123456789[%"); i >= 0 {
+		reason = reason[:i]
+	}
+	if len(reason) > 64 {
+		reason = reason[:64]
+	}
+	return reason
 }

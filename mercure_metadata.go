@@ -131,19 +131,23 @@ type mercureMetadata struct {
 }
 
 // isMetadataRequest reports a request for this hub's metadata: the
-// well-known prefix followed by the path of the resource identifier (the
-// pinned one's, else the hub path).
+// well-known prefix followed by the path of the resource identifier. With
+// a pinned identifier, its path; derived, the path of whatever hub URL the
+// request names (the handler is the hub on every path its route sends it,
+// and its challenges point there).
 func (m *MercureHandler) isMetadataRequest(r *http.Request) bool {
-	if !strings.HasPrefix(r.URL.Path, mercureMetadataPrefix+"/") {
+	suffix, ok := strings.CutPrefix(r.URL.Path, mercureMetadataPrefix+"/")
+	if !ok || suffix == "" {
 		return false
 	}
-	want := mercureHubPath
 	if m.auth != nil && m.auth.resource != "" {
-		if u, err := url.Parse(m.auth.resource); err == nil && u.Host != "" {
-			want = strings.TrimSuffix(u.Path, "/")
+		u, err := url.Parse(m.auth.resource)
+		if err != nil || u.Host == "" {
+			return "/"+suffix == mercureHubPath
 		}
+		return "/"+suffix == strings.TrimSuffix(u.Path, "/")
 	}
-	return strings.TrimPrefix(r.URL.Path, mercureMetadataPrefix) == want
+	return true
 }
 
 // serveMetadata answers the protected resource metadata document when r
