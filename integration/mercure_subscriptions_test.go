@@ -18,6 +18,7 @@ const mercureSubsSite = `:{PORT} {
 	sse_mercure /.well-known/mercure* {
 		publisher_jwt ` + mercurePubKey + `
 		subscriber_jwt ` + mercureSubKey + `
+		protocol_version_compatibility 8
 		anonymous
 		subscriptions
 		subscriptions_ttl 1s
@@ -51,10 +52,10 @@ type subsCollection struct {
 // subsWatcherToken may read every subscription event and API resource.
 func subsWatcherToken(t *testing.T) string {
 	return mercureToken(t, mercureSubKey, true, jwt.MapClaims{"authorization_details": []any{map[string]any{
-		"type": "mercure", "actions": []string{"subscribe"},
+		"type": mercureDetailType, "actions": []string{"subscribe"},
 		"topics": []any{
 			map[string]any{"match": "/.well-known/mercure/subscriptions"},
-			map[string]any{"match": "/.well-known/mercure/subscriptions/*", "matchType": "URLPattern"},
+			map[string]any{"match": "/.well-known/mercure/subscriptions/*", "match_type": "urlpattern"},
 			map[string]any{"match": "urn:marker"},
 		},
 	}}})
@@ -109,8 +110,8 @@ const subsAlice = "https://example.com/users/alice"
 // aliceToken subscribes to book 1 as alice, with a payload for it.
 func aliceToken(t *testing.T) string {
 	return mercureToken(t, mercureSubKey, true, jwt.MapClaims{"sub": subsAlice, "authorization_details": []any{map[string]any{
-		"type": "mercure", "actions": []string{"subscribe"},
-		"topics":  []any{map[string]any{"match": "https://example.com/books/:id", "matchType": "URLPattern"}},
+		"type": mercureDetailType, "actions": []string{"subscribe"},
+		"topics":  []any{map[string]any{"match": "https://example.com/books/:id", "match_type": "urlpattern"}},
 		"payload": map[string]any{"name": "alice"},
 	}}})
 }
@@ -190,7 +191,7 @@ func TestMercureSubscriptions(t *testing.T) {
 		mustStatus(t, "a token for other topics", status, http.StatusForbidden, body)
 		// A token for one subscription reads it, not the collection.
 		narrow := mercureToken(t, mercureSubKey, true, jwt.MapClaims{"authorization_details": []any{map[string]any{
-			"type": "mercure", "actions": []string{"subscribe"}, "topics": []any{map[string]any{"match": wantID}},
+			"type": mercureDetailType, "actions": []string{"subscribe"}, "topics": []any{map[string]any{"match": wantID}},
 		}}})
 		status, _, body = subsGet(t, c.base+wantID, narrow)
 		mustStatus(t, "narrow token, its subscription", status, http.StatusOK, body)
