@@ -117,16 +117,17 @@ func (p *PublishHandler) logRefusal(r *http.Request, e *PublishError) {
 // logRefusal logs a refused Mercure request, throttled per status, error
 // code and kind of reason: the answer's message and, for authorization
 // refusals, the reason (why the token is invalid or insufficient; never
-// the token). A bare 401 (no token) is a client's usual first try: info;
-// other authorization refusals: warn, so that they show in Caddy's default
-// log.
+// the token). Authorization refusals (a token invalid or insufficient, its
+// presentation malformed) at warn, so that they show in Caddy's default
+// log; a bare 401 (no token: a client's usual first try) and malformed
+// forms at info.
 func (m *MercureHandler) logRefusal(r *http.Request, e *mercureRefusal) {
 	ok, suppressed := m.refusalLog.allow(fmt.Sprint(e.Status, " ", e.Code, " ", reasonKind(e.Reason)))
 	if !ok {
 		return
 	}
 	level := zap.InfoLevel
-	if e.Code != "" || e.Status == http.StatusForbidden {
+	if e.Code != "" && e.Reason != "" || e.Status == http.StatusForbidden {
 		level = zap.WarnLevel
 	}
 	if c := m.logger.Check(level, "mercure request refused"); c != nil {

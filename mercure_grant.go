@@ -142,7 +142,7 @@ func (g *MercureGrant) fromClaims(c *mercureClaims, compat bool, l mercureClaimL
 	}
 	switch {
 	case !isJSONNull(c.AuthorizationDetails):
-		return g.fromAuthorizationDetails(c.AuthorizationDetails, l)
+		return g.fromAuthorizationDetails(c.AuthorizationDetails, compat, l)
 	case compat && !isJSONNull(legacy):
 		g.Legacy = true
 		return g.fromMercureClaim(legacy, l)
@@ -196,7 +196,10 @@ func (g *MercureGrant) fromMercureClaim(raw json.RawMessage, l mercureClaimLimit
 }
 
 // fromAuthorizationDetails reads the 1.0 claim.
-func (g *MercureGrant) fromAuthorizationDetails(raw json.RawMessage, l mercureClaimLimits) error {
+// In compatibility mode a topic may also be a bare string, read as a 0.x
+// topic selector (*, exact or URI template), as Mercure's compatibility
+// mode reads "bare-string JWT matcher claims".
+func (g *MercureGrant) fromAuthorizationDetails(raw json.RawMessage, compat bool, l mercureClaimLimits) error {
 	var details []json.RawMessage
 	if err := json.Unmarshal(raw, &details); err != nil {
 		return tokenErr("authorization_details is not an array", nil)
@@ -221,7 +224,7 @@ func (g *MercureGrant) fromAuthorizationDetails(raw json.RawMessage, l mercureCl
 		if mercure++; mercure > l.maxDetails {
 			return tokenErr(fmt.Sprintf("more than %d Mercure authorization details (max_token_details)", l.maxDetails), nil)
 		}
-		if err := g.addMercureDetail(i, detail, l, &total); err != nil {
+		if err := g.addMercureDetail(i, detail, compat, l, &total); err != nil {
 			return err
 		}
 	}
@@ -238,7 +241,7 @@ func (g *MercureGrant) fromAuthorizationDetails(raw json.RawMessage, l mercureCl
 
 // addMercureDetail validates one Mercure authorization detail and adds its
 // matchers to the actions it lists.
-func (g *MercureGrant) addMercureDetail(i int, detail map[string]json.RawMessage, l mercureClaimLimits, total *int) error {
+func (g *MercureGrant) addMercureDetail(i int, detail map[string]json.RawMessage, compat bool, l mercureClaimLimits, total *int) error {
 	bad := func(what string) error {
 		return tokenErr(fmt.Sprintf("authorization_details[%d]: %s", i, what), nil)
 	}
@@ -278,15 +281,17 @@ func (g *MercureGrant) addMercureDetail(i int, detail map[string]json.RawMessage
 		return tokenErr(fmt.Sprintf("more than %d topic matchers in all (max_token_selectors)", l.maxSelectors), nil)
 	}
 	for j, t := range topics {
-		m, ok := jsonObject(t)
-		if !ok {
-			return bad(fmt.Sprintf("topics[%d] is not an object {\"match\": ..., \"match_type\": ...}", j))
-		}
 		var sel MercureGrantTopic
-		if sel.Value, ok = jsonString(m["match"]); !ok || sel.Value == "" {
+		m, ok := jsonObject(t)
+		if bare, isString := jsonString(t); compat && isString && bare != "" {
+			sel.Type, sel.Value = MercureTopicSelector, bare
+		} else if !ok {
+			return bad(fmt.Sprintf("topics[%d] is not an object {\"match\": ..., \"match_type\": ...}", j))
+		} else if sel.Value, ok = jsonString(m["match"]); !ok || sel.Value == "" {
 			return bad(fmt.Sprintf("topics[%d] has no non-empty string match", j))
+		} else {
+			sel.Type = MercureExact
 		}
-		sel.Type = MercureExact
 		if mt, present := m["match_type"]; present {
 			s, ok := jsonString(mt)
 			switch {

@@ -130,6 +130,8 @@ func TestMercureGrantShapes(t *testing.T) {
 		{name: "0.x claim not an object", compat: true, claims: `{"mercure":["*"]}`, reason: "mercure claim is not an object"},
 		{name: "0.x publish a string", compat: true, claims: `{"mercure":{"publish":"*"}}`, reason: "mercure.publish is not an array of strings"},
 		{name: "0.x too many selectors", compat: true, claims: `{"mercure":{"publish":["a","b","c"],"subscribe":["d","e"]}}`, reason: "more than 4 topic selectors"},
+		{name: "compat: a bare string topic is a 0.x selector", compat: true, claims: `{"authorization_details":[{` + mt + `,"actions":["subscribe"],"topics":["https://example.com/books/{id}",{"match":"a"}]}]}`,
+			subscribe: []MercureGrantTopic{sel("https://example.com/books/{id}", tmpl, ""), sel("a", exact, "")}},
 		{name: "compat reads authorization_details first", compat: true, claims: `{"authorization_details":[{` + mt + `,"actions":["publish"],"topics":[{"match":"a"}]}],"mercure":{"publish":["*"]}}`,
 			publish: []MercureGrantTopic{sel("a", exact, "")}},
 	}
@@ -264,6 +266,8 @@ func FuzzMercureClaims(f *testing.F) {
 		g0 := &MercureGrant{}
 		check(g0, g0.fromMercureClaim(raw, limits), MercureTopicSelector)
 		g1 := &MercureGrant{AccessToken: true}
-		check(g1, g1.fromAuthorizationDetails(raw, limits), MercureExact, MercureURLPattern)
+		check(g1, g1.fromAuthorizationDetails(raw, false, limits), MercureExact, MercureURLPattern)
+		g2 := &MercureGrant{AccessToken: true}
+		check(g2, g2.fromAuthorizationDetails(raw, true, limits), MercureExact, MercureURLPattern, MercureTopicSelector)
 	})
 }
