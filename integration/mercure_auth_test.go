@@ -225,6 +225,28 @@ func TestMercureAuth(t *testing.T) {
 		c.waitLog("types seen: mercure")
 	})
 
+	t.Run("the cookie: the modern name only", func(t *testing.T) {
+		s := subscribe(t, client, hub+"?match="+url.QueryEscape(topic), "Cookie: __Secure-mercure_access_token="+mercureConformanceToken).ready()
+		mustMercurePublish(t, hub, mercureConformanceToken, update(topic, "private by cookie", "private", "on"))
+		if ev := s.next(); ev.Data != "private by cookie" {
+			t.Fatalf("cookie subscriber got %q", ev.Data)
+		}
+		// The 0.x cookie is not read in modern mode: no token, and the log
+		// says which cookie to use.
+		old := mercureToken(t, mercureAppKey, false, jwt.MapClaims{"mercure": map[string]any{"subscribe": []string{"*"}}})
+		req, _ := http.NewRequestWithContext(testCtx(t), http.MethodGet, derived+"?match="+url.QueryEscape(topic), nil)
+		req.Header.Set("Cookie", "mercureAuthorization="+old)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized || !challengeIs(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Fatalf("0.x cookie in modern mode: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+		}
+		c.waitLog("the mercureAuthorization cookie is ignored")
+	})
+
 	t.Run("the protected resource metadata", func(t *testing.T) {
 		resp, err := client.Get(c.base + "/.well-known/oauth-protected-resource/.well-known/mercure")
 		if err != nil {
