@@ -46,6 +46,10 @@ func (l *logThrottle) allow(key string) (bool, int) {
 		every = time.Second
 	}
 	k := l.keys[key]
+	if k == nil && len(l.keys) >= 1024 {
+		// Keys come from closed sets; this only bounds a mistake.
+		clear(l.keys)
+	}
 	if k == nil {
 		k = new(throttled)
 		l.keys[key] = k
@@ -108,4 +112,56 @@ func (p *PublishHandler) logRefusal(r *http.Request, e *PublishError) {
 		c.Write(zap.Int("status", e.Status), zap.String("reason", e.Msg), zap.String("field", e.Field),
 			zap.String("client", clientForLog(r)), zap.Int("suppressed", suppressed))
 	}
+}
+
+// logRefusal logs a refused Mercure request, throttled per status, error
+// code and kind of reason: the answer's message and, for authorization
+// refusals, the reason (why the token is invalid or insufficient; never
+// the token). Authorization refusals (a token invalid or insufficient, its
+// presentation malformed) at warn, so that they show in Caddy's default
+// log; a bare 401 (no token: a client's usual first try) and malformed
+// forms at info.
+func (m *MercureHandler) logRefusal(r *http.Request, e *mercureRefusal) {
+	ok, suppressed := m.refusalLog.allow(fmt.Sprint(e.Status, " ", e.Code, " ", reasonKind(e.Reason)))
+	if !ok {
+		return
+	}
+	level := zap.InfoLevel
+	if e.Code != "" && e.Reason != "" || e.Status == http.StatusForbidden {
+		level = zap.WarnLevel
+	}
+	if c := m.logger.Check(level, "mercure request refused"); c != nil {
+		fields := []zap.Field{zap.String("method", r.Method), zap.Int("status", e.Status), zap.String("error", e.Msg)}
+		if e.Code != "" {
+			fields = append(fields, zap.String("code", e.Code))
+		}
+		if e.Reason != "" {
+			fields = append(fields, zap.String("reason", e.Reason))
+		}
+		fields = append(fields, zap.String("client", clientForLog(r)), zap.Int("suppressed", suppressed))
+		c.Write(fields...)
+	}
+}
+
+// noTokenReason is the logged reason of a 401 without a token.
+func (m *MercureHandler) noTokenReason(r *http.Request) string {
+	if hint := m.auth.ignoredTokenHint(r); hint != "" {
+		return hint
+	}
+	return "no token: send Authorization: Bearer <token> or the " + m.auth.cookieNames[0] + " cookie"
+}
+
+// reasonKind is the fixed part of a refusal reason, its words before the
+// first quoted or numeric detail ("aud does not contain the resource
+// identifier "), so that throttling keys come from a closed set: the
+// reasons are written by this package, their variable parts quoted or
+// numbers.
+func reasonKind(reason string) string {
+	if i := strings.IndexAny(reason, "\"(0123456789[%"); i >= 0 {
+		reason = reason[:i]
+	}
+	if len(reason) > 64 {
+		reason = reason[:64]
+	}
+	return reason
 }

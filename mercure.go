@@ -43,8 +43,8 @@ const (
 // Hub, memory or Redis like every hub, so with Redis several Caddy
 // instances form one Mercure hub.
 type MercureHandler struct {
-	// The token configuration: keys, key set, issuer, audience, cookie
-	// name and limits (mercure_jwt.go).
+	// The token configuration: issuers and their keys, the resource
+	// identifier, cookie name, publish origins and limits (mercure_jwt.go).
 	MercureAuthConfig
 
 	// ProtocolVersionCompatibility is Mercure's own option: 0 (the
@@ -152,6 +152,7 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	m.MercureAuthConfig.compat = m.compat()
 	auth, err := NewMercureAuth(ctx, m.MercureAuthConfig, m.logger)
 	if err != nil {
 		return fmt.Errorf("sse_mercure: %v", err)
@@ -161,9 +162,12 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("sse_mercure: %v", err)
 	}
 	m.querySels = NewMercureSelectors(MercureSelectorConfig{})
+	// A token's matchers are bounded when it is verified (mercure_grant.go);
+	// the compiler takes what a verified token may carry.
+	limits := m.MercureAuthConfig.claimLimits()
 	m.tokenSels = NewMercureSelectors(MercureSelectorConfig{
-		MaxLength:    orDefault(m.MaxSelectorLength, mercureDefaultMaxSelectorLength),
-		MaxSelectors: orDefault(m.MaxTokenSelectors, mercureDefaultMaxSelectors),
+		MaxLength:    limits.maxLength,
+		MaxSelectors: limits.maxSelectors,
 	})
 
 	app, err := appFrom(ctx)
@@ -210,11 +214,20 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 		zap.String("hub", m.Hub),
 		zap.Bool("publisher_tokens", m.auth.Publisher != nil),
 		zap.Bool("subscriber_tokens", m.auth.Subscriber != nil),
+		zap.Bool("compatibility_mode", m.compat()),
+		zap.String("resource_identifier", orDerived(m.auth.resource)),
 		zap.Bool("anonymous", m.Anonymous),
 		zap.Bool("subscriptions", m.Subscriptions),
 		zap.Int("replay", ring.Replay),
 		zap.String("max_body", humanize.IBytes(uint64(m.MaxBody))))
 	return nil
+}
+
+func orDerived(s string) string {
+	if s == "" {
+		return "derived from each request"
+	}
+	return s
 }
 
 // compat reports compatibility mode (protocol_version_compatibility 8):
@@ -228,8 +241,8 @@ func (m *MercureHandler) validate() error {
 		return fmt.Errorf("sse_mercure: protocol_version_compatibility must be 8 (Mercure 0.x clients) or absent, not %d", m.ProtocolVersionCompatibility)
 	case m.SubscriptionsTTL < 0:
 		return errors.New("sse_mercure: subscriptions_ttl must not be negative")
-	case m.PublisherJWT == nil && m.JWKSURL == "":
-		return errors.New("sse_mercure: give publisher_jwt or jwks_url: without a key no update can be published")
+	case !m.HasPublisherKey():
+		return errNoPublisherKey
 	case m.MaxTopics < 0:
 		return errors.New("sse_mercure: max_topics must not be negative")
 	case m.MaxTopicLength < 0:

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -51,8 +52,11 @@ type mercureJWKS struct {
 	kf keyfunc.Keyfunc
 }
 
-func newMercureJWKS(ctx context.Context, cfg MercureAuthConfig, logger *zap.Logger) (*mercureJWKS, error) {
-	if err := checkJWKSURL(cfg.JWKSURL); err != nil {
+func newMercureJWKS(ctx context.Context, setURL string, cfg MercureAuthConfig, logger *zap.Logger) (*mercureJWKS, error) {
+	if strings.HasPrefix(setURL, "file://") {
+		return fileMercureJWKS(setURL)
+	}
+	if err := checkJWKSURL(setURL); err != nil {
 		return nil, fmt.Errorf("jwks_url: %v", err)
 	}
 	refresh, unknown := mercureDefaultJWKSRefresh, mercureDefaultJWKSUnknownKID
@@ -74,7 +78,7 @@ func newMercureJWKS(ctx context.Context, cfg MercureAuthConfig, logger *zap.Logg
 			return checkJWKSURL(req.URL.String())
 		},
 	}
-	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{cfg.JWKSURL}, keyfunc.Override{
+	kf, err := keyfunc.NewDefaultOverrideCtx(ctx, []string{setURL}, keyfunc.Override{
 		Client:      client,
 		HTTPTimeout: mercureJWKSTimeout,
 		// RateLimitWaitMax bounds both the wait for the unknown-kid limiter
@@ -92,6 +96,27 @@ func newMercureJWKS(ctx context.Context, cfg MercureAuthConfig, logger *zap.Logg
 	})
 	if err != nil {
 		return nil, fmt.Errorf("jwks_url: %v", err)
+	}
+	return &mercureJWKS{kf: kf}, nil
+}
+
+// fileMercureJWKS reads a key set from a file:// URL once, at load (keys
+// mounted as files; Mercure's jwks_uri accepts them too).
+func fileMercureJWKS(setURL string) (*mercureJWKS, error) {
+	u, err := url.Parse(setURL)
+	if err != nil || u.Path == "" || (u.Host != "" && u.Host != "localhost") {
+		return nil, fmt.Errorf("jwks_uri: %q is not a file:///absolute/path URL", truncate(setURL, 256))
+	}
+	raw, err := os.ReadFile(u.Path)
+	if err != nil {
+		return nil, fmt.Errorf("jwks_uri: %v", err)
+	}
+	if len(raw) > mercureJWKSMaxBody {
+		return nil, fmt.Errorf("jwks_uri: the key set is larger than %d bytes", mercureJWKSMaxBody)
+	}
+	kf, err := keyfunc.NewJWKSetJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("jwks_uri: %s does not hold a JSON Web Key Set: %v", truncate(u.Path, 256), err)
 	}
 	return &mercureJWKS{kf: kf}, nil
 }

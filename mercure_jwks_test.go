@@ -132,7 +132,7 @@ func TestMercureJWKSVerifyRotateAndFlood(t *testing.T) {
 		jwk("ed", "EdDSA", k.ed.Public()),
 		jwk("sym", "HS256", []byte(k.secret32)),
 	)
-	a := newTestMercureAuth(t, MercureAuthConfig{JWKSURL: srv.URL + "/jwks.json", JWKSUnknownKIDInterval: caddy.Duration(time.Hour)})
+	a := newTestMercureAuth(t, MercureAuthConfig{compat: true, JWKSURL: srv.URL + "/jwks.json", JWKSUnknownKIDInterval: caddy.Duration(time.Hour)})
 	if a.Publisher == nil || a.Subscriber == nil {
 		t.Fatal("jwks_url alone must serve both roles")
 	}
@@ -150,7 +150,7 @@ func TestMercureJWKSVerifyRotateAndFlood(t *testing.T) {
 		{"EdDSA", kidToken(t, jwt.SigningMethodEdDSA, k.ed, "ed")},
 		{"no kid: every key is tried", kidToken(t, jwt.SigningMethodES256, k.ec256, "")},
 	} {
-		if _, err := v.Verify(ok.tok); err != nil {
+		if _, err := v.Verify(ok.tok, testResource); err != nil {
 			t.Errorf("%s refused: %v", ok.name, err)
 		}
 	}
@@ -165,7 +165,7 @@ func TestMercureJWKSVerifyRotateAndFlood(t *testing.T) {
 		{"HMAC keyed with the RSA public key", kidToken(t, jwt.SigningMethodHS256, []byte(k.rsaPEM), "rsa")},
 		{"none", mercureToken(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, map[string]any{"kid": "rsa"}, subscribeClaims(nil))},
 	} {
-		_, err := v.Verify(bad.tok)
+		_, err := v.Verify(bad.tok, testResource)
 		if err == nil {
 			t.Errorf("%s accepted", bad.name)
 			continue
@@ -176,13 +176,13 @@ func TestMercureJWKSVerifyRotateAndFlood(t *testing.T) {
 	// Rotation: the set now holds another key only. Its first token fetches
 	// the set again; the old key no longer verifies.
 	srv.serve(jwk("rsa-2", "RS256", &k.rsa2.PublicKey))
-	if _, err := v.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa2, "rsa-2")); err != nil {
+	if _, err := v.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa2, "rsa-2"), testResource); err != nil {
 		t.Fatalf("rotated key refused: %v", err)
 	}
 	if n := srv.hits.Load(); n != 2 {
 		t.Fatalf("fetched %d times after a rotation, want 2", n)
 	}
-	if _, err := v.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa, "rsa")); err == nil {
+	if _, err := v.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa, "rsa"), testResource); err == nil {
 		t.Fatal("a key removed from the set still verifies")
 	}
 
@@ -190,7 +190,7 @@ func TestMercureJWKSVerifyRotateAndFlood(t *testing.T) {
 	// interval was spent by the rotation), and no request waits for one.
 	start := time.Now()
 	for i := range 200 {
-		_, err := v.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa2, fmt.Sprintf("random-%d", i)))
+		_, err := v.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa2, fmt.Sprintf("random-%d", i)), testResource)
 		wantRefused(t, err, "")
 	}
 	if n := srv.hits.Load(); n != 2 {
@@ -207,10 +207,10 @@ func TestMercureJWKSUnknownKIDRate(t *testing.T) {
 	k := mercureKeyring(t)
 	srv := newJWKSServer(t, jwk("rsa", "RS256", &k.rsa.PublicKey))
 	interval := 200 * time.Millisecond
-	a := newTestMercureAuth(t, MercureAuthConfig{JWKSURL: srv.URL, JWKSUnknownKIDInterval: caddy.Duration(interval)})
+	a := newTestMercureAuth(t, MercureAuthConfig{compat: true, JWKSURL: srv.URL, JWKSUnknownKIDInterval: caddy.Duration(interval)})
 	start := time.Now()
 	for i := 0; time.Since(start) < time.Second; i++ {
-		_, err := a.Subscriber.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa, fmt.Sprintf("r%d", i)))
+		_, err := a.Subscriber.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa, fmt.Sprintf("r%d", i)), testResource)
 		wantRefused(t, err, "")
 	}
 	elapsed := time.Since(start)
@@ -227,6 +227,7 @@ func TestMercureJWKSBackgroundRefreshAndClose(t *testing.T) {
 	k := mercureKeyring(t)
 	srv := newJWKSServer(t, jwk("rsa", "RS256", &k.rsa.PublicKey))
 	a, err := NewMercureAuth(context.Background(), MercureAuthConfig{
+		compat:                 true,
 		JWKSURL:                srv.URL,
 		JWKSRefresh:            caddy.Duration(20 * time.Millisecond),
 		JWKSUnknownKIDInterval: caddy.Duration(time.Hour),
@@ -238,14 +239,14 @@ func TestMercureJWKSBackgroundRefreshAndClose(t *testing.T) {
 	v := a.Subscriber
 	// Spend the one unknown-kid fetch, so that only the background refresh
 	// can bring the next key in.
-	_, err = v.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa, "spent"))
+	_, err = v.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa, "spent"), testResource)
 	wantRefused(t, err, "")
 
 	srv.serve(jwk("rsa-2", "RS256", &k.rsa2.PublicKey))
 	tok := kidToken(t, jwt.SigningMethodRS256, k.rsa2, "rsa-2")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := v.Verify(tok); err == nil {
+		if _, err := v.Verify(tok, testResource); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -270,7 +271,7 @@ func TestMercureJWKSUnreachableAtLoad(t *testing.T) {
 	srv := newJWKSServer(t)
 	srv.fail(http.StatusServiceUnavailable, []byte("down"))
 	core, logs := observer.New(zapcore.ErrorLevel)
-	a, err := NewMercureAuth(context.Background(), MercureAuthConfig{JWKSURL: srv.URL}, zap.New(core))
+	a, err := NewMercureAuth(context.Background(), MercureAuthConfig{compat: true, JWKSURL: srv.URL}, zap.New(core))
 	if err != nil {
 		t.Fatalf("an unreachable key set failed the load: %v", err)
 	}
@@ -279,7 +280,7 @@ func TestMercureJWKSUnreachableAtLoad(t *testing.T) {
 		t.Fatalf("logs: %v", logs.All())
 	}
 	srv.serve(jwk("rsa", "RS256", &k.rsa.PublicKey))
-	if _, err := a.Subscriber.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa, "rsa")); err != nil {
+	if _, err := a.Subscriber.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa, "rsa"), testResource); err != nil {
 		t.Fatalf("token refused once the key set is back: %v", err)
 	}
 }
@@ -292,12 +293,12 @@ func TestMercureJWKSTooLarge(t *testing.T) {
 	keys, _ := json.Marshal([]any{jwk("rsa", "RS256", &k.rsa.PublicKey)})
 	srv.fail(http.StatusOK, []byte(`{"keys":`+string(keys)+pad+`}`))
 	core, logs := observer.New(zapcore.ErrorLevel)
-	a, err := NewMercureAuth(context.Background(), MercureAuthConfig{JWKSURL: srv.URL, JWKSUnknownKIDInterval: caddy.Duration(time.Hour)}, zap.New(core))
+	a, err := NewMercureAuth(context.Background(), MercureAuthConfig{compat: true, JWKSURL: srv.URL, JWKSUnknownKIDInterval: caddy.Duration(time.Hour)}, zap.New(core))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	_, err = a.Subscriber.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa, "rsa"))
+	_, err = a.Subscriber.Verify(kidToken(t, jwt.SigningMethodRS256, k.rsa, "rsa"), testResource)
 	wantRefused(t, err, "")
 	if logs.FilterMessageSnippet("JWKS").Len() == 0 {
 		t.Fatal("the oversized key set was not reported")
@@ -308,14 +309,14 @@ func TestMercureJWKSTooLarge(t *testing.T) {
 func TestMercureJWKSWithOneStaticRole(t *testing.T) {
 	k := mercureKeyring(t)
 	srv := newJWKSServer(t, jwk("rsa", "RS256", &k.rsa.PublicKey))
-	a := newTestMercureAuth(t, MercureAuthConfig{JWKSURL: srv.URL, PublisherJWT: &MercureKeyConfig{Key: k.secret64}})
+	a := newTestMercureAuth(t, MercureAuthConfig{compat: true, JWKSURL: srv.URL, PublisherJWT: &MercureKeyConfig{Key: k.secret64}})
 	idp := kidToken(t, jwt.SigningMethodRS256, k.rsa, "rsa")
-	if _, err := a.Subscriber.Verify(idp); err != nil {
+	if _, err := a.Subscriber.Verify(idp, testResource); err != nil {
 		t.Fatalf("subscriber token from the key set refused: %v", err)
 	}
-	_, err := a.Publisher.Verify(idp)
+	_, err := a.Publisher.Verify(idp, testResource)
 	wantRefused(t, err, "")
-	if _, err := a.Publisher.Verify(kidToken(t, jwt.SigningMethodHS256, []byte(k.secret64), "")); err != nil {
+	if _, err := a.Publisher.Verify(kidToken(t, jwt.SigningMethodHS256, []byte(k.secret64), ""), testResource); err != nil {
 		t.Fatalf("publisher token refused: %v", err)
 	}
 }

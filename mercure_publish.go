@@ -26,6 +26,9 @@ func (m *MercureHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 			return err
 		}
 	}
+	if served, err := m.serveMetadata(w, r); served { // mercure_metadata.go
+		return err
+	}
 	if m.subs != nil && isSubscriptionsRequest(r) {
 		return m.serveSubscriptions(w, r)
 	}
@@ -55,22 +58,18 @@ func badMercureRequest(format string, args ...any) *mercureRefusal {
 }
 
 // refuse answers a refusal in plain text (an EventSource stops on a
-// non-stream answer instead of retrying), logging it throttled per status.
+// non-stream answer instead of retrying) and logs why, throttled per
+// status and error code (logs.go): authorization refusals at warn with
+// their reason (never the token), so that a newcomer whose token is
+// refused learns why from Caddy's log; a bare 401 (no token: a client's
+// first try) at info. Every Bearer challenge carries resource_metadata.
 func (m *MercureHandler) refuse(w http.ResponseWriter, r *http.Request, e *mercureRefusal) error {
 	if r.Method == http.MethodPost {
 		m.hub.Counters().Reject(e.Status)
 	}
-	if ok, suppressed := m.refusalLog.allow(strconv.Itoa(e.Status)); ok {
-		if c := m.logger.Check(zap.InfoLevel, "mercure request refused"); c != nil {
-			c.Write(zap.String("method", r.Method), zap.Int("status", e.Status), zap.String("error", e.Msg),
-				zap.String("reason", e.Reason), zap.String("client", clientForLog(r)), zap.Int("suppressed", suppressed))
-		}
-	}
-	switch {
-	case e.Status == http.StatusUnauthorized && e.Code == "":
-		w.Header().Set("WWW-Authenticate", "Bearer")
-	case e.Code != "":
-		w.Header().Set("WWW-Authenticate", `Bearer error="`+e.Code+`"`)
+	m.logRefusal(r, e)
+	if e.Status == http.StatusUnauthorized || e.Code != "" {
+		w.Header().Set("WWW-Authenticate", m.bearerChallenge(r, e.Code))
 	}
 	if e.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
@@ -295,10 +294,11 @@ func (m *MercureHandler) publish(w http.ResponseWriter, r *http.Request) error {
 }
 
 // mayPublish checks that the publisher's token allows every topic of the
-// update: each must match one of its publish selectors (0.x: "every topic
-// of the update"; draft-08 has one topic, the same rule).
-func (m *MercureHandler) mayPublish(grant *MercureGrant, topics []string, hubURL string) *mercureRefusal {
-	matchers, err := m.tokenSels.CompileAll(grantSelectors(grant.Publish), hubURL)
+// update, canonical and alternate alike: each must match one of its
+// publish matchers (the spec's "Publishers"). base resolves relative
+// matchers: m.hubBaseURL(r).String().
+func (m *MercureHandler) mayPublish(grant *MercureGrant, topics []string, base string) *mercureRefusal {
+	matchers, err := m.tokenSels.CompileAll(grantSelectors(grant.Publish), base)
 	if err != nil {
 		return &mercureRefusal{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: "invalid token", Reason: err.Error()}
 	}
@@ -311,8 +311,12 @@ func (m *MercureHandler) mayPublish(grant *MercureGrant, topics []string, hubURL
 			}
 		}
 		if !allowed {
+			reason := grant.Shape
+			if reason == "" {
+				reason = fmt.Sprintf("no publish matcher of the token (%d) matches topic %q", len(matchers), truncate(t, 128))
+			}
 			return &mercureRefusal{Status: http.StatusForbidden, Code: "insufficient_scope",
-				Msg: fmt.Sprintf("the token does not allow publishing to topic %q", truncate(t, 64))}
+				Msg: fmt.Sprintf("the token does not allow publishing to topic %q", truncate(t, 64)), Reason: reason}
 		}
 	}
 	return nil
@@ -327,32 +331,39 @@ func grantSelectors(ts []MercureGrantTopic) []MercureSelector {
 }
 
 // verify finds and verifies the request's token for a role. required: no
-// token is a 401; otherwise (an anonymous subscriber) it returns a nil
-// grant. A token from the cookie on a publish must come from an allowed
-// origin (CSRF).
+// token is a 401 (a bare challenge); otherwise (an anonymous subscriber)
+// it returns a nil grant. A malformed presentation, and a cookie token on
+// a publish from an origin not allowed (CSRF), are 400 invalid_request.
+// The token's aud must contain the resource identifier of this request
+// (m.resourceIdentifier).
 func (m *MercureHandler) verify(r *http.Request, v *MercureVerifier, required bool) (*MercureGrant, *mercureRefusal) {
 	tok, err := m.auth.RequestToken(r)
 	if err != nil {
-		return nil, badMercureRequest("%v", err)
+		return nil, &mercureRefusal{Status: http.StatusBadRequest, Code: "invalid_request", Msg: err.Error(), Reason: err.Error()}
 	}
 	if tok.Source == MercureTokenNone {
 		if required {
-			return nil, &mercureRefusal{Status: http.StatusUnauthorized, Msg: "a token is required"}
+			return nil, &mercureRefusal{Status: http.StatusUnauthorized, Msg: "a token is required", Reason: m.noTokenReason(r)}
 		}
 		return nil, nil
 	}
 	if r.Method == http.MethodPost {
 		if err := m.auth.CheckCookieOrigin(r, tok.Source); err != nil {
-			return nil, &mercureRefusal{Status: http.StatusForbidden, Msg: err.Error()}
+			return nil, &mercureRefusal{Status: http.StatusBadRequest, Code: "invalid_request", Msg: err.Error(), Reason: err.Error()}
 		}
 	}
 	if v == nil {
 		return nil, &mercureRefusal{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: "invalid token",
-			Reason: "no key verifies this role's tokens"}
+			Reason: "no issuer has a key for this role's tokens"}
 	}
-	grant, err := v.Verify(tok.Token)
+	grant, err := v.Verify(tok.Token, m.resourceIdentifier(r))
 	if err != nil {
-		return nil, &mercureRefusal{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: "invalid token", Reason: err.Error()}
+		reason := err.Error()
+		var te *MercureTokenError
+		if errors.As(err, &te) {
+			reason = te.Reason + " (token from the " + string(tok.Source) + ")"
+		}
+		return nil, &mercureRefusal{Status: http.StatusUnauthorized, Code: "invalid_token", Msg: "invalid token", Reason: reason}
 	}
 	return grant, nil
 }

@@ -8,32 +8,44 @@ import (
 	"strings"
 )
 
-// Where a Mercure client puts its token (the protocol's "Presenting the
-// Access Token"), and the CSRF rule for tokens that come from a cookie.
+// Where a Mercure client puts its token (the spec's "Presenting the Access
+// Token"), and the CSRF rule for tokens that come from a cookie.
 //
-// Sources, in the protocol's order of precedence (1.0 states it; 0.x hubs
-// behave the same way): the first source present is used and the others
-// are ignored, even when its token turns out to be invalid.
-//
-//  1. `Authorization: Bearer <token>`. Other schemes are not ours and are
-//     ignored (a site behind basic_auth sends `Basic` on every request).
-//     Two Bearer headers are refused: which one the client meant is a
-//     guess.
-//  2. The query parameter `access_token` (1.0) or `authorization` (0.x).
-//     Sent twice, or both at once: refused.
-//  3. A cookie: `mercureAccessToken` (1.0), then `mercureAuthorization`
-//     (0.x), or only cookie_name when it is set. An empty cookie (what a
-//     logout leaves) counts as absent. When a browser sends a name twice
-//     (two paths), the first, most specific one is used, as browsers mean.
+//  1. `Authorization: Bearer <token>` (the scheme name in any case). When
+//     an Authorization header is present its token is used and any cookie
+//     is ignored, even when the token turns out to be invalid. A header
+//     that is not exactly one `Bearer <token68>` (another scheme, an empty
+//     or malformed token, several headers) is a malformed presentation:
+//     400 invalid_request, as Mercure's hub answers.
+//  2. Compatibility mode only: the `authorization` query parameter (0.x).
+//     Sent twice: refused. Modern mode reads no token from the URL (RFC
+//     9700): the parameter is ignored, as any unknown parameter.
+//  3. A cookie: `__Secure-mercure_access_token`, in compatibility mode also
+//     `mercureAuthorization` (0.x); only cookie_name when it is set. An
+//     empty cookie (what a logout leaves) counts as absent. When a browser
+//     sends a name twice (two paths), the first, most specific one is
+//     used, as browsers mean.
 
 // The default cookie names.
 const (
-	mercureCookie1 = "mercureAccessToken"   // 1.0 draft
-	mercureCookie0 = "mercureAuthorization" // 0.x hubs
+	mercureCookie1 = "__Secure-mercure_access_token" // 1.0
+	mercureCookie0 = "mercureAuthorization"          // 0.x hubs
 )
 
-// The query parameters that may carry a token.
-var mercureQueryParams = []string{"access_token", "authorization"}
+// mercureQueryParam is the 0.x query parameter that carries a token
+// (compatibility mode only).
+const mercureQueryParam = "authorization"
+
+// mercureCookieNames are the cookies read for a token.
+func mercureCookieNames(configured string, compat bool) []string {
+	switch {
+	case configured != "":
+		return []string{configured}
+	case compat:
+		return []string{mercureCookie1, mercureCookie0}
+	}
+	return []string{mercureCookie1}
+}
 
 // MercureTokenSource says where a request's token came from.
 type MercureTokenSource string
@@ -54,13 +66,10 @@ type MercureRequestToken struct {
 	Name string
 }
 
-// ErrMercureInvalidRequest is wrapped by RequestToken's errors: the handler
-// answers 400 with error="invalid_request".
+// ErrMercureInvalidRequest is wrapped by RequestToken's and
+// CheckCookieOrigin's errors: the handler answers 400 with
+// error="invalid_request".
 var ErrMercureInvalidRequest = errors.New("invalid_request")
-
-// ErrMercureCrossOrigin is wrapped by CheckCookieOrigin's errors: the
-// handler answers 403.
-var ErrMercureCrossOrigin = errors.New("cross-origin request refused")
 
 // RequestToken finds the token of a request. No token at all is not an
 // error: it returns a zero MercureRequestToken (Source MercureTokenNone).
@@ -69,38 +78,27 @@ func (a *MercureAuth) RequestToken(r *http.Request) (MercureRequestToken, error)
 		return MercureRequestToken{}, fmt.Errorf("%w: %s", ErrMercureInvalidRequest, why)
 	}
 
-	var bearer []string
-	for _, h := range r.Header.Values("Authorization") {
-		if tok, ok := bearerToken(h); ok {
-			bearer = append(bearer, tok)
+	if hs := r.Header.Values("Authorization"); len(hs) > 0 {
+		if len(hs) > 1 {
+			return bad("more than one Authorization header")
 		}
-	}
-	switch {
-	case len(bearer) > 1:
-		return bad("more than one Bearer Authorization header")
-	case len(bearer) == 1 && bearer[0] == "":
-		return bad("the Bearer Authorization header has no token")
-	case len(bearer) == 1:
-		return MercureRequestToken{Token: bearer[0], Source: MercureFromHeader, Name: "Authorization"}, nil
+		tok, err := bearerCredentials(hs[0])
+		if err != "" {
+			return bad(err)
+		}
+		return MercureRequestToken{Token: tok, Source: MercureFromHeader, Name: "Authorization"}, nil
 	}
 
-	query := r.URL.Query()
-	var found MercureRequestToken
-	for _, name := range mercureQueryParams {
-		vals := query[name]
-		if len(vals) == 0 {
-			continue
+	if a.compat {
+		if vals, ok := r.URL.Query()[mercureQueryParam]; ok {
+			if len(vals) > 1 {
+				return bad("more than one authorization query parameter")
+			}
+			if vals[0] == "" {
+				return bad("the authorization query parameter is empty")
+			}
+			return MercureRequestToken{Token: vals[0], Source: MercureFromQuery, Name: mercureQueryParam}, nil
 		}
-		if len(vals) > 1 || found.Source != MercureTokenNone {
-			return bad("more than one token in the query (access_token, authorization)")
-		}
-		if vals[0] == "" {
-			return bad("the " + name + " query parameter is empty")
-		}
-		found = MercureRequestToken{Token: vals[0], Source: MercureFromQuery, Name: name}
-	}
-	if found.Source != MercureTokenNone {
-		return found, nil
 	}
 
 	for _, name := range a.cookieNames {
@@ -111,6 +109,48 @@ func (a *MercureAuth) RequestToken(r *http.Request) (MercureRequestToken, error)
 	return MercureRequestToken{}, nil
 }
 
+// bearerCredentials reads `Bearer <token68>` (RFC 6750 section 2.1; the
+// scheme is case-insensitive, RFC 9110 section 11.1). problem says what is
+// wrong otherwise, without quoting the credentials.
+func bearerCredentials(h string) (token, problem string) {
+	scheme, rest, _ := strings.Cut(h, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		if scheme == "" {
+			return "", "the Authorization header is empty"
+		}
+		return "", fmt.Sprintf("the Authorization header uses the %s scheme; the hub reads Bearer tokens only", truncate(scheme, 16))
+	}
+	token = strings.TrimLeft(rest, " ")
+	if token == "" {
+		return "", "the Bearer Authorization header has no token"
+	}
+	if !isToken68(token) {
+		return "", "the Bearer token is not a token68 (RFC 6750 section 2.1)"
+	}
+	return token, ""
+}
+
+// isToken68 reports RFC 7235's token68: 1*( ALPHA / DIGIT / "-" / "." /
+// "_" / "~" / "+" / "/" ) *"=".
+func isToken68(s string) bool {
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	for ; i < len(s); i++ {
+		if s[i] != '=' {
+			return false
+		}
+	}
+	return true
+}
+
 // CheckCookieOrigin is the protocol's CSRF defence: a request that changes
 // something (any method but GET, HEAD and OPTIONS: a publish) and is
 // authorized by a cookie must come from the hub's own origin or one of
@@ -118,6 +158,8 @@ func (a *MercureAuth) RequestToken(r *http.Request) (MercureRequestToken, error)
 // request with neither is refused (as the protocol recommends); so is one
 // whose Origin is "null". A token from the header or the query cannot be
 // sent by another site's page without its consent, so it is not checked.
+// A failed check is a malformed presentation of the token: 400
+// invalid_request, as the spec and Mercure's hub have it.
 //
 // The hub's own origin is the scheme and Host of the request as Caddy sees
 // it: behind a proxy that terminates TLS, list the public https origin in
@@ -135,22 +177,22 @@ func (a *MercureAuth) CheckCookieOrigin(r *http.Request, source MercureTokenSour
 	if origin == "" {
 		ref := r.Header.Get("Referer")
 		if ref == "" {
-			return fmt.Errorf("%w: a request authorized by a cookie must have an Origin or Referer header", ErrMercureCrossOrigin)
+			return fmt.Errorf("%w: a request authorized by a cookie must have an Origin or Referer header", ErrMercureInvalidRequest)
 		}
 		u, err := url.Parse(ref)
 		if err != nil || u.Scheme == "" || u.Host == "" {
-			return fmt.Errorf("%w: the Referer is not an absolute URL", ErrMercureCrossOrigin)
+			return fmt.Errorf("%w: the Referer is not an absolute URL", ErrMercureInvalidRequest)
 		}
 		origin, from = u.Scheme+"://"+u.Host, "Referer"
 	}
 	n, err := normalizeOrigin(origin)
 	if err != nil || n == "null" {
-		return fmt.Errorf("%w: the %s header is not an origin", ErrMercureCrossOrigin, from)
+		return fmt.Errorf("%w: the %s header is not an origin", ErrMercureInvalidRequest, from)
 	}
 	if n == ownOrigin(r) || a.publishOrigins[n] {
 		return nil
 	}
-	return fmt.Errorf("%w: origin %s may not publish with a cookie (publish_origins)", ErrMercureCrossOrigin, truncate(n, 128))
+	return fmt.Errorf("%w: origin %s may not publish with a cookie (publish_origins)", ErrMercureInvalidRequest, truncate(n, 128))
 }
 
 // parsePublishOrigins checks the publish_origins option.
@@ -185,4 +227,27 @@ func validCookieName(s string) bool {
 		}
 	}
 	return true
+}
+
+// ignoredTokenHint says, for the log of a 401 without a token, where the
+// request did carry one that this mode does not read: the usual mistake
+// of a 0.x client on a modern hub.
+func (a *MercureAuth) ignoredTokenHint(r *http.Request) string {
+	if a.compat {
+		return ""
+	}
+	q := r.URL.Query()
+	for _, p := range []string{mercureQueryParam, "access_token"} {
+		if q.Has(p) {
+			return "the " + p + " query parameter is ignored: tokens in URLs are read only with protocol_version_compatibility 8 (authorization, 0.x); send an Authorization: Bearer header or the cookie"
+		}
+	}
+	if len(a.cookieNames) == 1 && a.cookieNames[0] == mercureCookie1 {
+		for _, name := range []string{mercureCookie0, "mercureAccessToken"} {
+			if _, err := r.Cookie(name); err == nil {
+				return "the " + name + " cookie is ignored: the hub reads " + mercureCookie1 + " (cookie_name changes it; protocol_version_compatibility 8 also reads mercureAuthorization)"
+			}
+		}
+	}
+	return ""
 }

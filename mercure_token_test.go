@@ -10,7 +10,10 @@ import (
 
 func TestMercureRequestToken(t *testing.T) {
 	def := newTestMercureAuth(t, MercureAuthConfig{})
+	compat := newTestMercureAuth(t, MercureAuthConfig{compat: true})
 	custom := newTestMercureAuth(t, MercureAuthConfig{CookieName: "hubToken"})
+	customCompat := newTestMercureAuth(t, MercureAuthConfig{CookieName: "hubToken", compat: true})
+	const c1, c0 = "__Secure-mercure_access_token", "mercureAuthorization"
 	type cookie struct{ name, value string }
 	cases := []struct {
 		name    string
@@ -22,30 +25,40 @@ func TestMercureRequestToken(t *testing.T) {
 		bad     bool
 	}{
 		{name: "nothing", auth: def},
-		{name: "header", auth: def, headers: []string{"Bearer h"}, want: MercureRequestToken{"h", MercureFromHeader, "Authorization"}},
-		{name: "scheme case-insensitive", auth: def, headers: []string{"bearer h"}, want: MercureRequestToken{"h", MercureFromHeader, "Authorization"}},
-		{name: "header beats query and cookie", auth: def, headers: []string{"Bearer h"}, query: "access_token=q", cookies: []cookie{{"mercureAccessToken", "c"}},
+		{name: "header", auth: def, headers: []string{"Bearer h.e-_~+/="}, want: MercureRequestToken{"h.e-_~+/=", MercureFromHeader, "Authorization"}},
+		{name: "scheme case-insensitive", auth: def, headers: []string{"bEARER h"}, want: MercureRequestToken{"h", MercureFromHeader, "Authorization"}},
+		{name: "header beats cookie", auth: def, headers: []string{"Bearer h"}, cookies: []cookie{{c1, "c"}},
 			want: MercureRequestToken{"h", MercureFromHeader, "Authorization"}},
-		{name: "Basic header is not ours", auth: def, headers: []string{"Basic dTpw"}, cookies: []cookie{{"mercureAuthorization", "c"}},
-			want: MercureRequestToken{"c", MercureFromCookie, "mercureAuthorization"}},
+		{name: "header beats query and cookie (compat)", auth: compat, headers: []string{"Bearer h"}, query: "authorization=q", cookies: []cookie{{c0, "c"}},
+			want: MercureRequestToken{"h", MercureFromHeader, "Authorization"}},
+		{name: "Basic header is malformed", auth: def, headers: []string{"Basic dTpw"}, cookies: []cookie{{c1, "c"}}, bad: true},
+		{name: "scheme alone", auth: def, headers: []string{"Bearer"}, bad: true},
 		{name: "two Bearer headers", auth: def, headers: []string{"Bearer a", "Bearer b"}, bad: true},
+		{name: "Bearer and Basic headers", auth: def, headers: []string{"Bearer a", "Basic b"}, bad: true},
 		{name: "Bearer without token", auth: def, headers: []string{"Bearer "}, bad: true},
-		{name: "1.0 query beats cookie", auth: def, query: "access_token=q", cookies: []cookie{{"mercureAccessToken", "c"}},
-			want: MercureRequestToken{"q", MercureFromQuery, "access_token"}},
-		{name: "0.x query", auth: def, query: "topic=x&authorization=q", want: MercureRequestToken{"q", MercureFromQuery, "authorization"}},
-		{name: "query twice", auth: def, query: "access_token=a&access_token=b", bad: true},
-		{name: "both query names", auth: def, query: "access_token=a&authorization=b", bad: true},
-		{name: "empty query token", auth: def, query: "access_token=", bad: true},
-		{name: "1.0 cookie beats 0.x cookie", auth: def, cookies: []cookie{{"mercureAuthorization", "old"}, {"mercureAccessToken", "new"}},
-			want: MercureRequestToken{"new", MercureFromCookie, "mercureAccessToken"}},
-		{name: "0.x cookie", auth: def, cookies: []cookie{{"mercureAuthorization", "old"}}, want: MercureRequestToken{"old", MercureFromCookie, "mercureAuthorization"}},
-		{name: "empty cookie is absent", auth: def, cookies: []cookie{{"mercureAccessToken", ""}, {"mercureAuthorization", "old"}},
-			want: MercureRequestToken{"old", MercureFromCookie, "mercureAuthorization"}},
-		{name: "cookie twice: the first", auth: def, cookies: []cookie{{"mercureAccessToken", "specific"}, {"mercureAccessToken", "general"}},
-			want: MercureRequestToken{"specific", MercureFromCookie, "mercureAccessToken"}},
-		{name: "cookie_name replaces the defaults", auth: custom, cookies: []cookie{{"mercureAccessToken", "x"}, {"hubToken", "mine"}},
+		{name: "token with a space", auth: def, headers: []string{"Bearer a b"}, bad: true},
+		{name: "token with a comma", auth: def, headers: []string{"Bearer a,b"}, bad: true},
+		{name: "modern: no token from the query", auth: def, query: "authorization=q&access_token=q"},
+		{name: "modern: the query is not a token even beside a cookie", auth: def, query: "authorization=q", cookies: []cookie{{c1, "c"}},
+			want: MercureRequestToken{"c", MercureFromCookie, c1}},
+		{name: "compat: 0.x query", auth: compat, query: "topic=x&authorization=q", want: MercureRequestToken{"q", MercureFromQuery, "authorization"}},
+		{name: "compat: query beats cookie", auth: compat, query: "authorization=q", cookies: []cookie{{c0, "c"}}, want: MercureRequestToken{"q", MercureFromQuery, "authorization"}},
+		{name: "compat: access_token is not 0.x", auth: compat, query: "access_token=q"},
+		{name: "compat: query twice", auth: compat, query: "authorization=a&authorization=b", bad: true},
+		{name: "compat: empty query token", auth: compat, query: "authorization=", bad: true},
+		{name: "modern cookie", auth: def, cookies: []cookie{{c1, "new"}}, want: MercureRequestToken{"new", MercureFromCookie, c1}},
+		{name: "modern: 0.x cookie ignored", auth: def, cookies: []cookie{{c0, "old"}, {"mercureAccessToken", "draft"}}},
+		{name: "compat: modern cookie beats 0.x cookie", auth: compat, cookies: []cookie{{c0, "old"}, {c1, "new"}},
+			want: MercureRequestToken{"new", MercureFromCookie, c1}},
+		{name: "compat: 0.x cookie", auth: compat, cookies: []cookie{{c0, "old"}}, want: MercureRequestToken{"old", MercureFromCookie, c0}},
+		{name: "empty cookie is absent", auth: compat, cookies: []cookie{{c1, ""}, {c0, "old"}},
+			want: MercureRequestToken{"old", MercureFromCookie, c0}},
+		{name: "cookie twice: the first", auth: def, cookies: []cookie{{c1, "specific"}, {c1, "general"}},
+			want: MercureRequestToken{"specific", MercureFromCookie, c1}},
+		{name: "cookie_name replaces the default", auth: custom, cookies: []cookie{{c1, "x"}, {"hubToken", "mine"}},
 			want: MercureRequestToken{"mine", MercureFromCookie, "hubToken"}},
-		{name: "cookie_name only", auth: custom, cookies: []cookie{{"mercureAuthorization", "x"}}},
+		{name: "cookie_name only", auth: custom, cookies: []cookie{{c1, "x"}}},
+		{name: "compat: cookie_name replaces both", auth: customCompat, cookies: []cookie{{c0, "x"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -113,7 +126,7 @@ func TestMercureCookieOrigin(t *testing.T) {
 			if c.ok && err != nil {
 				t.Fatalf("refused: %v", err)
 			}
-			if !c.ok && !errors.Is(err, ErrMercureCrossOrigin) {
+			if !c.ok && !errors.Is(err, ErrMercureInvalidRequest) {
 				t.Fatalf("err = %v, want a cross-origin refusal", err)
 			}
 		})

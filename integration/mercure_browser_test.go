@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -25,11 +26,17 @@ const (
 // mercureLoginRoute is an app's login: it sets the token as a cookie for
 // the hub's path only, out of the page's scripts' reach.
 func mercureLoginRoute(path, name, token, sameSite string) string {
+	secure := ""
+	if strings.HasPrefix(name, "__Secure-") {
+		// The prefix makes browsers refuse the cookie without Secure;
+		// http://127.0.0.1 is a secure context for them.
+		secure = " Secure;"
+	}
 	return fmt.Sprintf(`
 	route %s {
-		header Set-Cookie "%s=%s; Path=/.well-known/mercure; HttpOnly; SameSite=%s"
+		header Set-Cookie "%s=%s; Path=/.well-known/mercure;%s HttpOnly; SameSite=%s"
 		respond "logged in" 200
-	}`, path, name, token, sameSite)
+	}`, path, name, token, secure, sameSite)
 }
 
 // mercureBookTokens are subscriber tokens that may read book 1's private
@@ -37,7 +44,7 @@ func mercureLoginRoute(path, name, token, sameSite string) string {
 func mercureBookTokens(t *testing.T, key string) (v0, v1 string) {
 	v0 = mercureToken(t, key, false, jwt.MapClaims{"mercure": map[string]any{"subscribe": []string{mercureBook1}}})
 	v1 = mercureToken(t, key, true, jwt.MapClaims{"authorization_details": []any{map[string]any{
-		"type": "mercure", "actions": []string{"subscribe"},
+		"type": mercureDetailType, "actions": []string{"subscribe"},
 		"topics": []any{map[string]any{"match": mercureBook1}},
 	}}})
 	return v0, v1
@@ -164,23 +171,25 @@ func mercurePrivateDrill(t *testing.T, p *mercurePage, name, hub, pubToken, tag 
 // TestMercureBrowserCookie: a page on the hub's origin logs in (a route
 // sets the token as an HttpOnly, SameSite=Strict cookie for the hub's
 // path) and subscribes with a plain EventSource: with a 0.x cookie and
-// token, then, after logging out, a 1.0 cookie and at+jwt token. Without
-// a cookie (and without anonymous) the hub answers 401 and the
-// EventSource stops.
+// token, then, after logging out, the 1.0 cookie
+// (__Secure-mercure_access_token) and an at+jwt token; the hub is in
+// compatibility mode, which reads both. Without a cookie (and without
+// anonymous) the hub answers 401 and the EventSource stops.
 func TestMercureBrowserCookie(t *testing.T) {
 	sub0, sub1 := mercureBookTokens(t, mercureSubKey)
 	site := `http://127.0.0.1:{PORT} {` +
 		mercureLoginRoute("/login0", "mercureAuthorization", sub0, "Strict") +
-		mercureLoginRoute("/login1", "mercureAccessToken", sub1, "Strict") + `
+		mercureLoginRoute("/login1", "__Secure-mercure_access_token", sub1, "Strict") + `
 	route /logout {
 		header +Set-Cookie "mercureAuthorization=; Path=/.well-known/mercure; Max-Age=0"
-		header +Set-Cookie "mercureAccessToken=; Path=/.well-known/mercure; Max-Age=0"
+		header +Set-Cookie "__Secure-mercure_access_token=; Path=/.well-known/mercure; Secure; Max-Age=0"
 		respond "logged out" 200
 	}
 	respond /page "<!doctype html><title>app</title>" 200
 	sse_mercure /.well-known/mercure {
 		publisher_jwt ` + mercurePubKey + `
 		subscriber_jwt ` + mercureSubKey + `
+		protocol_version_compatibility 8
 	}
 }
 `
@@ -228,7 +237,8 @@ func TestMercureBrowserCookie(t *testing.T) {
 // an EventSource with withCredentials gets the private update; one without
 // is refused (401); a route whose origins do not list A is refused (403).
 // A page of A publishes with the cookie too: accepted where A is in
-// publish_origins, refused (403, readable: origins lists A) where not.
+// publish_origins, refused (400 invalid_request, readable: origins lists
+// A) where not.
 func TestMercureBrowserCrossOrigin(t *testing.T) {
 	// One key for both roles, so the page's cookie can publish too.
 	sub0, _ := mercureBookTokens(t, mercureSubKey)
@@ -244,17 +254,20 @@ http://:{PORT2} {
 	sse_mercure /.well-known/mercure {
 		publisher_jwt ` + mercureSubKey + `
 		subscriber_jwt ` + mercureSubKey + `
+		protocol_version_compatibility 8
 		origins http://localhost:{PORT}
 		publish_origins http://localhost:{PORT}
 	}
 	sse_mercure /.well-known/mercure/no-publish {
 		publisher_jwt ` + mercureSubKey + `
 		subscriber_jwt ` + mercureSubKey + `
+		protocol_version_compatibility 8
 		origins http://localhost:{PORT}
 	}
 	sse_mercure /.well-known/mercure/elsewhere {
 		publisher_jwt ` + mercureSubKey + `
 		subscriber_jwt ` + mercureSubKey + `
+		protocol_version_compatibility 8
 		origins https://app.example.com
 	}
 }
@@ -290,8 +303,8 @@ http://:{PORT2} {
 		t.Fatalf("publishing from A with the cookie: %q, want 200 and the update's id", got)
 	}
 	p.waitGot("credentials", "cross-origin private 1", "cross-origin public marker", "published by the page")
-	if got := p.fetch(b+"/.well-known/mercure/no-publish", init); len(got) < 4 || got[:4] != "403 " {
-		t.Fatalf("publishing from A with the cookie where publish_origins does not list A: %q, want a readable 403", got)
+	if got := p.fetch(b+"/.well-known/mercure/no-publish", init); len(got) < 4 || got[:4] != "400 " {
+		t.Fatalf("publishing from A with the cookie where publish_origins does not list A: %q, want a readable 400", got)
 	}
 	// Without credentials the cookie stays home: no token, 401.
 	noCreds := fmt.Sprintf(`{method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: %q}`, form)

@@ -20,8 +20,6 @@ import (
 // when both have landed; it is the only switch.
 const mercureModernPending = true
 
-// mercureDetailType is the type of Mercure 1.0's authorization details.
-const mercureDetailType = "https://mercure.rocks/authorization-detail"
 
 // TestMercureConformanceModern is a page of the hub's origin doing what
 // Mercure's conformance suite checks, on a modern-mode hub (1.0 tokens,

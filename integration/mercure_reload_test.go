@@ -21,6 +21,7 @@ http://127.0.0.1:{PORT} {
 	sse_mercure /.well-known/mercure {
 		publisher_jwt ` + mercurePubKey + `
 		subscriber_jwt ` + mercureSubKey + `
+		protocol_version_compatibility 8
 		replay 100000
 		replay_size 64MiB
 		heartbeat HEARTBEAT

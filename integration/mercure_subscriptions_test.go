@@ -17,6 +17,7 @@ import (
 // matcher covers the API's paths under /.well-known/mercure/.
 const mercureSubsSite = `:{PORT} {
 	sse_mercure /.well-known/mercure* {
+		issuer https://issuer.example
 		publisher_jwt ` + mercurePubKey + `
 		subscriber_jwt ` + mercureSubKey + `
 		anonymous
@@ -182,7 +183,7 @@ func payloadToken(t *testing.T, hubURL, name string) string {
 func TestMercureSubscriptions(t *testing.T) {
 	c := startCaddy(t, mercureSubsSite)
 	hub := c.base + "/.well-known/mercure"
-	pub := mercureToken(t, mercurePubKey, false, jwt.MapClaims{"mercure": map[string]any{"publish": []string{"*"}}})
+	pub := mercureCLIToken(t, mercurePubKey, "https://issuer.example", hub, "*")
 	watcherTok := subsWatcherToken(t, hub)
 	watcher := subscribe(t, client, subsWatchURL(hub), "Authorization: Bearer "+watcherTok).ready()
 	// The watchers that must not see the events: anonymous, and a token
@@ -519,7 +520,7 @@ func TestMercureSubscriptionsRedis(t *testing.T) {
 func TestMercureSubscriptionsFloodKeepsUpdates(t *testing.T) {
 	c := startCaddy(t, strings.Replace(mercureSubsSite, "subscriptions_ttl 1s", "replay 2", 1))
 	hub := c.base + "/.well-known/mercure"
-	pub := mercureToken(t, mercurePubKey, false, jwt.MapClaims{"mercure": map[string]any{"publish": []string{"*"}}})
+	pub := mercureCLIToken(t, mercurePubKey, "https://issuer.example", hub, "*")
 	id := mustMercurePublish(t, hub, pub, update("urn:kept", "kept"))
 	for i := range 5 {
 		s := subscribe(t, client, hub+"?match=urn:flood-"+itoa(i)).ready()

@@ -17,21 +17,43 @@ const (
 )
 
 // mercureSite serves one Mercure hub that lets anonymous subscribers in,
-// and one (hub "strict") that does not.
+// and one (hub "strict") that does not. Both are in compatibility mode
+// with Mercure's implicit issuer (top-level keys), so that 0.x clients and
+// tokens work beside 1.0 ones (integration/mercure_auth_test.go tests
+// modern mode).
 const mercureSite = `:{PORT} {
 	sse_mercure /.well-known/mercure {
 		publisher_jwt ` + mercurePubKey + `
 		subscriber_jwt ` + mercureSubKey + `
+		protocol_version_compatibility 8
 		anonymous
 		heartbeat 200ms
 	}
 	sse_mercure /strict {
 		publisher_jwt ` + mercurePubKey + `
 		subscriber_jwt ` + mercureSubKey + `
+		protocol_version_compatibility 8
 		hub strict
 	}
 }
 `
+
+// mercureDetailType is the type of a Mercure authorization detail.
+const mercureDetailType = "https://mercure.rocks/authorization-detail"
+
+// challengeIs reports whether a WWW-Authenticate value is the challenge
+// want ("Bearer", or `Bearer error="..."`) with its resource_metadata
+// parameter; want "" means no challenge.
+func challengeIs(got, want string) bool {
+	if want == "" {
+		return got == ""
+	}
+	sep := " "
+	if want != "Bearer" {
+		sep = ", "
+	}
+	return strings.HasPrefix(got, want+sep+`resource_metadata="`) && strings.Contains(got, `/.well-known/oauth-protected-resource/`)
+}
 
 // mercureToken signs claims with key: a 0.x token (typ JWT), or a 1.0
 // access token (typ at+jwt) when accessToken is set. Every token expires.
@@ -103,13 +125,13 @@ func TestMercure(t *testing.T) {
 
 	pub0 := mercureToken(t, mercurePubKey, false, jwt.MapClaims{"mercure": map[string]any{"publish": []string{"*"}}})
 	pub1 := mercureToken(t, mercurePubKey, true, jwt.MapClaims{"authorization_details": []any{map[string]any{
-		"type": "mercure", "actions": []string{"publish"},
-		"topics": []any{map[string]any{"match": "https://example.com/books/:id", "matchType": "URLPattern"}},
+		"type": mercureDetailType, "actions": []string{"publish"},
+		"topics": []any{map[string]any{"match": "https://example.com/books/:id", "match_type": "urlpattern"}},
 	}}})
 	// Allowed to read the private updates of book 1 only.
 	sub0 := mercureToken(t, mercureSubKey, false, jwt.MapClaims{"mercure": map[string]any{"subscribe": []string{"https://example.com/books/1"}}})
 	sub1 := mercureToken(t, mercureSubKey, true, jwt.MapClaims{"authorization_details": []any{map[string]any{
-		"type": "mercure", "actions": []string{"subscribe"},
+		"type": mercureDetailType, "actions": []string{"subscribe"},
 		"topics": []any{map[string]any{"match": "https://example.com/books/1"}},
 	}}})
 	books := hub + "?topic=" + url.QueryEscape("https://example.com/books/{id}")
@@ -167,13 +189,13 @@ func TestMercure(t *testing.T) {
 		}
 		for _, tc := range cases {
 			status, body, challenge := mercurePublish(t, hub, tc.token, tc.form)
-			if status != tc.status || challenge != tc.challenge {
+			if status != tc.status || !challengeIs(challenge, tc.challenge) {
 				t.Errorf("%s: %d %q (%s), want %d %q", tc.name, status, challenge, strings.TrimSpace(body), tc.status, tc.challenge)
 			}
 		}
 		// The cookie on a publish: only from the hub's own origin.
 		status, _, _ := mercurePublish(t, hub, "", update("a", "x"), "Cookie: mercureAuthorization="+pub0, "Origin: https://evil.example")
-		mustStatus(t, "cookie publish from another origin", status, http.StatusForbidden, nil)
+		mustStatus(t, "cookie publish from another origin", status, http.StatusBadRequest, nil)
 		status, body, _ := mercurePublish(t, hub, "", update("a", "x"), "Cookie: mercureAuthorization="+pub0, "Origin: "+c.base)
 		mustStatus(t, "cookie publish from the hub's origin", status, http.StatusOK, []byte(body))
 
@@ -305,7 +327,7 @@ func TestMercure(t *testing.T) {
 				t.Fatal(err)
 			}
 			resp.Body.Close()
-			if resp.StatusCode != tc.status || resp.Header.Get("WWW-Authenticate") != tc.challenge {
+			if resp.StatusCode != tc.status || !challengeIs(resp.Header.Get("WWW-Authenticate"), tc.challenge) {
 				t.Errorf("%s: %d %q, want %d %q", tc.name, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), tc.status, tc.challenge)
 			}
 		}
@@ -338,8 +360,8 @@ func TestMercureRedisTwoInstances(t *testing.T) {
 	const topic = "https://example.com/orders/7"
 	pub := mercureToken(t, mercurePubKey, false, jwt.MapClaims{"mercure": map[string]any{"publish": []string{"https://example.com/orders/{id}"}}})
 	sub := mercureToken(t, mercureSubKey, true, jwt.MapClaims{"authorization_details": []any{map[string]any{
-		"type": "mercure", "actions": []string{"subscribe"},
-		"topics": []any{map[string]any{"match": "https://example.com/orders/:id", "matchType": "URLPattern"}},
+		"type": mercureDetailType, "actions": []string{"subscribe"},
+		"topics": []any{map[string]any{"match": "https://example.com/orders/:id", "match_type": "urlpattern"}},
 	}}})
 	sel := "/.well-known/mercure?match=" + url.QueryEscape(topic)
 
@@ -384,6 +406,7 @@ func TestMercureMaxSubscribers(t *testing.T) {
 	c := startCaddy(t, `:{PORT} {
 	sse_mercure /.well-known/mercure {
 		publisher_jwt `+mercurePubKey+`
+		protocol_version_compatibility 8
 		anonymous
 		max_subscribers 1
 	}
