@@ -20,7 +20,6 @@ import (
 // when both have landed; it is the only switch.
 const mercureModernPending = true
 
-
 // TestMercureConformanceModern is a page of the hub's origin doing what
 // Mercure's conformance suite checks, on a modern-mode hub (1.0 tokens,
 // `match` and `match_urlpattern` selectors), so that CI checks modern mode
