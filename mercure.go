@@ -104,6 +104,31 @@ type MercureHandler struct {
 	// limit.
 	MaxSubscribers int `json:"max_subscribers,omitempty"`
 
+	// --- Subscribe side: matchers and their cost (mercure_subscribe.go,
+	// mercure_selectors*.go). Zero values take the defaults.
+
+	// ResourceIdentifier is the hub's URL as tokens name it; relative URL
+	// patterns and topics resolve against it rather than the request's
+	// Host. Default: the request's URL.
+	ResourceIdentifier string `json:"resource_identifier,omitempty"`
+	// MaxMatchers bounds the matcher parameters of one subscribe request
+	// (400 beyond). Default: 100.
+	MaxMatchers int `json:"max_matchers,omitempty"`
+	// MaxMatcherLength bounds each matcher of a request, in bytes (400
+	// beyond). Default: 4096.
+	MaxMatcherLength int `json:"max_matcher_length,omitempty"`
+	// MaxPatternCost bounds the estimated compile cost of one URL pattern
+	// (the regexp instructions its groups expand to; 400 beyond).
+	// Default: 4096.
+	MaxPatternCost int `json:"max_pattern_cost,omitempty"`
+	// PatternBudget bounds the estimated compile cost of one subscriber's
+	// patterns together (400 beyond). Default: 16384.
+	PatternBudget int `json:"pattern_budget,omitempty"`
+	// PatternCacheSize bounds, in estimated bytes, the compiled patterns
+	// kept for sharing between subscribers. Default: 32MiB.
+	PatternCacheSize int64 `json:"pattern_cache_size,omitempty"`
+	// --- end of the subscribe side's options
+
 	auth       *MercureAuth
 	querySels  *MercureSelectors // subscribers' query selectors; deciders
 	tokenSels  *MercureSelectors // tokens' selectors, with the token limits
@@ -148,6 +173,9 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 	if err := m.validate(); err != nil {
 		return err
 	}
+	if err := m.validateMatcherLimits(); err != nil {
+		return err
+	}
 	ring, err := m.ring()
 	if err != nil {
 		return err
@@ -160,11 +188,11 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 	if m.cors, err = m.corsPolicy(); err != nil {
 		return fmt.Errorf("sse_mercure: %v", err)
 	}
-	m.querySels = NewMercureSelectors(MercureSelectorConfig{})
-	m.tokenSels = NewMercureSelectors(MercureSelectorConfig{
+	m.querySels = NewMercureSelectors(m.patternLimits(MercureSelectorConfig{MaxLength: m.MaxMatcherLength, MaxSelectors: m.MaxMatchers}))
+	m.tokenSels = NewMercureSelectors(m.patternLimits(MercureSelectorConfig{
 		MaxLength:    orDefault(m.MaxSelectorLength, mercureDefaultMaxSelectorLength),
 		MaxSelectors: orDefault(m.MaxTokenSelectors, mercureDefaultMaxSelectors),
-	})
+	}))
 
 	app, err := appFrom(ctx)
 	if err != nil {

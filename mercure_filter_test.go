@@ -145,7 +145,8 @@ func TestMercurePrivateUpdatesNegative(t *testing.T) {
 // Deciders are shared by subscribers whose matcher sets are the same, in
 // any order and with repeats, and only by them.
 func TestMercureDeciderInterning(t *testing.T) {
-	s := NewMercureSelectors(MercureSelectorConfig{Deciders: 50})
+	// About 50 deciders of one exact matcher each fit in 4MiB.
+	s := NewMercureSelectors(MercureSelectorConfig{CacheBytes: 50 * (DefaultMercureDecisionBytes + 600)})
 	x, y := sel0x("https://example.com/{x}"), selExact("https://example.com/y")
 
 	d1 := s.Decider(mustCompileAll(t, s, x, y), mustCompileAll(t, s, y))
@@ -169,8 +170,11 @@ func TestMercureDeciderInterning(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		s.Decider(mustCompileAll(t, s, selExact(fmt.Sprintf("t%d", i))), nil)
 	}
-	if n := s.deciders.len(); n > 50 {
-		t.Errorf("%d deciders interned, capacity 50", n)
+	if n := s.deciders.len(); n > 50 || n == 0 {
+		t.Errorf("%d deciders interned, capacity about 50", n)
+	}
+	if b := s.deciders.size(); b > s.cfg.CacheBytes {
+		t.Errorf("deciders hold an estimated %d bytes, capacity %d", b, s.cfg.CacheBytes)
 	}
 	if !d1.Allows([]string{"https://example.com/y"}, true) || d1.Allows([]string{"https://example.com/z"}, true) {
 		t.Error("an evicted decider stopped deciding correctly")
