@@ -2,6 +2,7 @@ package caddysse
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -102,5 +103,46 @@ func TestParseMercureSubscribeTopicHint(t *testing.T) {
 	_, refusal := parseMercureSubscribe(url.Values{"topic": {"a"}}, nil, http.Header{}, false)
 	if refusal == nil || !strings.Contains(refusal.Msg, "match=") || !strings.Contains(refusal.Msg, "protocol_version_compatibility 8") {
 		t.Fatalf("refusal %+v does not point to match= and compatibility mode", refusal)
+	}
+}
+
+// Hole 7: a token's relative URL pattern resolved against the client's
+// Host header, so a client choosing its Host chose what the pattern
+// granted. With a resource identifier, the Host changes nothing.
+func TestMercureRelativePatternIgnoresHost(t *testing.T) {
+	m := &MercureHandler{ResourceIdentifier: "https://hub.example.com/.well-known/mercure"}
+	tokenSels := NewMercureSelectors(MercureSelectorConfig{})
+	grantPattern := []MercureSelector{{MercureURLPattern, "/books/:id"}}
+	route := []MercureSelector{{MercureExact, "*"}}
+
+	allowed := func(host string) map[string]bool {
+		r := httptest.NewRequest(http.MethodGet, "https://"+host+"/.well-known/mercure?match=*", nil) // TLS: https base
+		base := m.patternBaseURL(r)
+		private, err := tokenSels.CompileAll(grantPattern, base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := tokenSels.Decider(mustCompileAll(t, tokenSels, route...), private)
+		out := map[string]bool{}
+		for _, topic := range []string{"https://hub.example.com/books/1", "https://evil.example/books/1", "/books/2"} {
+			out[topic] = d.Allows([]string{topic}, true)
+		}
+		return out
+	}
+	honest, forged := allowed("hub.example.com"), allowed("evil.example")
+	for topic, ok := range honest {
+		if forged[topic] != ok {
+			t.Errorf("private %s: allowed=%v with the hub's Host, %v with Host evil.example", topic, ok, forged[topic])
+		}
+	}
+	if !honest["https://hub.example.com/books/1"] || honest["https://evil.example/books/1"] || !honest["/books/2"] {
+		t.Errorf("relative pattern not resolved against the resource identifier: %v", honest)
+	}
+
+	// Without a resource identifier the request's URL is the hub's URL.
+	m.ResourceIdentifier = ""
+	r := httptest.NewRequest(http.MethodGet, "http://a.example/.well-known/mercure", nil)
+	if got := m.patternBaseURL(r); got != "http://a.example/.well-known/mercure" {
+		t.Errorf("base without resource_identifier: %q", got)
 	}
 }
