@@ -188,11 +188,11 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 	if m.cors, err = m.corsPolicy(); err != nil {
 		return fmt.Errorf("sse_mercure: %v", err)
 	}
-	m.querySels = NewMercureSelectors(m.patternLimits(MercureSelectorConfig{MaxLength: m.MaxMatcherLength, MaxSelectors: m.MaxMatchers}))
+	m.querySels = NewMercureSelectors(m.patternLimits(MercureSelectorConfig{MaxLength: m.MaxMatcherLength, MaxSelectors: m.MaxMatchers}, false))
 	m.tokenSels = NewMercureSelectors(m.patternLimits(MercureSelectorConfig{
 		MaxLength:    orDefault(m.MaxSelectorLength, mercureDefaultMaxSelectorLength),
 		MaxSelectors: orDefault(m.MaxTokenSelectors, mercureDefaultMaxSelectors),
-	}))
+	}, true))
 
 	app, err := appFrom(ctx)
 	if err != nil {

@@ -3,6 +3,7 @@ package caddysse
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -300,4 +301,27 @@ func BenchmarkMercureDecider(b *testing.B) {
 	b.Run("nocache", func(b *testing.B) { run(b, build(b, MercureSelectorConfig{DecisionCache: -1}, 1000)) })
 	b.Run("cache", func(b *testing.B) { run(b, build(b, MercureSelectorConfig{}, 1000)) })
 	b.Run("interned", func(b *testing.B) { run(b, build(b, MercureSelectorConfig{}, 10)) })
+}
+
+// Long topics do not make a decider's memory grow with the count cap:
+// the topic text it remembers is bounded too.
+func TestMercureDecisionCacheBoundedByBytes(t *testing.T) {
+	s := NewMercureSelectors(MercureSelectorConfig{})
+	d := s.Decider(mustCompileAll(t, s, selURLPattern("https://example.com/:a/*")), nil)
+	peak := 0
+	for i := 0; i < 500; i++ {
+		topic := fmt.Sprintf("https://example.com/%d/%s", i, strings.Repeat("x", 8<<10))
+		if !d.Allows([]string{topic}, false) {
+			t.Fatal("a matching topic was refused")
+		}
+		d.mu.Lock()
+		peak = max(peak, d.cacheBytes)
+		d.mu.Unlock()
+	}
+	if peak > DefaultMercureDecisionBytes+9<<10 {
+		t.Errorf("decider remembered %d bytes of topics, bound %d", peak, DefaultMercureDecisionBytes)
+	}
+	if peak == 0 {
+		t.Error("decision cache never used")
+	}
 }

@@ -27,10 +27,17 @@ type mercureSubscribeRequest struct {
 }
 
 // patternLimits adds the cost and cache limits every selector list of
-// this handler shares to cfg, and the logger.
-func (m *MercureHandler) patternLimits(cfg MercureSelectorConfig) MercureSelectorConfig {
+// this handler shares to cfg, and the logger. A token's list (signed by a
+// trusted issuer, and allowed more entries than a request) gets the
+// pattern budget once per 100 selectors it may hold, so that a token as
+// large as its limits allow is never refused for its size alone.
+func (m *MercureHandler) patternLimits(cfg MercureSelectorConfig, token bool) MercureSelectorConfig {
 	cfg.MaxPatternCost = m.MaxPatternCost
 	cfg.PatternBudget = m.PatternBudget
+	if token && cfg.MaxSelectors > DefaultMercureMaxSelectors {
+		per100 := (cfg.MaxSelectors + DefaultMercureMaxSelectors - 1) / DefaultMercureMaxSelectors
+		cfg.PatternBudget = satMul(orDefault(m.PatternBudget, DefaultMercurePatternBudget), per100)
+	}
 	cfg.CacheBytes = m.PatternCacheSize
 	cfg.Logger = m.logger
 	return cfg

@@ -146,3 +146,30 @@ func TestMercureRelativePatternIgnoresHost(t *testing.T) {
 		t.Errorf("base without resource_identifier: %q", got)
 	}
 }
+
+// A token may hold more patterns than a request: its budget grows with
+// its selector limit; a request's never does.
+func TestMercurePatternLimits(t *testing.T) {
+	m := &MercureHandler{}
+	if got := NewMercureSelectors(m.patternLimits(MercureSelectorConfig{MaxSelectors: 256}, true)).Config().PatternBudget; got != 3*DefaultMercurePatternBudget {
+		t.Errorf("token budget for 256 selectors: %d", got)
+	}
+	if got := NewMercureSelectors(m.patternLimits(MercureSelectorConfig{MaxSelectors: 1000}, false)).Config().PatternBudget; got != DefaultMercurePatternBudget {
+		t.Errorf("request budget: %d", got)
+	}
+	m.PatternBudget = 100
+	if got := NewMercureSelectors(m.patternLimits(MercureSelectorConfig{}, false)).Config().PatternBudget; got != 100 {
+		t.Errorf("pattern_budget 100: %d", got)
+	}
+	for _, bad := range []*MercureHandler{
+		{MaxMatchers: -1}, {MaxMatcherLength: -1}, {MaxPatternCost: -1}, {PatternBudget: -1}, {PatternCacheSize: -1},
+		{MaxMatcherLength: 2 << 20}, {ResourceIdentifier: "/.well-known/mercure"}, {ResourceIdentifier: "hub.example.com"},
+	} {
+		if err := bad.validateMatcherLimits(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	if err := (&MercureHandler{ResourceIdentifier: "https://hub.example.com/.well-known/mercure"}).validateMatcherLimits(); err != nil {
+		t.Error(err)
+	}
+}
