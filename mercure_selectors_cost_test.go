@@ -2,6 +2,7 @@ package caddysse
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
@@ -179,5 +180,31 @@ func TestMercureCompiledSizeEstimate(t *testing.T) {
 		if retained > 2*est {
 			t.Errorf("%s: 10 patterns hold %d KiB, estimated %d KiB", g, retained>>10, est>>10)
 		}
+	}
+}
+
+// The estimate reads any text without panicking, and compiling what it
+// lets through does not panic either: random patterns of URL-pattern and
+// regexp punctuation.
+func TestMercurePatternCostRandomInput(t *testing.T) {
+	const alphabet = `\():*{}?+[]^$.|/ab0-9x{}10,`
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := NewMercureSelectors(MercureSelectorConfig{CacheBytes: 1})
+	passed := 0
+	for i := 0; i < 3000; i++ {
+		var b strings.Builder
+		b.WriteString("/")
+		for n := rng.IntN(40); n > 0; n-- {
+			b.WriteByte(alphabet[rng.IntN(len(alphabet))])
+		}
+		sel := MercureSelector{MercureURLPattern, b.String()}
+		if _, err := s.Check(sel); err != nil {
+			continue
+		}
+		passed++
+		_, _ = s.Compile(sel, testHubURL) // may be malformed: only no panic
+	}
+	if passed == 0 {
+		t.Error("no random pattern passed Check: the test exercises nothing")
 	}
 }
