@@ -34,19 +34,20 @@ import (
 //     `*`, when both are exactly the same string, or when the selector is a
 //     valid RFC 6570 URI template that the topic matches. A string that is
 //     not a valid template is therefore just an exact selector, not an error.
-//   - 1.0 (draft-08, "Matcher Types"): the `match` (or `matchExact`)
-//     parameter and the matchType "Exact" compare bytes exactly;
-//     `matchURLPattern` and matchType "URLPattern" use the WHATWG URL Pattern
-//     standard, relative patterns and relative topics resolved against the
-//     hub's URL. `*` matches every topic whatever the type. Deployed 1.0
-//     hubs and clients (Symfony's Mercure component, the hub's own docs)
-//     spell the parameter `match_urlpattern`; both spellings are accepted.
+//   - 1.0 (spec "Matcher Types"): the `match` (or `match_exact`) parameter
+//     and the exact matcher type compare bytes exactly; `match_urlpattern`
+//     and the urlpattern type use the WHATWG URL Pattern standard, relative
+//     patterns and relative topics resolved against the hub's URL. `*`
+//     matches every topic whatever the type. (Token entries spell the types
+//     themselves; ParseMercureMatchType reads the draft-08 token spelling.)
 //
 // Cost: a template compiles to a Go regexp and a URL pattern's components
-// compile to Go regexps, all linear-time (the draft requires RE2-like
-// engines for URL patterns). Compiling is the expensive part, so compiled
-// selectors sit in a bounded LRU keyed by the selector: 10,000 subscribers
-// with the same selector compile it once.
+// compile to Go regexps, all linear-time (the spec requires RE2-like
+// engines for URL patterns). Compiling is the expensive part: its cost is
+// estimated from the text and bounded before anything is compiled
+// (mercure_selectors_cost.go), and compiled selectors sit in an LRU bounded
+// by estimated bytes, keyed by the selector: 10,000 subscribers with the
+// same selector compile it once.
 
 // MercureMatcherType says how a selector string is read.
 type MercureMatcherType uint8
