@@ -482,7 +482,7 @@ func newURLPattern(s, baseURL string) (pat *urlpattern.URLPattern, err error) {
 			pat, err = nil, fmt.Errorf("not a valid URL pattern")
 		}
 	}()
-	// No options: draft-08 forbids ignoreCase.
+	// No options: the spec forbids ignoreCase.
 	pat, err = urlpattern.New(s, baseURL, nil)
 	if err != nil {
 		if errors.Is(err, urlpattern.ErrNoBaseURL) {

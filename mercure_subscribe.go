@@ -258,7 +258,7 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 		return m.refuse(w, r, &mercureRefusal{Status: http.StatusServiceUnavailable, Msg: "event hub unavailable: " + err.Error()})
 	}
 	if resuming {
-		// draft-08: where the stream starts, as the id of the newest
+		// Where the stream starts (spec "Reconnection"), as the id of the newest
 		// update before it that this subscriber may see, else "earliest"
 		// (an unknown resume point, or nothing visible before it).
 		lei := replay.Predecessor
