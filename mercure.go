@@ -104,6 +104,27 @@ type MercureHandler struct {
 	// limit.
 	MaxSubscribers int `json:"max_subscribers,omitempty"`
 
+	// --- Subscribe side: matchers and their cost (mercure_subscribe.go,
+	// mercure_selectors*.go). Zero values take the defaults.
+
+	// MaxMatchers bounds the matcher parameters of one subscribe request
+	// (400 beyond). Default: 100.
+	MaxMatchers int `json:"max_matchers,omitempty"`
+	// MaxMatcherLength bounds each matcher of a request, in bytes (400
+	// beyond). Default: 4096.
+	MaxMatcherLength int `json:"max_matcher_length,omitempty"`
+	// MaxPatternCost bounds the estimated compile cost of one URL pattern
+	// (the regexp instructions its groups expand to; 400 beyond).
+	// Default: 4096.
+	MaxPatternCost int `json:"max_pattern_cost,omitempty"`
+	// PatternBudget bounds the estimated compile cost of one subscriber's
+	// patterns together (400 beyond). Default: 16384.
+	PatternBudget int `json:"pattern_budget,omitempty"`
+	// PatternCacheSize bounds, in estimated bytes, the compiled patterns
+	// kept for sharing between subscribers. Default: 32MiB.
+	PatternCacheSize int64 `json:"pattern_cache_size,omitempty"`
+	// --- end of the subscribe side's options
+
 	auth       *MercureAuth
 	querySels  *MercureSelectors // subscribers' query selectors; deciders
 	tokenSels  *MercureSelectors // tokens' selectors, with the token limits
@@ -148,6 +169,9 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 	if err := m.validate(); err != nil {
 		return err
 	}
+	if err := m.validateMatcherLimits(); err != nil {
+		return err
+	}
 	ring, err := m.ring()
 	if err != nil {
 		return err
@@ -161,14 +185,15 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 	if m.cors, err = m.corsPolicy(); err != nil {
 		return fmt.Errorf("sse_mercure: %v", err)
 	}
-	m.querySels = NewMercureSelectors(MercureSelectorConfig{})
 	// A token's matchers are bounded when it is verified (mercure_grant.go);
-	// the compiler takes what a verified token may carry.
+	// the compiler takes what a verified token may carry, with the pattern
+	// cost bounds; a request's own matchers take the subscribe limits.
+	m.querySels = NewMercureSelectors(m.patternLimits(MercureSelectorConfig{MaxLength: m.MaxMatcherLength, MaxSelectors: m.MaxMatchers}, false))
 	limits := m.MercureAuthConfig.claimLimits()
-	m.tokenSels = NewMercureSelectors(MercureSelectorConfig{
+	m.tokenSels = NewMercureSelectors(m.patternLimits(MercureSelectorConfig{
 		MaxLength:    limits.maxLength,
 		MaxSelectors: limits.maxSelectors,
-	})
+	}, true))
 
 	app, err := appFrom(ctx)
 	if err != nil {

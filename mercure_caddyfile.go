@@ -75,6 +75,11 @@ func parseMercure(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		max_token_topics <count>           # topic matchers per detail (default 100)
 //		max_token_selectors <count>        # topic matchers per token (default details × topics)
 //		max_selector_length <size>         # bytes per token matcher (default 4KiB)
+//		max_matchers   <count>         # matcher parameters per subscribe request (default 100)
+//		max_matcher_length <size>      # bytes per matcher (default 4KiB)
+//		max_pattern_cost <count>       # estimated compile cost of one URL pattern (default 4096)
+//		pattern_budget <count>         # estimated compile cost of one subscriber's patterns (default 16384)
+//		pattern_cache_size <size>      # compiled patterns kept for sharing (default 32MiB)
 //	}
 func (m *MercureHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -247,6 +252,33 @@ func (m *MercureHandler) unmarshalOption(d *caddyfile.Dispenser) error {
 		return countArg(d, &m.MaxTokenTopics, false)
 	case "max_token_selectors":
 		return countArg(d, &m.MaxTokenSelectors, false)
+	// --- Subscribe side: matcher limits (mercure_subscribe.go).
+	case "max_matchers":
+		if err := countArg(d, &m.MaxMatchers, false); err != nil {
+			return err
+		}
+	case "max_pattern_cost":
+		if err := countArg(d, &m.MaxPatternCost, false); err != nil {
+			return err
+		}
+	case "pattern_budget":
+		if err := countArg(d, &m.PatternBudget, false); err != nil {
+			return err
+		}
+	case "max_matcher_length":
+		var n int64
+		if err := sizeArg(d, &n); err != nil {
+			return err
+		}
+		if n > 1<<20 {
+			return d.Errf("max_matcher_length: at most 1MiB")
+		}
+		m.MaxMatcherLength = int(n)
+	case "pattern_cache_size":
+		if err := sizeArg(d, &m.PatternCacheSize); err != nil {
+			return err
+		}
+	// --- end of the subscribe side's options
 	default:
 		return d.Errf("unrecognized sse_mercure option %q", opt)
 	}

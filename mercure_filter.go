@@ -1,6 +1,7 @@
 package caddysse
 
 import (
+	"crypto/sha256"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,8 +46,9 @@ type MercureDecider struct {
 	route, auth mercureMatchSet
 	cacheCap    int // 0: nothing to remember (no patterns) or disabled
 
-	mu    sync.Mutex
-	cache map[string]uint8 // topic → decisionBits
+	mu         sync.Mutex
+	cache      map[string]uint8 // topic → decisionBits
+	cacheBytes int              // topic text in cache
 }
 
 // Decision bits remembered per topic: each half is decided lazily, so a
@@ -113,8 +115,16 @@ func (s *mercureMatchSet) slow(topic string) bool {
 // CompileAll. Subscribers with the same sets, in any order, get the same
 // decider.
 func (s *MercureSelectors) Decider(subscribed, private []*MercureMatcher) *MercureDecider {
-	key := mercureDeciderKey(subscribed, private)
-	d, _ := s.deciders.getOrAdd(key, func() *MercureDecider {
+	// Interned by a digest of the canonical key: the key itself can be
+	// 200 matchers of 4KiB, and the cache holds keys of forgotten
+	// subscribers too.
+	sum := sha256.Sum256([]byte(mercureDeciderKey(subscribed, private)))
+	key := string(sum[:])
+	size := int64(DefaultMercureDecisionBytes + 256)
+	for _, m := range append(subscribed[:len(subscribed):len(subscribed)], private...) {
+		size += int64(64 + len(m.value))
+	}
+	d, _ := s.deciders.getOrAdd(key, size, func() *MercureDecider {
 		d := &MercureDecider{key: key, route: newMercureMatchSet(subscribed), auth: newMercureMatchSet(private)}
 		if s.cfg.DecisionCache > 0 && (len(d.route.patterns) > 0 || len(d.auth.patterns) > 0) {
 			d.cacheCap = s.cfg.DecisionCache
@@ -232,10 +242,15 @@ func (d *MercureDecider) decide(topic string, wantRoute, wantAuth bool) (route, 
 	if d.cache == nil {
 		d.cache = make(map[string]uint8, min(d.cacheCap, 16))
 	}
-	if _, ok := d.cache[topic]; !ok && len(d.cache) >= d.cacheCap {
-		// Full: start over rather than grow or track recency. A flood
-		// of distinct topics costs pattern runs, never memory.
-		clear(d.cache)
+	if _, ok := d.cache[topic]; !ok {
+		if len(d.cache) >= d.cacheCap || d.cacheBytes+len(topic) > DefaultMercureDecisionBytes {
+			// Full: start over rather than grow or track recency. A
+			// flood of distinct (or long) topics costs pattern runs,
+			// never memory.
+			clear(d.cache)
+			d.cacheBytes = 0
+		}
+		d.cacheBytes += len(topic)
 	}
 	d.cache[topic] |= add
 	d.mu.Unlock()

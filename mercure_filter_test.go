@@ -3,6 +3,7 @@ package caddysse
 import (
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -145,7 +146,8 @@ func TestMercurePrivateUpdatesNegative(t *testing.T) {
 // Deciders are shared by subscribers whose matcher sets are the same, in
 // any order and with repeats, and only by them.
 func TestMercureDeciderInterning(t *testing.T) {
-	s := NewMercureSelectors(MercureSelectorConfig{Deciders: 50})
+	// About 50 deciders of one exact matcher each fit in 4MiB.
+	s := NewMercureSelectors(MercureSelectorConfig{CacheBytes: 50 * (DefaultMercureDecisionBytes + 600)})
 	x, y := sel0x("https://example.com/{x}"), selExact("https://example.com/y")
 
 	d1 := s.Decider(mustCompileAll(t, s, x, y), mustCompileAll(t, s, y))
@@ -169,8 +171,11 @@ func TestMercureDeciderInterning(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		s.Decider(mustCompileAll(t, s, selExact(fmt.Sprintf("t%d", i))), nil)
 	}
-	if n := s.deciders.len(); n > 50 {
-		t.Errorf("%d deciders interned, capacity 50", n)
+	if n := s.deciders.len(); n > 50 || n == 0 {
+		t.Errorf("%d deciders interned, capacity about 50", n)
+	}
+	if b := s.deciders.size(); b > s.cfg.CacheBytes {
+		t.Errorf("deciders hold an estimated %d bytes, capacity %d", b, s.cfg.CacheBytes)
 	}
 	if !d1.Allows([]string{"https://example.com/y"}, true) || d1.Allows([]string{"https://example.com/z"}, true) {
 		t.Error("an evicted decider stopped deciding correctly")
@@ -296,4 +301,27 @@ func BenchmarkMercureDecider(b *testing.B) {
 	b.Run("nocache", func(b *testing.B) { run(b, build(b, MercureSelectorConfig{DecisionCache: -1}, 1000)) })
 	b.Run("cache", func(b *testing.B) { run(b, build(b, MercureSelectorConfig{}, 1000)) })
 	b.Run("interned", func(b *testing.B) { run(b, build(b, MercureSelectorConfig{}, 10)) })
+}
+
+// Long topics do not make a decider's memory grow with the count cap:
+// the topic text it remembers is bounded too.
+func TestMercureDecisionCacheBoundedByBytes(t *testing.T) {
+	s := NewMercureSelectors(MercureSelectorConfig{})
+	d := s.Decider(mustCompileAll(t, s, selURLPattern("https://example.com/:a/*")), nil)
+	peak := 0
+	for i := 0; i < 500; i++ {
+		topic := fmt.Sprintf("https://example.com/%d/%s", i, strings.Repeat("x", 8<<10))
+		if !d.Allows([]string{topic}, false) {
+			t.Fatal("a matching topic was refused")
+		}
+		d.mu.Lock()
+		peak = max(peak, d.cacheBytes)
+		d.mu.Unlock()
+	}
+	if peak > DefaultMercureDecisionBytes+9<<10 {
+		t.Errorf("decider remembered %d bytes of topics, bound %d", peak, DefaultMercureDecisionBytes)
+	}
+	if peak == 0 {
+		t.Error("decision cache never used")
+	}
 }

@@ -35,10 +35,10 @@ func (m *MercureHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 	switch r.Method {
 	case http.MethodPost:
 		return m.publish(w, r)
-	case http.MethodGet, http.MethodHead:
+	case http.MethodGet, http.MethodHead, mercureMethodQuery:
 		return m.subscribe(w, r)
 	}
-	w.Header().Set("Allow", "GET, HEAD, POST")
+	w.Header().Set("Allow", "GET, HEAD, POST, QUERY")
 	return m.refuse(w, r, &mercureRefusal{Status: http.StatusMethodNotAllowed, Msg: "subscribe with GET, publish with POST"})
 }
 

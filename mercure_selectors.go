@@ -4,11 +4,16 @@ import (
 	"container/list"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode"
 	"unicode/utf8"
+
+	"go.uber.org/zap"
 
 	"github.com/dunglas/go-urlpattern"
 	"github.com/yosida95/uritemplate/v3"
@@ -29,19 +34,20 @@ import (
 //     `*`, when both are exactly the same string, or when the selector is a
 //     valid RFC 6570 URI template that the topic matches. A string that is
 //     not a valid template is therefore just an exact selector, not an error.
-//   - 1.0 (draft-08, "Matcher Types"): the `match` (or `matchExact`)
-//     parameter and the matchType "Exact" compare bytes exactly;
-//     `matchURLPattern` and matchType "URLPattern" use the WHATWG URL Pattern
-//     standard, relative patterns and relative topics resolved against the
-//     hub's URL. `*` matches every topic whatever the type. Deployed 1.0
-//     hubs and clients (Symfony's Mercure component, the hub's own docs)
-//     spell the parameter `match_urlpattern`; both spellings are accepted.
+//   - 1.0 (spec "Matcher Types"): the `match` (or `match_exact`) parameter
+//     and the exact matcher type compare bytes exactly; `match_urlpattern`
+//     and the urlpattern type use the WHATWG URL Pattern standard, relative
+//     patterns and relative topics resolved against the hub's URL. `*`
+//     matches every topic whatever the type. (Token entries spell the types
+//     themselves; ParseMercureMatchType reads the draft-08 token spelling.)
 //
 // Cost: a template compiles to a Go regexp and a URL pattern's components
-// compile to Go regexps, all linear-time (the draft requires RE2-like
-// engines for URL patterns). Compiling is the expensive part, so compiled
-// selectors sit in a bounded LRU keyed by the selector: 10,000 subscribers
-// with the same selector compile it once.
+// compile to Go regexps, all linear-time (the spec requires RE2-like
+// engines for URL patterns). Compiling is the expensive part: its cost is
+// estimated from the text and bounded before anything is compiled
+// (mercure_selectors_cost.go), and compiled selectors sit in an LRU bounded
+// by estimated bytes, keyed by the selector: 10,000 subscribers with the
+// same selector compile it once.
 
 // MercureMatcherType says how a selector string is read.
 type MercureMatcherType uint8
@@ -72,22 +78,34 @@ func (t MercureMatcherType) String() string {
 	return fmt.Sprintf("MercureMatcherType(%d)", uint8(t))
 }
 
-// MercureSubscribeParam reads a subscribe query parameter's name. ok is
-// false for parameters that are not selectors (lastEventID, access_token,
-// ...). A name in the reserved `match` namespace (it begins with "match",
-// in any case) that is no known matcher type is an error: draft-08 wants a
-// 400 so that a misspelled matcher fails loudly instead of matching nothing.
-func MercureSubscribeParam(name string) (t MercureMatcherType, ok bool, err error) {
+// MercureSubscribeParam reads a subscribe parameter's name (query or
+// QUERY body). ok is false for parameters that are not matchers
+// (last_event_id, access_token, ...). The names are case-sensitive, as the
+// spec's Subscription section says:
+//
+//   - modern mode: `match` and `match_exact` (exact), `match_urlpattern`
+//     (URL pattern). Any other name in the reserved `match` namespace (equal
+//     to `match` or beginning with it, ASCII case-insensitively) is an
+//     error, a 400, so that a misspelled matcher fails loudly instead of
+//     matching nothing; so is `topic`, the 0.x parameter.
+//   - compatibility mode also reads `topic` (0.x: URI templates and plain
+//     strings). The draft-era spellings `matchURLPattern` and `matchExact`
+//     stay errors: no released hub had them (0.24.2 knew only `topic`, 1.0
+//     only the names above), so accepting them would invent a dialect.
+func MercureSubscribeParam(name string, compat bool) (t MercureMatcherType, ok bool, err error) {
 	switch name {
-	case "topic":
-		return MercureTopicSelector, true, nil
-	case "match", "matchExact", "match_exact":
+	case "match", "match_exact":
 		return MercureExact, true, nil
-	case "matchURLPattern", "match_urlpattern":
+	case "match_urlpattern":
 		return MercureURLPattern, true, nil
+	case "topic":
+		if compat {
+			return MercureTopicSelector, true, nil
+		}
+		return 0, false, errors.New("topic= is the Mercure 0.x parameter: use match= (exact) or match_urlpattern= (URL pattern); 0.x clients need protocol_version_compatibility 8")
 	}
 	if len(name) >= 5 && strings.EqualFold(name[:5], "match") {
-		return 0, false, fmt.Errorf("unknown topic matcher parameter %q: use match, matchExact, matchURLPattern or match_urlpattern", truncate(name, 64))
+		return 0, false, fmt.Errorf("unknown topic matcher parameter %q: use match, match_exact or match_urlpattern (the names are case-sensitive)", truncate(name, 64))
 	}
 	return 0, false, nil
 }
@@ -114,13 +132,16 @@ type MercureSelector struct {
 // whatever its type.
 func (s MercureSelector) IsWildcard() bool { return s.Value == "*" }
 
-// Defaults of MercureSelectorConfig.
+// Defaults of MercureSelectorConfig. The matcher count and length are the
+// limits Mercure documents for its own hub (100 matchers of 4,096 bytes).
 const (
-	DefaultMercureMaxSelectorLen  = 1024
-	DefaultMercureMaxSelectors    = 64
-	DefaultMercureCompiledCache   = 4096
-	DefaultMercureDeciderCache    = 4096
-	DefaultMercureDecisionsPerSub = 128
+	DefaultMercureMaxSelectorLen   = 4096
+	DefaultMercureMaxSelectors     = 100
+	DefaultMercureCompiledCacheMiB = 32
+	DefaultMercureDecisionsPerSub  = 128
+	// DefaultMercureDecisionBytes bounds the topic text one decider
+	// remembers decisions for.
+	DefaultMercureDecisionBytes = 64 << 10
 )
 
 // MercureSelectorConfig bounds the work selectors can cause. Zero fields take
@@ -131,16 +152,24 @@ type MercureSelectorConfig struct {
 	// MaxSelectors caps the selectors of one list: a request's selector
 	// parameters, or one token's subscribe selectors.
 	MaxSelectors int
-	// CompiledCache is how many compiled selectors are kept, least recently
-	// used forgotten first.
-	CompiledCache int
-	// Deciders is how many distinct per-subscriber deciders are kept for
-	// sharing, least recently used forgotten first (a forgotten one keeps
-	// working for the subscribers that hold it).
-	Deciders int
+	// MaxPatternCost caps the estimated compile cost of one pattern
+	// (mercure_selectors_cost.go).
+	MaxPatternCost int
+	// PatternBudget caps the estimated compile cost of one list's
+	// patterns together.
+	PatternBudget int
+	// CacheBytes bounds, by estimated size, the compiled selectors kept
+	// for sharing, least recently used forgotten first; and, separately,
+	// the deciders kept for sharing (a forgotten one keeps working for the
+	// subscribers that hold it).
+	CacheBytes int64
 	// DecisionCache is how many topics one decider remembers its decision
-	// for; when full it starts over. Negative disables the cache.
+	// for; when full (or past DefaultMercureDecisionBytes of topic text)
+	// it starts over. Negative disables the cache.
 	DecisionCache int
+	// Logger, when set, gets a debug entry for every compilation: what an
+	// operator (and a test) can count.
+	Logger *zap.Logger
 }
 
 func (c MercureSelectorConfig) withDefaults() MercureSelectorConfig {
@@ -150,14 +179,20 @@ func (c MercureSelectorConfig) withDefaults() MercureSelectorConfig {
 	if c.MaxSelectors <= 0 {
 		c.MaxSelectors = DefaultMercureMaxSelectors
 	}
-	if c.CompiledCache <= 0 {
-		c.CompiledCache = DefaultMercureCompiledCache
+	if c.MaxPatternCost <= 0 {
+		c.MaxPatternCost = DefaultMercureMaxPatternCost
 	}
-	if c.Deciders <= 0 {
-		c.Deciders = DefaultMercureDeciderCache
+	if c.PatternBudget <= 0 {
+		c.PatternBudget = DefaultMercurePatternBudget
+	}
+	if c.CacheBytes <= 0 {
+		c.CacheBytes = DefaultMercureCompiledCacheMiB << 20
 	}
 	if c.DecisionCache == 0 {
 		c.DecisionCache = DefaultMercureDecisionsPerSub
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
 	}
 	return c
 }
@@ -192,18 +227,68 @@ func NewMercureSelectors(cfg MercureSelectorConfig) *MercureSelectors {
 	cfg = cfg.withDefaults()
 	return &MercureSelectors{
 		cfg:      cfg,
-		compiled: newMercureLRU[*compiledSelector](cfg.CompiledCache),
-		deciders: newMercureLRU[*MercureDecider](cfg.Deciders),
+		compiled: newMercureLRU[*compiledSelector](cfg.CacheBytes),
+		deciders: newMercureLRU[*MercureDecider](cfg.CacheBytes),
 	}
 }
 
 // Config returns the limits in force, defaults filled in.
 func (s *MercureSelectors) Config() MercureSelectorConfig { return s.cfg }
 
+// Compiles is how many compilations ran (cache misses), for tests and
+// diagnostics.
+func (s *MercureSelectors) Compiles() int64 { return s.compiles.Load() }
+
 type compiledSelector struct {
 	once sync.Once
 	m    *MercureMatcher
 	err  error
+}
+
+// Check applies every rule that needs no compilation: the text (length,
+// UTF-8, control and format characters) and the estimated compile cost.
+// It returns the cost. A request's selectors are checked before its token
+// is, and compiled only after.
+func (s *MercureSelectors) Check(sel MercureSelector) (int, error) {
+	if reason := s.checkText(sel.Value); reason != "" {
+		return 0, &MercureSelectorError{Type: sel.Type, Selector: truncate(sel.Value, 64), Reason: reason}
+	}
+	switch sel.Type {
+	case MercureExact, MercureTopicSelector, MercureURLPattern:
+	default:
+		return 0, &MercureSelectorError{Type: sel.Type, Selector: truncate(sel.Value, 64), Reason: "unknown matcher type"}
+	}
+	cost, reason := selectorCost(sel)
+	if reason == "" && cost > s.cfg.MaxPatternCost {
+		reason = fmt.Sprintf("is too costly to compile: its groups expand to about %s regexp instructions, at most %d are allowed (max_pattern_cost)", costString(cost), s.cfg.MaxPatternCost)
+	}
+	if reason != "" {
+		return 0, &MercureSelectorError{Type: sel.Type, Selector: truncate(sel.Value, 64), Reason: reason}
+	}
+	return cost, nil
+}
+
+// CheckAll checks one list (a request's, or a token's): the count, each
+// selector, and the list's total cost against the pattern budget.
+func (s *MercureSelectors) CheckAll(sels []MercureSelector) error {
+	if len(sels) > s.cfg.MaxSelectors {
+		t := MercureTopicSelector
+		if len(sels) > 0 {
+			t = sels[0].Type
+		}
+		return &MercureSelectorError{Type: t, Reason: fmt.Sprintf("%d selectors given; at most %d are allowed", len(sels), s.cfg.MaxSelectors)}
+	}
+	total := 0
+	for _, sel := range sels {
+		cost, err := s.Check(sel)
+		if err != nil {
+			return err
+		}
+		if total = satAdd(total, cost); total > s.cfg.PatternBudget {
+			return &MercureSelectorError{Type: sel.Type, Reason: fmt.Sprintf("the patterns together are too costly to compile: over %d (pattern_budget); use fewer or simpler patterns", s.cfg.PatternBudget)}
+		}
+	}
+	return nil
 }
 
 // Compile turns one selector into a matcher, or returns a
@@ -212,33 +297,34 @@ type compiledSelector struct {
 // they are matched against are resolved against it when relative; other
 // types ignore it. The result is cached and shared: do not modify it.
 func (s *MercureSelectors) Compile(sel MercureSelector, baseURL string) (*MercureMatcher, error) {
-	if reason := s.checkText(sel.Value); reason != "" {
-		return nil, &MercureSelectorError{Type: sel.Type, Selector: truncate(sel.Value, 64), Reason: reason}
+	cost, err := s.Check(sel)
+	if err != nil {
+		return nil, err
 	}
 	if sel.Type != MercureURLPattern {
 		baseURL = "" // only URL patterns read it: do not split the cache by host
 	}
 	key := mercureMatcherKey(sel.Type, sel.Value, baseURL)
-	c, _ := s.compiled.getOrAdd(key, func() *compiledSelector { return &compiledSelector{} })
+	c, _ := s.compiled.getOrAdd(key, compiledSize(sel, baseURL, cost), func() *compiledSelector { return &compiledSelector{} })
 	// Compiling runs outside the cache's lock, once per entry however many
 	// subscribers ask for the same selector at the same moment.
 	c.once.Do(func() {
 		s.compiles.Add(1)
+		if sel.Type != MercureExact && sel.Value != "*" {
+			s.cfg.Logger.Debug("mercure matcher compiled", zap.Stringer("type", sel.Type),
+				zap.Int("bytes", len(sel.Value)), zap.Int("cost", cost))
+		}
 		c.m, c.err = compileMercureSelector(sel, baseURL, key)
 	})
 	return c.m, c.err
 }
 
-// CompileAll compiles one list of selectors (a request's, or a token's),
-// refusing more than MaxSelectors. The matchers come back in the list's
-// order, one per selector, duplicates included.
+// CompileAll checks one list of selectors (CheckAll), then compiles them.
+// The matchers come back in the list's order, one per selector, duplicates
+// included.
 func (s *MercureSelectors) CompileAll(sels []MercureSelector, baseURL string) ([]*MercureMatcher, error) {
-	if len(sels) > s.cfg.MaxSelectors {
-		t := MercureTopicSelector
-		if len(sels) > 0 {
-			t = sels[0].Type
-		}
-		return nil, &MercureSelectorError{Type: t, Reason: fmt.Sprintf("%d selectors given; at most %d are allowed", len(sels), s.cfg.MaxSelectors)}
+	if err := s.CheckAll(sels); err != nil {
+		return nil, err
 	}
 	out := make([]*MercureMatcher, 0, len(sels))
 	for _, sel := range sels {
@@ -251,9 +337,18 @@ func (s *MercureSelectors) CompileAll(sels []MercureSelector, baseURL string) ([
 	return out, nil
 }
 
+func costString(cost int) string {
+	if cost >= math.MaxInt32 {
+		return "unbounded"
+	}
+	return strconv.Itoa(cost)
+}
+
 // checkText applies what every type shares: not empty, bounded, and, as
-// draft-08 requires of matcher values, UTF-8 without C0, DEL or C1 control
-// characters. The empty string is refused because no topic is empty.
+// the spec requires of matcher values, UTF-8 without C0, DEL or C1 control
+// characters nor Unicode format characters (Cf: zero-width joiners,
+// bidirectional overrides, which would make two matchers look alike). The
+// empty string is refused because no topic is empty.
 func (s *MercureSelectors) checkText(v string) string {
 	if v == "" {
 		return "is empty"
@@ -267,6 +362,9 @@ func (s *MercureSelectors) checkText(v string) string {
 	for _, r := range v {
 		if r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f {
 			return "contains a control character"
+		}
+		if r >= 0xad && unicode.Is(unicode.Cf, r) {
+			return fmt.Sprintf("contains the format character U+%04X", r)
 		}
 	}
 	return ""
@@ -384,7 +482,7 @@ func newURLPattern(s, baseURL string) (pat *urlpattern.URLPattern, err error) {
 			pat, err = nil, fmt.Errorf("not a valid URL pattern")
 		}
 	}()
-	// No options: draft-08 forbids ignoreCase.
+	// No options: the spec forbids ignoreCase.
 	pat, err = urlpattern.New(s, baseURL, nil)
 	if err != nil {
 		if errors.Is(err, urlpattern.ErrNoBaseURL) {
@@ -401,28 +499,34 @@ func newURLPattern(s, baseURL string) (pat *urlpattern.URLPattern, err error) {
 	return pat, nil
 }
 
-// mercureLRU is a small map plus recency list under one mutex. Values are
-// created under the lock, so they must be cheap to create (a holder whose
-// expensive part is filled in later, as compiledSelector's once).
+// mercureLRU is a small map plus recency list under one mutex, bounded by
+// the estimated bytes of its entries (a count bound would let a few huge
+// entries pin gigabytes). Values are created under the lock, so they must
+// be cheap to create (a holder whose expensive part is filled in later, as
+// compiledSelector's once).
 type mercureLRU[V any] struct {
-	mu    sync.Mutex
-	cap   int
-	items map[string]*list.Element
-	order list.List // front: most recently used
+	mu       sync.Mutex
+	maxBytes int64
+	bytes    int64
+	items    map[string]*list.Element
+	order    list.List // front: most recently used
 }
 
 type mercureLRUEntry[V any] struct {
-	key string
-	val V
+	key  string
+	val  V
+	size int64
 }
 
-func newMercureLRU[V any](capacity int) *mercureLRU[V] {
-	return &mercureLRU[V]{cap: capacity, items: make(map[string]*list.Element)}
+func newMercureLRU[V any](maxBytes int64) *mercureLRU[V] {
+	return &mercureLRU[V]{maxBytes: maxBytes, items: make(map[string]*list.Element)}
 }
 
-// getOrAdd returns the value for key, making it with mk when missing and
-// forgetting the least recently used entry past the capacity.
-func (c *mercureLRU[V]) getOrAdd(key string, mk func() V) (v V, hit bool) {
+// getOrAdd returns the value for key, making it with mk when missing (size
+// is its estimated bytes, key excluded) and forgetting the least recently
+// used entries past the capacity. An entry larger than the whole capacity
+// is returned but not kept.
+func (c *mercureLRU[V]) getOrAdd(key string, size int64, mk func() V) (v V, hit bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.items[key]; ok {
@@ -430,11 +534,15 @@ func (c *mercureLRU[V]) getOrAdd(key string, mk func() V) (v V, hit bool) {
 		return e.Value.(*mercureLRUEntry[V]).val, true
 	}
 	v = mk()
-	c.items[key] = c.order.PushFront(&mercureLRUEntry[V]{key: key, val: v})
-	for c.order.Len() > c.cap {
+	size += int64(len(key)) + 128 // the key, the map and list entries
+	c.items[key] = c.order.PushFront(&mercureLRUEntry[V]{key: key, val: v, size: size})
+	c.bytes += size
+	for c.bytes > c.maxBytes && c.order.Len() > 0 {
 		old := c.order.Back()
+		e := old.Value.(*mercureLRUEntry[V])
 		c.order.Remove(old)
-		delete(c.items, old.Value.(*mercureLRUEntry[V]).key)
+		delete(c.items, e.key)
+		c.bytes -= e.size
 	}
 	return v, false
 }
@@ -443,4 +551,11 @@ func (c *mercureLRU[V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.items)
+}
+
+// size is the estimated bytes held.
+func (c *mercureLRU[V]) size() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
 }

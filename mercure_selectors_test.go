@@ -198,6 +198,11 @@ func TestMercureSelectorErrors(t *testing.T) {
 		{MercureSelector{MercureExact, "a\x00b"}, testHubURL, "control character"},
 		{MercureSelector{MercureTopicSelector, "a\x7fb"}, testHubURL, "control character"},
 		{MercureSelector{MercureURLPattern, "a\u0085b"}, testHubURL, "control character"},
+		{MercureSelector{MercureExact, "a\u200bb"}, testHubURL, "format character U+200B"},       // zero-width space
+		{MercureSelector{MercureExact, "a\u202eb"}, testHubURL, "format character U+202E"},       // right-to-left override
+		{MercureSelector{MercureTopicSelector, "\u00ad"}, testHubURL, "format character U+00AD"}, // soft hyphen
+		{MercureSelector{MercureURLPattern, "/x\ufeff"}, testHubURL, "format character U+FEFF"},
+		{MercureSelector{MercureExact, "a\U000e0001"}, testHubURL, "format character U+E0001"},
 		{MercureSelector{MercureExact, "a\xffb"}, testHubURL, "not valid UTF-8"},
 		{MercureSelector{MercureURLPattern, "https://example.com/("}, testHubURL, "not a valid URL pattern"},
 		{MercureSelector{MercureURLPattern, "https://example.com/:id((?=a)a)"}, testHubURL, "not a valid URL pattern"},
@@ -225,11 +230,11 @@ func TestMercureSelectorErrors(t *testing.T) {
 	for i := range many {
 		many[i] = MercureSelector{MercureExact, fmt.Sprintf("t%d", i)}
 	}
-	if _, err := s.CompileAll(many, testHubURL); err == nil || !strings.Contains(err.Error(), "at most 64") {
-		t.Errorf("CompileAll(65 selectors) = %v, want the count refused", err)
+	if _, err := s.CompileAll(many, testHubURL); err == nil || !strings.Contains(err.Error(), "at most 100") {
+		t.Errorf("CompileAll(101 selectors) = %v, want the count refused", err)
 	}
 	if ms, err := s.CompileAll(many[:DefaultMercureMaxSelectors], testHubURL); err != nil || len(ms) != DefaultMercureMaxSelectors {
-		t.Errorf("CompileAll(64 selectors) = %d, %v", len(ms), err)
+		t.Errorf("CompileAll(100 selectors) = %d, %v", len(ms), err)
 	}
 	// One bad selector fails the list, naming it.
 	_, err := s.CompileAll([]MercureSelector{{MercureExact, "ok"}, {MercureURLPattern, "https://x/("}}, testHubURL)
@@ -241,7 +246,8 @@ func TestMercureSelectorErrors(t *testing.T) {
 // A template whose regexp Go refuses (over 1,000 variables in one
 // expression exceed the repeat limit; the library panics) is no usable
 // template: per the 0.x rules it selects exactly itself, and the server
-// does not crash. The default length cap keeps such templates out anyway.
+// does not crash. The default length and cost caps keep such templates out
+// anyway.
 func TestMercureSelectorPathologicalTemplate(t *testing.T) {
 	vars := make([]string, 1100)
 	for i := range vars {
@@ -249,7 +255,7 @@ func TestMercureSelectorPathologicalTemplate(t *testing.T) {
 	}
 	tmpl := "https://example.com/{" + strings.Join(vars, ",") + "}"
 
-	s := NewMercureSelectors(MercureSelectorConfig{MaxLength: 1 << 16})
+	s := NewMercureSelectors(MercureSelectorConfig{MaxLength: 1 << 16, MaxPatternCost: 1 << 20})
 	checkSelector(t, s, MercureSelector{MercureTopicSelector, tmpl}, []selectorCase{
 		{tmpl, true}, {"https://example.com/1", false},
 	})
@@ -258,37 +264,63 @@ func TestMercureSelectorPathologicalTemplate(t *testing.T) {
 	}
 }
 
+// The parameter names of both modes (the spec's Subscription section;
+// compatibility mode adds 0.x's topic).
 func TestMercureSubscribeParam(t *testing.T) {
+	const bad = MercureMatcherType(255) // a refused name
 	cases := []struct {
-		name    string
-		typ     MercureMatcherType
-		ok, err bool
+		name           string
+		modern, compat MercureMatcherType // 0: not a matcher
 	}{
-		{"topic", MercureTopicSelector, true, false},
-		{"match", MercureExact, true, false},
-		{"matchExact", MercureExact, true, false},
-		{"match_exact", MercureExact, true, false},
-		{"matchURLPattern", MercureURLPattern, true, false},
-		{"match_urlpattern", MercureURLPattern, true, false},
-		// The reserved `match` namespace (draft-08): a misspelled or
-		// unknown matcher type is a 400, whatever its case.
-		{"Match", 0, false, true},
-		{"matchurlpattern", 0, false, true},
-		{"matchRegexp", 0, false, true},
-		{"MATCHES", 0, false, true},
-		{"match_uri_template", 0, false, true},
-		// Not selectors at all.
-		{"lastEventID", 0, false, false},
-		{"Last-Event-ID", 0, false, false},
-		{"access_token", 0, false, false},
-		{"authorization", 0, false, false},
-		{"topics", 0, false, false},
-		{"mat", 0, false, false},
+		{"match", MercureExact, MercureExact},
+		{"match_exact", MercureExact, MercureExact},
+		{"match_urlpattern", MercureURLPattern, MercureURLPattern},
+		{"topic", bad, MercureTopicSelector},
+		// The reserved `match` namespace: anything else in it is a 400,
+		// whatever its case, in both modes; the names are case-sensitive.
+		{"Match", bad, bad},
+		{"MATCH", bad, bad},
+		{"matchExact", bad, bad},
+		{"matchURLPattern", bad, bad},
+		{"match_URLPattern", bad, bad},
+		{"Match_urlpattern", bad, bad},
+		{"matchurlpattern", bad, bad},
+		{"match_foo", bad, bad},
+		{"matchRegexp", bad, bad},
+		{"MATCHES", bad, bad},
+		{"match_uri_template", bad, bad},
+		{"match ", bad, bad},
+		// Not matchers at all.
+		{"Topic", 0, 0},
+		{"topics", 0, 0},
+		{"last_event_id", 0, 0},
+		{"lastEventID", 0, 0},
+		{"Last-Event-ID", 0, 0},
+		{"access_token", 0, 0},
+		{"authorization", 0, 0},
+		{"mat", 0, 0},
+		{"xmatch", 0, 0},
 	}
 	for _, c := range cases {
-		typ, ok, err := MercureSubscribeParam(c.name)
-		if typ != c.typ || ok != c.ok || (err != nil) != c.err {
-			t.Errorf("MercureSubscribeParam(%q) = %v, %v, %v; want %v, %v, error %v", c.name, typ, ok, err, c.typ, c.ok, c.err)
+		for _, mode := range []struct {
+			compat bool
+			want   MercureMatcherType
+		}{{false, c.modern}, {true, c.compat}} {
+			typ, ok, err := MercureSubscribeParam(c.name, mode.compat)
+			switch {
+			case mode.want == bad:
+				if err == nil || ok {
+					t.Errorf("compat=%v: %q accepted (%v, %v), want an error", mode.compat, c.name, typ, ok)
+				}
+			case mode.want == 0:
+				if err != nil || ok {
+					t.Errorf("compat=%v: %q = %v, %v, %v; want no matcher and no error", mode.compat, c.name, typ, ok, err)
+				}
+			default:
+				if err != nil || !ok || typ != mode.want {
+					t.Errorf("compat=%v: %q = %v, %v, %v; want %v", mode.compat, c.name, typ, ok, err, mode.want)
+				}
+			}
 		}
 	}
 }
@@ -312,7 +344,8 @@ func TestMercureParseMatchType(t *testing.T) {
 // One compilation per distinct selector, however many subscribers use it
 // and however many arrive at once; the cache stays within its capacity.
 func TestMercureSelectorCompileCache(t *testing.T) {
-	s := NewMercureSelectors(MercureSelectorConfig{CompiledCache: 100})
+	// Each template's estimated size is under 2KiB: 100 of them fit.
+	s := NewMercureSelectors(MercureSelectorConfig{CacheBytes: 100 << 10})
 	sel := MercureSelector{MercureTopicSelector, "https://example.com/books/{id}"}
 
 	var wg sync.WaitGroup
@@ -361,8 +394,11 @@ func TestMercureSelectorCompileCache(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := s.compiled.len(); n > 100 {
-		t.Errorf("compiled cache holds %d selectors, capacity 100", n)
+	if n := s.compiled.len(); n > 100 || n < 10 {
+		t.Errorf("compiled cache holds %d selectors, want 10 to 100", n)
+	}
+	if b := s.compiled.size(); b > 100<<10 {
+		t.Errorf("compiled cache holds an estimated %d bytes, capacity %d", b, 100<<10)
 	}
 	// An evicted selector compiles again and still works.
 	m, err := s.Compile(MercureSelector{MercureTopicSelector, "https://example.com/0/{id}"}, "")
