@@ -23,9 +23,19 @@ import (
 // The sse option `origins` lists who may do that. An origin not listed is
 // refused with a plain-text 403 before anything else happens, so the
 // browser stops instead of retrying and no subscriber is registered for
-// it. A request without an Origin header (a same-origin GET, curl) and a
-// request whose Origin is the route's own origin are served as before:
-// CORS restricts what browsers let pages read, it is not authentication.
+// it (sse_mercure answers it without CORS headers instead, as the Mercure
+// spec has it: mercure_cors.go). A request without an Origin header (a
+// same-origin GET, curl) and a request whose Origin is the route's own
+// origin are served as before: CORS restricts what browsers let pages
+// read, it is not authentication.
+//
+// `origins *` is for public streams: it answers Access-Control-Allow-Origin:
+// * and never Access-Control-Allow-Credentials, so a browser sends no
+// cookie (an EventSource withCredentials fails) and no site can read a
+// visitor's private stream with it. Reflecting any origin with credentials,
+// as `*` once did, let every site do exactly that. Without credentials
+// there is nothing to protect from an opaque origin, so Origin: null (a
+// file: page, a sandboxed frame) is served too.
 
 // corsMaxAge is how long a browser may cache a preflight's answer, in
 // seconds: Chromium caps it at 2h, Firefox at 24h.
@@ -37,8 +47,15 @@ var eventSourceHeaders = []string{"last-event-id", "cache-control", "accept"}
 
 // corsPolicy is the parsed `origins` option.
 type corsPolicy struct {
-	anyOrigin bool            // "*": echo any well-formed origin (not "null")
+	anyOrigin bool            // "*": any origin, "null" too, never with credentials
 	allowed   map[string]bool // normalised origins, "null" when listed
+	// servesUnlisted answers an origin not allowed without CORS headers
+	// (the browser then hides the answer from the page) instead of a 403:
+	// sse_mercure's way, the Mercure hub's (mercure_cors.go).
+	servesUnlisted bool
+	// expose is the Access-Control-Expose-Headers of an allowed origin's
+	// answer ("": none).
+	expose string
 	// What a preflight may ask for: an EventSource's by default; an
 	// sse_mercure route also takes POST and Authorization
 	// (mercure_cors.go).
@@ -119,16 +136,14 @@ func normalizeOrigin(s string) (string, error) {
 	return scheme + "://" + net.JoinHostPort(host, port), nil
 }
 
-// allows reports whether a request's Origin may read the stream.
+// allows reports whether a request's Origin may read the stream: any
+// well-formed origin under "*", else a listed one or the route's own.
 func (c *corsPolicy) allows(origin string, r *http.Request) bool {
 	n, err := normalizeOrigin(origin)
 	if err != nil {
 		return false
 	}
-	if c.allowed[n] || n == ownOrigin(r) {
-		return true
-	}
-	return c.anyOrigin && n != "null"
+	return c.anyOrigin || c.allowed[n] || n == ownOrigin(r)
 }
 
 // ownOrigin is the origin the request was sent to, as a browser would
@@ -156,12 +171,31 @@ func (c *corsPolicy) handle(w http.ResponseWriter, r *http.Request) (bool, error
 	if len(origins) == 0 {
 		return false, nil // not a cross-origin browser request; a bare OPTIONS stays a 405
 	}
+	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 	if len(origins) > 1 || !c.allows(origins[0], r) {
-		return true, plainError(w, http.StatusForbidden, "this origin may not read this event stream")
+		if !c.servesUnlisted {
+			return true, plainError(w, http.StatusForbidden, "this origin may not read this event stream")
+		}
+		if preflight {
+			// No Access-Control-* header: the browser refuses the
+			// request it asked about.
+			w.WriteHeader(http.StatusNoContent)
+			return true, nil
+		}
+		return false, nil
 	}
-	hdr.Set("Access-Control-Allow-Origin", origins[0])
-	hdr.Set("Access-Control-Allow-Credentials", "true")
-	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+	if c.anyOrigin {
+		// Never with credentials (see above): the literal "*", which a
+		// browser refuses to a credentialed request.
+		hdr.Set("Access-Control-Allow-Origin", "*")
+	} else {
+		hdr.Set("Access-Control-Allow-Origin", origins[0])
+		hdr.Set("Access-Control-Allow-Credentials", "true")
+	}
+	if !preflight {
+		if c.expose != "" {
+			hdr.Set("Access-Control-Expose-Headers", c.expose)
+		}
 		return false, nil
 	}
 	// A preflight: say what an EventSource may do. A method or header not

@@ -185,7 +185,7 @@ func TestCountersForcedDeliveryIsOverload(t *testing.T) {
 	h.mu.Lock()
 	h.op++
 	notify := takeNotifyList()
-	h.queueLocked(h.topics["news"], evs(2)[0].ev, notify)
+	h.queueLocked(h.topics["news"], evs(2)[0].ev, notify, nil, true)
 	h.mu.Unlock()
 	putNotifyList(notify)
 	if r := sub.DropReason(); r != DropOverload {

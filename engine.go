@@ -58,10 +58,14 @@ type SubscribeOptions struct {
 	QueueLen int
 	// Filter, when not nil, decides which events the subscriber gets,
 	// live and replayed: a refused event is not queued for it, not
-	// counted as delivered to it, and does not fill its queue. It runs
-	// under the hub's lock for every event of the topics, so it must be
-	// cheap (cache decisions; Event.Decoded decodes Meta once per event),
-	// must not block and must not call the hub.
+	// counted as delivered to it, and does not fill its queue. It never
+	// runs under the hub's lock: live events are filtered by the
+	// publishing goroutine once the lock is released, one pass at a time
+	// per subscriber and in id order (fanout_filter.go), and the replay
+	// by the subscribing one (replay.go). A costly filter therefore slows
+	// the publishes of its own topics, never those of other topics; it
+	// should still be cheap (cache decisions; Event.Decoded decodes Meta
+	// once per event), and must not block or call the hub.
 	Filter func(*Event) bool
 	// Predecessor > 0 asks for Replay.Predecessor, scanning back at most
 	// this many events.

@@ -1,26 +1,34 @@
 package caddysse
 
+import "sync/atomic"
+
 // The fan-out both engines share: the memory Hub publishes through it, and
 // the Redis engine delivers through it what its bus reader hands over
 // (redis_local.go). Subscribers register with their topics here, are offered
-// events under the hub lock (queueLocked), told afterwards (notify.go), and
-// make publishers wait while they are behind (overload.go).
+// events under the hub lock (queueLocked), filtered (fanout_filter.go) and
+// told afterwards (notify.go), and make publishers wait while they are
+// behind (overload.go).
 
 // queueLocked offers ev to t's subscribers and collects them for notify.
 // A subscriber of several of the event's topics gets it once, and one whose
 // replay already covered it (Redis engine) not at all. A full queue drops
 // the subscriber: admitLocked let the publish through, so it is one whose
 // socket has stopped taking bytes. It returns how many it was queued for.
-func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList) int {
+//
+// A filtered subscriber is not judged here, under the lock: the event is
+// staged for it, once (lastSeq), and its filter runs after the lock is
+// released (fanout_filter.go), counting into count (nil: not kept) what it
+// accepts. forced says the delivery did not wait for room (Redis).
+func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList, count *atomic.Int64, forced bool) int {
 	seq, queued := ev.ID.Seq, 0
 	for s := range t.subs {
 		if s.lastSeq == seq || seq <= s.floor {
 			continue
 		}
 		s.lastSeq = seq
-		// A refused event is not queued: not delivered, not filling the
-		// queue. Filtered once per subscriber (lastSeq above).
-		if s.filter != nil && !s.filter(ev) {
+		if s.filter != nil {
+			s.stage(stagedEvent{ev: ev, t: t, op: h.op, count: count, forced: forced})
+			notify.addFiltered(s, h.op)
 			continue
 		}
 		if s.offer(ev, h.op) {
@@ -41,7 +49,7 @@ func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList) int {
 		}
 	}
 	if queued > 0 {
-		t.delivered += uint64(queued)
+		t.delivered.Add(uint64(queued))
 		t.ctr.delivered.Add(uint64(queued))
 	}
 	return queued

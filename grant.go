@@ -84,7 +84,7 @@ func (h *SSEHandler) grantedTopics(r *http.Request) ([]string, string, error) {
 		return nil, "too_many", fmt.Errorf("the grant names %d topics; this route allows %d per connection (max_topics_per_subscriber)", len(names), h.MaxTopicsPerSubscriber)
 	}
 	for _, n := range names {
-		if err := ValidTopicName(n); err != nil {
+		if err := clientTopicName(n); err != nil {
 			return nil, "invalid", fmt.Errorf("granted %v", err)
 		}
 		if !h.serves(n, nil) {
@@ -120,6 +120,7 @@ func (h *SSEHandler) resolveGranted(r *http.Request, query url.Values) ([]TopicR
 			if err := ValidTopicName(t); err != nil {
 				return nil, http.StatusBadRequest, err.Error()
 			}
+			// Never granted (grantedTopics refuses it), so a 403 below.
 			if !slices.Contains(granted, t) {
 				return nil, http.StatusForbidden, fmt.Sprintf("topic %q is not granted to this request", t)
 			}

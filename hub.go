@@ -63,7 +63,7 @@ type topic struct {
 
 	ctr       *TopicCounters // its declaration's counters (counters.go)
 	published uint64         // events published to it, while it is held
-	delivered uint64         // deliveries of its events, while it is held
+	delivered atomic.Uint64  // deliveries of its events, while it is held (counted also by filter passes)
 	dropped   uint64         // subscribers the hub dropped on its events
 
 	// Place among its group's idle topics (topic_lru.go); list is nil
@@ -169,6 +169,9 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Dur
 		return nil, err
 	}
 	results := make([]PublishResult, len(pubs))
+	// What filtered subscribers accept is counted after the lock is
+	// released, by the filter passes (fanout_filter.go).
+	filtered := make([]atomic.Int64, len(pubs))
 	t0 := now()
 	notify := takeNotifyList()
 	defer putNotifyList(notify)
@@ -183,14 +186,17 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Dur
 			t.ring.append(ev)
 			t.published++
 			t.ctr.published.Add(1)
-			delivered += h.queueLocked(t, ev, notify)
+			delivered += h.queueLocked(t, ev, notify, &filtered[i], false)
 		}
 		h.published++
 		results[i] = PublishResult{ID: id.String(), Delivered: delivered}
 	}
 	h.relistLocked(pubs)
 	h.mu.Unlock()
-	notify.dispatch()
+	h.dispatch(notify)
+	for i := range results {
+		results[i].Delivered += int(filtered[i].Load())
+	}
 	return results, nil
 }
 
@@ -214,7 +220,7 @@ func (h *Hub) checkPublicIDsLocked(pubs []Publication) error {
 // Subscribe registers a subscriber of topics with a queue of queueLen events
 // and returns what it must be sent first. resume is the client's
 // Last-Event-ID; "" is a fresh connect, which gets the newest events of
-// the topics with replay_on_connect (initialLocked), nothing otherwise.
+// the topics with replay_on_connect (snapshotLocked), nothing otherwise.
 func (h *Hub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscription, Replay, error) {
 	return h.SubscribeWith(refs, SubscribeOptions{Resume: resume, QueueLen: queueLen})
 }
@@ -223,24 +229,18 @@ func (h *Hub) Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscrip
 //
 // The replay snapshot and the registration happen under the hub lock, so
 // every event is either in the replay or queued afterwards: no gap, no
-// duplicate.
+// duplicate. The filter runs on the snapshot once the lock is released
+// (replay.go): a costly one delays this subscriber only.
 func (h *Hub) SubscribeWith(refs []TopicRef, opts SubscribeOptions) (*Subscription, Replay, error) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	s, err := h.registerLocked(refs, opts.QueueLen, opts.Filter)
 	if err != nil {
+		h.mu.Unlock()
 		return nil, Replay{}, err
 	}
-	var rp Replay
-	switch {
-	case opts.Earliest:
-		rp = h.earliestLocked(s)
-	case opts.Resume != "":
-		rp = h.replayLocked(s, opts.Resume, opts.Predecessor)
-	default:
-		rp = h.initialLocked(s)
-	}
-	return s, rp, nil
+	snap := h.snapshotLocked(s, opts)
+	h.mu.Unlock()
+	return s, snap.finish(s), nil
 }
 
 // Stats is a snapshot of a hub, for the admin API, logs and tests.

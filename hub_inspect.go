@@ -73,7 +73,7 @@ func (h *Hub) infoLocked(t *topic) TopicInfo {
 		Retained:    t.ring.len(),
 		RetainedB:   t.ring.bytes,
 		Published:   t.published,
-		Delivered:   t.delivered,
+		Delivered:   t.delivered.Load(),
 		Dropped:     t.dropped,
 	}
 	if t.grp != nil {

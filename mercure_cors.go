@@ -14,9 +14,13 @@ import (
 //     credentials. A subscribing EventSource({withCredentials: true})
 //     needs it to see the stream; a fetch that publishes needs it to see
 //     the update's id (and, with an Authorization header, to get past the
-//     preflight). A request from an origin not listed gets 403 before its
-//     token is looked at. Without origins the hub sends no CORS headers,
-//     as before.
+//     preflight). A request from an origin not listed is answered without
+//     CORS headers, as the Mercure spec has it (the headers go to an
+//     allowlist only) and Mercure's hub answers: the browser hides the
+//     answer from the page, and a preflight's refusal stops the request.
+//     `*` (Mercure's `cors_origins *`) admits every origin without
+//     credentials (cors.go). Without origins the hub sends no CORS
+//     headers, as before.
 //   - publish_origins (mercure_token.go, CheckCookieOrigin) is the CSRF
 //     rule: which origins may PUBLISH with a cookie. CORS cannot be that
 //     rule: an HTML form posts across sites without asking anyone, with
@@ -38,6 +42,12 @@ import (
 // form-urlencoded Content-Type is safelisted: no preflight asks for it.
 var mercureCORSHeaders = append(slices.Clip(eventSourceHeaders), "authorization")
 
+// mercureExposedHeaders are the answer's headers a page of another origin
+// may read: Link carries the subscriptions API's cursor (the spec requires
+// it exposed), Mercure-Last-Event-ID where a subscription starts (for
+// fetch-based EventSource polyfills).
+const mercureExposedHeaders = "Link, Mercure-Last-Event-ID"
+
 // corsPolicy builds the route's CORS policy from origins, checked against
 // publish_origins; nil without origins.
 func (m *MercureHandler) corsPolicy() (*corsPolicy, error) {
@@ -45,8 +55,12 @@ func (m *MercureHandler) corsPolicy() (*corsPolicy, error) {
 	if c == nil || err != nil {
 		return nil, err
 	}
-	c.methods = "GET, HEAD, POST"
+	// QUERY subscribes with the selectors in a form body (spec,
+	// Subscription); its form Content-Type is safelisted.
+	c.methods = "GET, HEAD, POST, QUERY"
 	c.headers = mercureCORSHeaders
+	c.servesUnlisted = true
+	c.expose = mercureExposedHeaders
 	if c.anyOrigin {
 		return c, nil
 	}

@@ -30,7 +30,7 @@ func TestMercureCORSPreflight(t *testing.T) {
 		return w.Result()
 	}
 	res := preflight(c, "POST", "authorization, last-event-id, x-evil")
-	if got := res.Header.Get("Access-Control-Allow-Methods"); got != "GET, HEAD, POST" {
+	if got := res.Header.Get("Access-Control-Allow-Methods"); got != "GET, HEAD, POST, QUERY" {
 		t.Errorf("sse_mercure Allow-Methods %q", got)
 	}
 	if got := res.Header.Get("Access-Control-Allow-Headers"); got != "authorization, last-event-id" {
@@ -68,6 +68,62 @@ func TestMercureCORSPublishOrigins(t *testing.T) {
 			t.Errorf("origins %q, publish_origins %q: %v, want an error with %q", tc.origins, tc.publish, err, tc.bad)
 		case tc.origins == nil && c != nil:
 			t.Errorf("no origins gave a policy")
+		}
+	}
+}
+
+// sse_mercure answers an unlisted origin without CORS headers (the Mercure
+// spec sends them to an allowlist; it does not refuse), exposes Link and
+// Mercure-Last-Event-ID to the listed ones, and "*" never allows
+// credentials.
+func TestMercureCORSOrigins(t *testing.T) {
+	listed, err := (&MercureHandler{Origins: []string{"https://app.example.com"}}).corsPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	star, err := (&MercureHandler{Origins: []string{"*"}}).corsPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(c *corsPolicy, method, origin string, preflight bool) (bool, *http.Response) {
+		r := httptest.NewRequest(method, "https://hub.example.com/.well-known/mercure", nil)
+		r.Header.Set("Origin", origin)
+		if preflight {
+			r.Header.Set("Access-Control-Request-Method", "POST")
+		}
+		w := httptest.NewRecorder()
+		answered, err := c.handle(w, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return answered, w.Result()
+	}
+	for _, tc := range []struct {
+		name              string
+		c                 *corsPolicy
+		method, origin    string
+		preflight         bool
+		answered          bool
+		status            int
+		allow, cred, expo string
+	}{
+		{"listed", listed, "GET", "https://app.example.com", false, false, 200, "https://app.example.com", "true", mercureExposedHeaders},
+		{"unlisted served bare", listed, "GET", "https://evil.example", false, false, 200, "", "", ""},
+		{"null unlisted served bare", listed, "GET", "null", false, false, 200, "", "", ""},
+		{"unlisted preflight bare", listed, "OPTIONS", "https://evil.example", true, true, 204, "", "", ""},
+		{"star", star, "GET", "https://evil.example", false, false, 200, "*", "", mercureExposedHeaders},
+		{"star null", star, "POST", "null", false, false, 200, "*", "", mercureExposedHeaders},
+		{"star preflight", star, "OPTIONS", "null", true, true, 204, "*", "", ""},
+	} {
+		answered, res := do(tc.c, tc.method, tc.origin, tc.preflight)
+		if answered != tc.answered || res.StatusCode != tc.status {
+			t.Errorf("%s: answered %v with %d, want %v with %d", tc.name, answered, res.StatusCode, tc.answered, tc.status)
+		}
+		for h, want := range map[string]string{"Access-Control-Allow-Origin": tc.allow,
+			"Access-Control-Allow-Credentials": tc.cred, "Access-Control-Expose-Headers": tc.expo} {
+			if got := res.Header.Get(h); got != want {
+				t.Errorf("%s: %s %q, want %q", tc.name, h, got, want)
+			}
 		}
 	}
 }

@@ -10,7 +10,8 @@ import (
 // are told after the hub's lock is released: telling may mean writing to a
 // socket (Subscription.WriteNow), which must not hold up other publishers.
 type notifyList struct {
-	subs []*Subscription
+	subs     []*Subscription
+	filtered []*Subscription // with staged events for their filter pass
 }
 
 var notifyLists = sync.Pool{New: func() any { return new(notifyList) }}
@@ -21,8 +22,13 @@ func putNotifyList(n *notifyList) {
 	if cap(n.subs) > 1<<16 {
 		return // a huge fan-out's list is not kept
 	}
+	if cap(n.filtered) > 1<<16 {
+		return
+	}
 	clear(n.subs)
 	n.subs = n.subs[:0]
+	clear(n.filtered)
+	n.filtered = n.filtered[:0]
 	notifyLists.Put(n)
 }
 
@@ -34,6 +40,26 @@ func (n *notifyList) add(s *Subscription, op uint64) {
 	}
 	s.notifiedOp = op
 	n.subs = append(n.subs, s)
+}
+
+// addFiltered collects s once per hub call for its filter pass; the hub's
+// lock guards s.filterOp.
+func (n *notifyList) addFiltered(s *Subscription, op uint64) {
+	if s.filterOp == op {
+		return
+	}
+	s.filterOp = op
+	n.filtered = append(n.filtered, s)
+}
+
+// dispatch tells the collected subscribers, then runs the filter passes of
+// the filtered ones (which tell those that got events); the hub's lock
+// is not held.
+func (h *Hub) dispatch(n *notifyList) {
+	n.dispatch()
+	if len(n.filtered) > 0 {
+		h.filterStaged(n.filtered)
+	}
 }
 
 // notifyPerWorker is how many subscribers one goroutine tells before the
@@ -50,11 +76,16 @@ const notifyBlock = 64
 // for a large fan-out: most of that work is write syscalls, which then run
 // in parallel. It returns once every subscriber was told.
 func (n *notifyList) dispatch() {
-	subs := n.subs
+	forEachSub(n.subs, (*Subscription).notify)
+}
+
+// forEachSub calls f for every subscriber of subs, split over the
+// available cores when they are many. It returns once every call has.
+func forEachSub(subs []*Subscription, f func(*Subscription)) {
 	workers := min(runtime.GOMAXPROCS(0), (len(subs)+notifyPerWorker-1)/notifyPerWorker)
 	if workers <= 1 {
 		for _, s := range subs {
-			s.notify()
+			f(s)
 		}
 		return
 	}
@@ -67,7 +98,7 @@ func (n *notifyList) dispatch() {
 				return
 			}
 			for _, s := range subs[start:min(end, len(subs))] {
-				s.notify()
+				f(s)
 			}
 		}
 	}

@@ -56,12 +56,12 @@ func (h *Hub) deliver(evs []remoteEvent) {
 			if t == nil {
 				continue
 			}
-			h.queueLocked(t, re.ev, notify)
+			h.queueLocked(t, re.ev, notify, nil, forced)
 		}
 		h.published++
 	}
 	h.mu.Unlock()
-	notify.dispatch()
+	h.dispatch(notify)
 }
 
 // admitRemoteLocked is admitLocked for events published elsewhere.
@@ -104,11 +104,26 @@ func (h *Hub) position() ID {
 
 // skipThrough makes s ignore live events up to seq: its replay covered them
 // (or a reset declared them missed). Events already queued are removed.
+//
+// Staged events (a filtered subscriber's, fanout_filter.go) are removed
+// too, holding its filter pass off meanwhile: one already under way has
+// queued what it took before the pending events are looked at, and none
+// taken later can be queued after it.
 func (h *Hub) skipThrough(s *Subscription, seq uint64) {
 	h.mu.Lock()
 	s.floor = max(s.floor, seq)
 	h.mu.Unlock()
+	s.filterMu.Lock()
+	defer s.filterMu.Unlock()
 	s.mu.Lock()
+	staged := s.staged[:0]
+	for _, st := range s.staged {
+		if st.ev.ID.Seq > seq {
+			staged = append(staged, st)
+		}
+	}
+	clear(s.staged[len(staged):])
+	s.staged = staged
 	kept := s.pending[:0]
 	for _, ev := range s.pending {
 		if ev.ID.Seq > seq {

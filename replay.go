@@ -2,6 +2,7 @@ package caddysse
 
 import (
 	"encoding/json"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -216,33 +217,111 @@ func (r *Reset) Wire() []byte {
 
 const maxEchoedIDLen = 128
 
-func (h *Hub) replayLocked(s *Subscription, resume string, predecessor int) Replay {
-	seq, ok := h.resumeSeqLocked(s, resume)
-	if !ok {
-		rp := unknownReset(resume, ID{Epoch: h.epoch, Seq: h.seq})
-		countReplay(s, rp, nil, nil)
-		return rp
+// A subscriber's replay is taken in two steps (DESIGN.md, Mercure protocol,
+// Safety): under the hub's lock, with its registration, a snapshot of what
+// its topics retain past its resume point (copies of the rings' pointers:
+// the rings change once the lock is released); then, outside the lock, its
+// filter and the assembly. The filter runs for every retained event of the
+// topics (a ring holds at most its replay count) on the subscribing
+// request's own goroutine, so an "earliest" with costly patterns against a
+// full ring costs that request, not every publish of the hub. Live events
+// after the snapshot are queued (or staged) as they come: no gap, no
+// duplicate, as before.
+
+// replaySnapshot is the lock-held half of a replay.
+type replaySnapshot struct {
+	unknown   *Replay // the resume point is unknown: this reset, nothing else
+	resuming  bool    // a resume point (evicted resets apply), else initial or earliest
+	epoch     string
+	resume    string
+	evicted   uint64
+	lists     [][]*Event // per topic, unfiltered copies
+	ctrs      []*TopicCounters
+	preds     [][]*Event // per topic, up to the resume point, for Predecessor
+	predLimit int
+}
+
+// add keeps a copy of a ring's events l for the topic counted by ctr.
+func (snap *replaySnapshot) add(l []*Event, ctr *TopicCounters) {
+	if len(l) > 0 {
+		snap.lists = append(snap.lists, slices.Clone(l))
+		snap.ctrs = append(snap.ctrs, ctr)
 	}
-	var evicted uint64
-	lists := make([][]*Event, 0, len(s.topics))
-	ctrs := make([]*TopicCounters, 0, len(s.topics))
-	for _, t := range s.topics {
-		if t.ring.gapAfter(seq) {
-			evicted = max(evicted, t.ring.evictedSeq)
-		}
-		if l := filterEvents(t.ring.after(seq), s.filter); len(l) > 0 {
-			lists = append(lists, l)
-			ctrs = append(ctrs, t.ctr)
-		}
-	}
-	rp := assembleReplay(h.epoch, resume, lists, evicted)
-	countReplay(s, rp, lists, ctrs)
-	if predecessor > 0 {
-		lists = lists[:0]
+}
+
+// snapshotLocked takes s's replay snapshot for opts: every retained event
+// with Earliest, those after the resume point, or the newest
+// replay_on_connect of each topic without one.
+func (h *Hub) snapshotLocked(s *Subscription, opts SubscribeOptions) replaySnapshot {
+	snap := replaySnapshot{epoch: h.epoch, resume: opts.Resume}
+	switch {
+	case opts.Earliest:
+		// Mercure's "earliest": what was evicted before was never asked
+		// for, so no reset.
 		for _, t := range s.topics {
-			lists = append(lists, t.ring.upTo(seq, predecessor))
+			snap.add(t.ring.after(0), t.ctr)
 		}
-		rp.Predecessor = predecessorOf(mergeEvents(lists), predecessor, s.filter)
+	case opts.Resume != "":
+		seq, ok := h.resumeSeqLocked(s, opts.Resume)
+		if !ok {
+			rp := unknownReset(opts.Resume, ID{Epoch: h.epoch, Seq: h.seq})
+			snap.unknown = &rp
+			return snap
+		}
+		snap.resuming = true
+		for _, t := range s.topics {
+			if t.ring.gapAfter(seq) {
+				snap.evicted = max(snap.evicted, t.ring.evictedSeq)
+			}
+			snap.add(t.ring.after(seq), t.ctr)
+		}
+		if opts.Predecessor > 0 {
+			snap.predLimit = opts.Predecessor
+			for _, t := range s.topics {
+				if l := t.ring.upTo(seq, opts.Predecessor); len(l) > 0 {
+					snap.preds = append(snap.preds, slices.Clone(l))
+				}
+			}
+		}
+	default:
+		// The newest n events, then the filter: replay_on_connect counts
+		// what the topic holds, not what this subscriber sees. Events
+		// published later are queued for it, so none is missed or sent
+		// twice.
+		for _, t := range s.topics {
+			if n := t.ring.cfg.OnConnect; n > 0 {
+				snap.add(t.ring.last(n), t.ctr)
+			}
+		}
+	}
+	return snap
+}
+
+// finish filters the snapshot with s's filter and assembles the replay,
+// outside the hub's lock: merged in id order (an event of several topics
+// once), after an "evicted" reset's id when there is one, and counted.
+func (snap *replaySnapshot) finish(s *Subscription) Replay {
+	if snap.unknown != nil {
+		countReplay(s, *snap.unknown, nil, nil)
+		return *snap.unknown
+	}
+	lists := snap.lists[:0]
+	ctrs := snap.ctrs[:0]
+	for i, l := range snap.lists {
+		if l = filterEvents(l, s.filter); len(l) > 0 {
+			lists = append(lists, l)
+			ctrs = append(ctrs, snap.ctrs[i])
+		}
+	}
+	var rp Replay
+	if snap.resuming {
+		rp = assembleReplay(snap.epoch, snap.resume, lists, snap.evicted)
+	} else {
+		rp = Replay{Events: mergeEvents(lists)}
+	}
+	countReplay(s, rp, lists, ctrs)
+	if snap.predLimit > 0 {
+		rp.Predecessor = predecessorOf(mergeEvents(snap.preds), snap.predLimit, s.filter)
 	}
 	return rp
 }
@@ -276,23 +355,6 @@ func (s *Subscription) rings(yield func(*ring) bool) {
 	}
 }
 
-// earliestLocked is the replay of Mercure's "earliest": every retained
-// event of the subscriber's topics that passes its filter, and no reset
-// (what was evicted before was never asked for).
-func (h *Hub) earliestLocked(s *Subscription) Replay {
-	var lists [][]*Event
-	var ctrs []*TopicCounters
-	for _, t := range s.topics {
-		if l := filterEvents(t.ring.after(0), s.filter); len(l) > 0 {
-			lists = append(lists, l)
-			ctrs = append(ctrs, t.ctr)
-		}
-	}
-	rp := Replay{Events: mergeEvents(lists)}
-	countReplay(s, rp, lists, ctrs)
-	return rp
-}
-
 // filterEvents returns the events of l that f accepts, in a new slice when
 // it refuses any (l may be a ring's own array); all of l when f is nil.
 func filterEvents(l []*Event, f func(*Event) bool) []*Event {
@@ -323,28 +385,6 @@ func predecessorOf(evs []*Event, limit int, f func(*Event) bool) string {
 		}
 	}
 	return ""
-}
-
-// initialLocked is the replay of a subscriber with no resume point: the
-// newest replay_on_connect events of each of its topics (each topic its
-// own count), merged in id order, an event of several topics once. Events
-// published later are queued for it, so none is missed or sent twice.
-func (h *Hub) initialLocked(s *Subscription) Replay {
-	var lists [][]*Event
-	var ctrs []*TopicCounters
-	for _, t := range s.topics {
-		if n := t.ring.cfg.OnConnect; n > 0 {
-			// The newest n events, then the filter: replay_on_connect
-			// counts what the topic holds, not what this subscriber sees.
-			if l := filterEvents(t.ring.last(n), s.filter); len(l) > 0 {
-				lists = append(lists, l)
-				ctrs = append(ctrs, t.ctr)
-			}
-		}
-	}
-	rp := Replay{Events: mergeEvents(lists)}
-	countReplay(s, rp, lists, ctrs)
-	return rp
 }
 
 // unknownReset is the replay of a resume point this hub never issued (or

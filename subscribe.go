@@ -531,7 +531,9 @@ func (h *SSEHandler) resolveTopics(r *http.Request, query url.Values) ([]TopicRe
 			if err := ValidTopicName(t); err != nil {
 				return nil, http.StatusBadRequest, err.Error()
 			}
-			if !h.serves(t, offered) {
+			// An internal name is answered as any name the route does not
+			// serve; serves would refuse it too (matchSegments).
+			if clientTopicName(t) != nil || !h.serves(t, offered) {
 				return nil, http.StatusNotFound, fmt.Sprintf("topic %q is not served here", t)
 			}
 			if !slices.Contains(names, t) {
@@ -575,7 +577,7 @@ func (h *SSEHandler) resolvePerRequest(r *http.Request) ([]string, int, string) 
 	out := make([]string, 0, len(h.perRequest))
 	for _, d := range h.perRequest {
 		name, err := repl.ReplaceOrErr(d.Name, true, true)
-		if err != nil || ValidTopicName(name) != nil || !matchSegments(patternSegments(d.Name), name) {
+		if err != nil || clientTopicName(name) != nil || !matchSegments(patternSegments(d.Name), name) {
 			return nil, http.StatusForbidden, "this request may not subscribe here"
 		}
 		out = append(out, name)

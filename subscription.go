@@ -32,6 +32,7 @@ type Subscription struct {
 	lastSeq    uint64           // guarded by hub.mu: dedupes multi-topic fan-out
 	floor      uint64           // guarded by hub.mu: live events up to this seq were replayed (Redis engine)
 	notifiedOp uint64           // guarded by hub.mu: the hub call that last collected it for notify
+	filterOp   uint64           // guarded by hub.mu: the hub call that last collected it for its filter pass
 	removed    bool             // guarded by hub.mu
 	counters   []*TopicCounters // of its topics' declarations, each once; set at registration
 	dropReason atomic.Uint32    // the DropReason that closed it, once
@@ -43,6 +44,13 @@ type Subscription struct {
 	full         bool   // counted in hub.full
 	fullOp       uint64 // the hub call that filled it: that call may finish its batch
 	halfway      atomic.Bool
+	left         bool // unregistered: nothing more is queued or staged
+
+	// A filtered subscriber's events waiting for its filter, in id order
+	// (fanout_filter.go); spare is the other buffer. filterMu makes one
+	// filter pass at a time take and queue them.
+	staged, spare []stagedEvent
+	filterMu      sync.Mutex
 
 	// blockedSince is when the subscriber's socket stopped taking bytes
 	// (a write is blocked, or a non-blocking write left bytes over), on
@@ -168,6 +176,13 @@ func (s *Subscription) offer(ev *Event, op uint64) bool {
 	if s.full && s.fullOp != op {
 		return false
 	}
+	s.appendLocked(ev, op)
+	return true
+}
+
+// appendLocked queues ev for the hub call op, marking the queue full once
+// it reaches its bound.
+func (s *Subscription) appendLocked(ev *Event, op uint64) {
 	s.pending = append(s.pending, ev)
 	s.pendingBytes += int64(len(ev.Wire))
 	if !s.halfway.Load() && (len(s.pending)*2 >= s.max || (s.maxBytes > 0 && s.pendingBytes*2 >= s.maxBytes)) {
@@ -177,7 +192,6 @@ func (s *Subscription) offer(ev *Event, op uint64) bool {
 		s.full, s.fullOp = true, op
 		s.hub.full.Add(1)
 	}
-	return true
 }
 
 func (s *Subscription) atBoundLocked() bool {
@@ -234,6 +248,9 @@ func (s *Subscription) Close() {
 func (s *Subscription) unqueue() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.left = true
+	clear(s.staged)
+	s.staged = nil
 	if s.full {
 		s.clearFullLocked()
 	}

@@ -94,7 +94,15 @@ func patternSegments(name string) []string {
 	return segs
 }
 
+// matchSegments reports whether name matches a declared pattern. No
+// pattern matches an internal name: a leading '*' or placeholder segment
+// would otherwise take "~mercure", and every name a client supplies (a
+// ?topic=, a resolved placeholder, a grant) is judged by a pattern unless
+// the route declares it literally, which no route can do for a '~' name.
 func matchSegments(pattern []string, name string) bool {
+	if internalTopic(name) {
+		return false
+	}
 	for i, p := range pattern {
 		var seg string
 		j := strings.IndexByte(name, '/')
@@ -232,12 +240,27 @@ func (t *TopicTable) Ring(name string) (RingConfig, bool) {
 
 // internalTopic reports a name reserved for a hub's internal topics.
 // sse_mercure keeps every update, private ones included, in MercureTopic:
-// an sse route declaring it would serve them all, a publisher writing to it
+// an sse route serving it would serve them all, a publisher writing to it
 // would forge updates, and presence events there would reach no one. So no
-// declaration, publish or presence option may name one.
+// declaration, publish or presence option may name one, no pattern matches
+// one (matchSegments), and no name a client supplies is taken as one
+// (clientTopicName).
 func internalTopic(name string) bool { return strings.HasPrefix(name, "~") }
 
 // errInternalTopic refuses a reserved name, saying where it was given.
 func errInternalTopic(what, name string) error {
 	return fmt.Errorf("%s %q: names starting with '~' are reserved for the hub's internal topics (%s)", what, truncate(name, 64), MercureTopic)
+}
+
+// clientTopicName checks a name a subscriber supplied, directly (?topic=)
+// or through the app (a grant): a valid topic name that is not internal.
+// The error does not say that an internal topic exists.
+func clientTopicName(name string) error {
+	if err := ValidTopicName(name); err != nil {
+		return err
+	}
+	if internalTopic(name) {
+		return fmt.Errorf("topic %q is not served here", truncate(name, 64))
+	}
+	return nil
 }

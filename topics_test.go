@@ -278,3 +278,36 @@ func TestTopicTableAddConflicts(t *testing.T) {
 		})
 	}
 }
+
+// No pattern, however wide, resolves a name to an internal topic, even
+// when the table declares that internal topic literally (as sse_mercure
+// does): a client-supplied name reaches it only by a literal declaration,
+// which no route may make (issue 16, hole 1).
+func TestInternalTopicsMatchNoPattern(t *testing.T) {
+	tbl := NewTopicTable()
+	for _, d := range []TopicDecl{{Name: "*"}, {Name: "*/*"}, {Name: "{query.t}"}} {
+		if err := tbl.Add(d, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Declared the way sse_mercure's provisioning does, bypassing
+	// ValidateDeclName.
+	tbl.literal[MercureTopic] = tableEntry{decl: TopicDecl{Name: MercureTopic}}
+	for _, name := range []string{"~mercure-subscriptions", "~x", "~mercure/x"} {
+		if ref, ok := tbl.Lookup(name); ok {
+			t.Errorf("Lookup(%q) = %+v, want no match", name, ref)
+		}
+		if _, ok := tbl.Decl(name); ok {
+			t.Errorf("Decl(%q) matched a pattern", name)
+		}
+		if clientTopicName(name) == nil {
+			t.Errorf("clientTopicName(%q) accepted an internal name", name)
+		}
+	}
+	if ref, ok := tbl.Lookup(MercureTopic); !ok || ref.Group != "" {
+		t.Errorf("the literal declaration of %s must still resolve, alone: %+v %v", MercureTopic, ref, ok)
+	}
+	if _, ok := tbl.Lookup("x/~y"); !ok {
+		t.Error("a '~' inside a later segment is an ordinary name")
+	}
+}

@@ -85,8 +85,8 @@ func TestCORSOverHTTP(t *testing.T) {
 		resp, _ := corsRequest(t, http.MethodOptions, b+"/any?topic=x", "Origin: "+a,
 			"Access-Control-Request-Method: GET", "Access-Control-Request-Headers: last-event-id, x-custom")
 		mustHeader(t, resp, "status", fmt.Sprint(resp.StatusCode), "204")
-		mustHeader(t, resp, "Access-Control-Allow-Origin", "", a)
-		mustHeader(t, resp, "Access-Control-Allow-Credentials", "", "true")
+		mustHeader(t, resp, "Access-Control-Allow-Origin", "", "*") // origins *: never credentials
+		mustHeader(t, resp, "Access-Control-Allow-Credentials", "", "")
 		mustHeader(t, resp, "Access-Control-Allow-Methods", "", "GET, HEAD")
 		mustHeader(t, resp, "Access-Control-Allow-Headers", "", "last-event-id")
 		mustHeader(t, resp, "Access-Control-Max-Age", "", "7200")
@@ -103,15 +103,16 @@ func TestCORSOverHTTP(t *testing.T) {
 			t.Fatalf("body %q, want the stream's opening", body)
 		}
 	})
-	t.Run("star echoes the request's origin", func(t *testing.T) {
+	t.Run("star answers * without credentials", func(t *testing.T) {
 		resp, _ := corsRequest(t, http.MethodGet, b+"/any?topic=x", "Origin: https://anyone.example:8443")
 		mustHeader(t, resp, "status", fmt.Sprint(resp.StatusCode), "200")
-		mustHeader(t, resp, "Access-Control-Allow-Origin", "", "https://anyone.example:8443")
-		mustHeader(t, resp, "Access-Control-Allow-Credentials", "", "true")
+		mustHeader(t, resp, "Access-Control-Allow-Origin", "", "*")
+		mustHeader(t, resp, "Access-Control-Allow-Credentials", "", "")
 	})
-	t.Run("star does not admit null", func(t *testing.T) {
+	t.Run("star admits null", func(t *testing.T) {
 		resp, _ := corsRequest(t, http.MethodGet, b+"/any?topic=x", "Origin: null")
-		mustHeader(t, resp, "status", fmt.Sprint(resp.StatusCode), "403")
+		mustHeader(t, resp, "status", fmt.Sprint(resp.StatusCode), "200")
+		mustHeader(t, resp, "Access-Control-Allow-Origin", "", "*")
 	})
 	for _, origin := range []string{"https://evil.example", a, "null", "https://app.example.com/x"} {
 		t.Run("forbidden origin "+origin, func(t *testing.T) {
@@ -174,7 +175,9 @@ func mustVaryOrigin(t *testing.T, resp *http.Response) {
 // TestCORSInBrowser: a page of origin A subscribes, with credentials, to a
 // stream of origin B; the browser sends B's cookie and shows the page the
 // events. A route whose origins do not list A is refused: the page's
-// EventSource fails and stays closed.
+// EventSource fails and stays closed. On a route with origins *, an
+// EventSource with credentials fails (no site may read a visitor's stream
+// with their cookie) and one without works.
 func TestCORSInBrowser(t *testing.T) {
 	c := startCaddy(t, corsSite)
 	a := fmt.Sprintf("http://127.0.0.1:%d", c.port)
@@ -194,9 +197,20 @@ func TestCORSInBrowser(t *testing.T) {
 		es.onerror = () => window.errs.push(es.readyState);
 		window.strict = new EventSource(%q, {withCredentials: true});
 		strict.onerror = () => window.errs.push('strict:' + strict.readyState);
+		window.anyGot = [];
+		window.anyErrs = [];
+		window.anyCred = new EventSource(%q, {withCredentials: true});
+		anyCred.onmessage = (e) => window.anyGot.push('cred:' + e.data);
+		anyCred.onerror = () => window.anyErrs.push('cred:' + anyCred.readyState);
+		window.anyPlain = new EventSource(%q);
+		anyPlain.onmessage = (e) => window.anyGot.push('plain:' + e.data);
+		anyPlain.onerror = () => window.anyErrs.push('plain:' + anyPlain.readyState);
 		return true;
-	})()`, b+"/events?topic=x", b+"/strict?topic=x"))
+	})()`, b+"/events?topic=x", b+"/strict?topic=x", b+"/any?topic=x", b+"/any?topic=x"))
 	p.waitJS("the cross-origin stream opens", `window.es.readyState === EventSource.OPEN`)
+	p.waitJS("the origins * stream without credentials opens", `window.anyPlain.readyState === EventSource.OPEN`)
+	p.waitJS("the origins * stream with credentials fails and stays closed",
+		`window.anyErrs.includes('cred:' + EventSource.CLOSED) && window.anyCred.readyState === EventSource.CLOSED`)
 	if origin := eval[string](p, `location.origin`); origin != a {
 		t.Fatalf("the page's origin is %q, want %q", origin, a)
 	}
@@ -205,6 +219,13 @@ func TestCORSInBrowser(t *testing.T) {
 		t.Fatalf("publish delivered to %d subscribers, want the page's stream", r.Delivered)
 	}
 	p.waitJS("the page receives the event", `window.got.includes('across origins')`)
+	p.waitJS("the origins * stream without credentials receives it", `window.anyGot.includes('plain:across origins')`)
+	if got := eval[[]any](p, `window.anyGot`); len(got) != 1 {
+		t.Fatalf("origins * streams received %v, want only the one without credentials", got)
+	}
+	if errs := eval[[]any](p, `window.anyErrs`); len(errs) != 1 {
+		t.Fatalf("errors of the origins * streams: %v, want only the credentialed one's", errs)
+	}
 
 	p.waitJS("the stream of a route that does not list origin A fails and stays closed",
 		`window.errs.includes('strict:' + EventSource.CLOSED) && window.strict.readyState === EventSource.CLOSED`)
