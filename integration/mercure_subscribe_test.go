@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/golang-jwt/jwt/v5"
 	sse "github.com/tmaxmax/go-sse"
 )
 
@@ -26,6 +25,7 @@ import (
 // shows every pattern compilation ("mercure matcher compiled").
 const subscribeSite = `:{PORT} {
 	sse_mercure /.well-known/mercure {
+		issuer https://issuer.example
 		publisher_jwt ` + mercurePubKey + `
 		subscriber_jwt ` + mercureSubKey + `
 		anonymous
@@ -39,6 +39,7 @@ const subscribeSite = `:{PORT} {
 		protocol_version_compatibility 8
 	}
 	sse_mercure /strict {
+		issuer https://issuer.example
 		publisher_jwt ` + mercurePubKey + `
 		subscriber_jwt ` + mercureSubKey + `
 		hub strict
@@ -49,17 +50,10 @@ const subscribeSite = `:{PORT} {
 // mercureCompiledLog is the debug entry of one pattern compilation.
 const mercureCompiledLog = "mercure matcher compiled"
 
-// subPublisherToken may publish any topic: an access token (typ at+jwt)
-// whose authorization_details grant publish on `*`, in the entry type
-// this branch reads and in the 1.0 type. MERGE: the one place to adapt
-// when the token rules change.
-func subPublisherToken(t *testing.T) string {
-	grant := func(typ string) map[string]any {
-		return map[string]any{"type": typ, "actions": []string{"publish"}, "topics": []any{map[string]any{"match": "*"}}}
-	}
-	return mercureToken(t, mercurePubKey, true, jwt.MapClaims{"authorization_details": []any{
-		grant("mercure"), grant("https://mercure.rocks/authorization-detail"),
-	}})
+// subPublisherToken may publish any topic of the hub at hubURL: a 1.0
+// access token, as Mercure's mercure-token command makes it.
+func subPublisherToken(t *testing.T, hubURL string) string {
+	return mercureCLIToken(t, mercurePubKey, "https://issuer.example", hubURL, "*")
 }
 
 // matchURL builds a subscription URL from name/value pairs, encoded as
@@ -75,7 +69,7 @@ func matchURL(hub string, pairs ...string) string {
 func TestMercureSubscribeMatchers(t *testing.T) {
 	c := startCaddyWith(t, "debug", subscribeSite)
 	hub := c.base + "/.well-known/mercure"
-	pub := subPublisherToken(t)
+	pub := subPublisherToken(t, hub)
 
 	t.Run("EventSource-style GET with match and match_urlpattern", func(t *testing.T) {
 		s := subscribe(t, client, matchURL(hub,
@@ -206,7 +200,7 @@ func eventReader(t *testing.T, r io.Reader) (nextData func() string) {
 func TestMercureSubscribeQuery(t *testing.T) {
 	c := startCaddy(t, subscribeSite)
 	hub := c.base + "/.well-known/mercure"
-	pub := subPublisherToken(t)
+	pub := subPublisherToken(t, hub)
 	const form = "application/x-www-form-urlencoded"
 
 	t.Run("matchers in the body, the union with the query", func(t *testing.T) {
@@ -289,7 +283,7 @@ func TestMercureSubscribeQuery(t *testing.T) {
 // point.
 func TestMercureSubscribeResumeHeaders(t *testing.T) {
 	c := startCaddy(t, subscribeSite)
-	pub := subPublisherToken(t)
+	pub := subPublisherToken(t, c.base+"/.well-known/mercure")
 	for _, mode := range []struct {
 		path, param, resumeParam string
 		compat                   bool

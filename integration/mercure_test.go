@@ -139,7 +139,7 @@ func TestMercure(t *testing.T) {
 	t.Run("private updates reach only the subscribers allowed to read them", func(t *testing.T) {
 		anon := subscribe(t, client, books).ready()
 		byHeader := subscribe(t, client, books, "Authorization: Bearer "+sub0).ready()
-		byCookie := subscribe(t, client, hub+"?matchURLPattern="+url.QueryEscape("https://example.com/books/:id"),
+		byCookie := subscribe(t, client, hub+"?match_urlpattern="+url.QueryEscape("https://example.com/books/:id"),
 			"Cookie: mercureAuthorization="+sub1).ready()
 		byQuery := subscribe(t, client, books+"&authorization="+sub0).ready()
 
@@ -209,7 +209,7 @@ func TestMercure(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD, POST" {
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD, POST, QUERY" {
 			t.Errorf("PUT: %d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
 		}
 	})
@@ -314,7 +314,7 @@ func TestMercure(t *testing.T) {
 			{"no selector", hub + "?foo=1", nil, 400, `Bearer error="invalid_request"`},
 			{"misspelt matcher", hub + "?matchRegex=a", nil, 400, `Bearer error="invalid_request"`},
 			{"two Bearer headers", hub + "?topic=a", []string{"Authorization: Bearer a", "Authorization: Bearer b"}, 400, `Bearer error="invalid_request"`},
-			{"bad URL pattern", hub + "?matchURLPattern=" + url.QueryEscape("https://example.com/(["), nil, 400, `Bearer error="invalid_request"`},
+			{"bad URL pattern", hub + "?match_urlpattern=" + url.QueryEscape("https://example.com/(["), nil, 400, `Bearer error="invalid_request"`},
 		}
 		for _, tc := range cases {
 			req, _ := http.NewRequestWithContext(testCtx(t), http.MethodGet, tc.url, nil)
