@@ -1070,26 +1070,26 @@ func TestConfigValidateJSON(t *testing.T) {
 		{
 			name: "good sse_mercure config",
 			cfg: jsonConfig(
-				`{"match": [{"path": ["/.well-known/mercure"]}], "handle": [{"handler": "sse_mercure",
+				`{"match": [{"path": ["/.well-known/mercure"]}], "handle": [{"handler": "sse_mercure", "issuer": "https://app.example.com",
 					"publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"},
 					"subscriber_jwt": {"key": "fedcba9876543210fedcba9876543210", "alg": "HS256"},
 					"anonymous": true, "replay": 10, "max_topics": 4, "max_topic_length": 100, "max_body": 4096}]}`,
 				// a second route of the hub with the same replay settings
-				`{"match": [{"path": ["/hub2"]}], "handle": [{"handler": "sse_mercure",
+				`{"match": [{"path": ["/hub2"]}], "handle": [{"handler": "sse_mercure", "issuer": "https://app.example.com",
 					"publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "replay": 10}]}`,
 			),
 		},
 		{
 			name: "sse_mercure routes of one hub with different replay settings",
 			cfg: jsonConfig(
-				`{"match": [{"path": ["/a"]}], "handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "replay": 10}]}`,
-				`{"match": [{"path": ["/b"]}], "handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "replay": 20}]}`,
+				`{"match": [{"path": ["/a"]}], "handle": [{"handler": "sse_mercure", "issuer": "https://app.example.com", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "replay": 10}]}`,
+				`{"match": [{"path": ["/b"]}], "handle": [{"handler": "sse_mercure", "issuer": "https://app.example.com", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "replay": 20}]}`,
 			),
 			want: []string{"sse_mercure", "~mercure", "same replay settings"},
 		},
 		{
 			name: "sse_mercure negative subscriptions_ttl",
-			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "subscriptions": true, "subscriptions_ttl": -1}]}`),
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "issuer": "https://app.example.com", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "subscriptions": true, "subscriptions_ttl": -1}]}`),
 			want: []string{"subscriptions_ttl must not be negative"},
 		},
 		{
@@ -1099,33 +1099,33 @@ func TestConfigValidateJSON(t *testing.T) {
 		},
 		{
 			name: "sse_mercure with a short secret",
-			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "short"}}]}`),
-			want: []string{"sse_mercure", "publisher_jwt"},
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "issuer": "https://app.example.com", "publisher_jwt": {"key": "short"}}]}`),
+			want: []string{"sse_mercure", "publisher", "at least 32 bytes"},
 		},
 		{
 			name: "sse_mercure with origins",
-			cfg: jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"},
+			cfg: jsonConfig(`{"handle": [{"handler": "sse_mercure", "issuer": "https://app.example.com", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"},
 				"origins": ["https://app.example.com"], "publish_origins": ["https://APP.example.com:443"]}]}`),
 		},
 		{
 			name: "sse_mercure bad origin",
-			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "origins": ["app.example.com"]}]}`),
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "issuer": "https://app.example.com", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "origins": ["app.example.com"]}]}`),
 			want: []string{"sse_mercure", "origins", `"app.example.com"`},
 		},
 		{
 			name: "sse_mercure publish origin outside origins",
-			cfg: jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"},
+			cfg: jsonConfig(`{"handle": [{"handler": "sse_mercure", "issuer": "https://app.example.com", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"},
 				"origins": ["https://app.example.com"], "publish_origins": ["https://admin.example.com"]}]}`),
 			want: []string{"sse_mercure", "publish_origins: https://admin.example.com is not in origins"},
 		},
 		{
 			name: "sse_mercure negative limits",
-			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "max_topic_length": -1}]}`),
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "issuer": "https://app.example.com", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "max_topic_length": -1}]}`),
 			want: []string{"max_topic_length must not be negative"},
 		},
 		{
 			name: "sse_mercure negative replay_age",
-			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "replay_age": -1}]}`),
+			cfg:  jsonConfig(`{"handle": [{"handler": "sse_mercure", "issuer": "https://app.example.com", "publisher_jwt": {"key": "0123456789abcdef0123456789abcdef"}, "replay_age": -1}]}`),
 			want: []string{"sse_mercure: replay_age must not be negative"},
 		},
 		{
