@@ -472,12 +472,18 @@ func oracleModernCases() []oCase {
 			open(subscribeStep("sub-payload", 0, "match", "{T}")),
 			{Path: hubPath + "/subscriptions/exact/{TQ}", Header: []string{"Authorization: Bearer {TOKEN:sub-subs}"}},
 		}},
+		{Name: "api/single", Why: "/subscriptions/exact/{match}/{subscriber}", Steps: []oStep{
+			open(subscribeStep("sub-payload", 0, "match", "{T}")),
+			{Path: hubPath + "/subscriptions/exact/{TQ}", Header: []string{"Authorization: Bearer {TOKEN:sub-subs}"}},
+			{Path: hubPath + "/subscriptions/exact/{TQ}/{SUB}", Header: []string{"Authorization: Bearer {TOKEN:sub-subs}"}},
+		}},
 		{Name: "api/404", Why: "an unknown subscription", Steps: []oStep{
 			{Path: hubPath + "/subscriptions/exact/{TQ}/urn%3Auuid%3A00000000-0000-0000-0000-000000000000", Header: []string{"Authorization: Bearer {TOKEN:sub-subs}"}},
 		}},
 		{Name: "api/anonymous", Why: "the API without a token", Steps: []oStep{{Path: hubPath + "/subscriptions"}}},
 		{Name: "api/etag", Why: "ETag and If-None-Match", Steps: []oStep{
 			{Path: hubPath + "/subscriptions", Header: []string{"Authorization: Bearer {TOKEN:sub-subs}"}},
+			{Path: hubPath + "/subscriptions", Header: []string{"Authorization: Bearer {TOKEN:sub-subs}", "If-None-Match: {ETAG}"}},
 			{Path: hubPath + "/subscriptions", Header: []string{"Authorization: Bearer {TOKEN:sub-subs}", "If-None-Match: *"}},
 		}},
 		{Name: "api/old-shape", Why: "the 0.x /subscriptions/{topic} route in modern mode", Steps: []oStep{

@@ -53,6 +53,9 @@ const oracleStreamWait = 1500 * time.Millisecond
 
 // oStep is one request of a case. Every string may hold the case's
 // placeholders: {T} (the case's topic prefix, an https URL of its own),
+// {SUB} (the first "subscriber" an earlier answer of the case named,
+// percent-encoded as one path segment), {ETAG} (the last ETag an earlier
+// answer carried),
 // {TQ} ({T} percent-encoded as one path segment), {R} (the resource
 // identifier), {BASE} (the hub's origin) and {TOKEN:name} (a token of
 // oracleTokens, minted for this hub).
@@ -196,6 +199,8 @@ func (h *oracleHub) run(t *testing.T, c oCase) []oAnswer {
 	t.Helper()
 	answers := make([]oAnswer, len(c.Steps))
 	var open []*openStream
+	sub := ""  // {SUB}: the first subscriber an answer named
+	etag := "" // {ETAG}: the last ETag answered
 	defer func() {
 		for _, o := range open {
 			o.cancel()
@@ -207,7 +212,7 @@ func (h *oracleHub) run(t *testing.T, c oCase) []oAnswer {
 		if method == "" {
 			method = http.MethodGet
 		}
-		u := h.base + h.subst(c, st.Path)
+		u := h.base + strings.ReplaceAll(h.subst(c, st.Path), "{SUB}", url.QueryEscape(sub))
 		if len(st.Query) > 0 {
 			u += "?" + encodePairs(h, c, st.Query)
 		}
@@ -229,7 +234,7 @@ func (h *oracleHub) run(t *testing.T, c oCase) []oAnswer {
 		}
 		for _, hv := range st.Header {
 			name, value, _ := strings.Cut(hv, ":")
-			req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(h.subst(c, value)))
+			req.Header.Add(strings.TrimSpace(name), strings.ReplaceAll(strings.TrimSpace(h.subst(c, value)), "{ETAG}", etag))
 		}
 		resp, err := oracleClient.Do(req)
 		if err != nil {
@@ -242,6 +247,9 @@ func (h *oracleHub) run(t *testing.T, c oCase) []oAnswer {
 			if v := resp.Header.Values(name); len(v) > 0 {
 				a.Headers[name] = strings.Join(v, ", ")
 			}
+		}
+		if v := resp.Header.Get("ETag"); v != "" {
+			etag = v
 		}
 		isStream := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream")
 		switch {
@@ -279,6 +287,9 @@ func (h *oracleHub) run(t *testing.T, c oCase) []oAnswer {
 			resp.Body.Close()
 			cancel()
 			a.Body = string(b)
+			if m := subscriberRe.FindStringSubmatch(a.Body); m != nil && sub == "" {
+				sub = m[1]
+			}
 		}
 		answers[i] = a
 	}
@@ -386,9 +397,10 @@ func volatileIn(s string) []string {
 }
 
 var (
-	cursorRe   = regexp.MustCompile(`"(?:lastEventID|last_event_id|lastEventId)":\s*"([^"]+)"`)
-	uuidRe     = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
-	lastIDAttr = regexp.MustCompile(`last-event-id="?([^";,\s]+)"?`)
+	subscriberRe = regexp.MustCompile(`"subscriber":\s*"([^"]+)"`)
+	cursorRe     = regexp.MustCompile(`"(?:lastEventID|last_event_id|lastEventId)":\s*"([^"]+)"`)
+	uuidRe       = regexp.MustCompile(`[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}`)
+	lastIDAttr   = regexp.MustCompile(`last-event-id="?([^";,\s]+)"?`)
 )
 
 // normaliseAnswers replaces what differs from run to run: the hub's
