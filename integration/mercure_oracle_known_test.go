@@ -152,30 +152,51 @@ var oracleToFixModern = map[string]string{
 }
 
 // oracleDeliberateCompat: differences from Mercure 0.24.2 kept on purpose.
-var oracleDeliberateCompat = map[string]string{}
+var oracleDeliberateCompat = map[string]string{
+	// Compatibility mode is 1.0 plus 0.x (UPGRADE.md: a hub in this mode
+	// keeps 0.x apps running while 1.0 clients move over), so the 1.0
+	// match= is served; 0.24.2 knows only topic=.
+	"subscribe/match": "compatibility mode serves 1.0 clients too",
+}
 
 // oracleToFixCompat: differences from Mercure 0.24.2 still to remove.
 var oracleToFixCompat = map[string]string{
-	"publish/duplicate-id":             "s1 status 409, Mercure 200; s1 body",
-	"publish/missing-topic":            "s0 WWW-Authenticate",
-	"publish/retry-not-digits":         "s0 WWW-Authenticate",
-	"publish/no-token":                 "s0 WWW-Authenticate",
-	"token/narrow":                     "s0 status 403, Mercure 401; s0 WWW-Authenticate",
-	"token/string-claim":               "s0 WWW-Authenticate",
-	"token/expired":                    "s0 WWW-Authenticate",
-	"token/wrong-key":                  "s0 WWW-Authenticate",
-	"token/cookie-0x":                  "s0 status 403, Mercure 401",
-	"token/cookie-cross-origin":        "s0 status 403, Mercure 401",
-	"token/basic":                      "s0 WWW-Authenticate",
-	"subscribe/none":                   "s0 WWW-Authenticate",
-	"subscribe/last-event-id-found":    "s2 Mercure-Last-Event-ID",
-	"subscribe/last-event-id-query":    "s2 Mercure-Last-Event-ID",
-	"subscribe/last-event-id-earliest": "s2 Mercure-Last-Event-ID",
-	"subscriptions/event":              "s0 event fields",
-	"api/per-topic":                    "s1 ETag; s1 Cache-Control; s1 body",
-	"api/anonymous":                    "s0 WWW-Authenticate",
-	"cors/preflight":                   "s0 Access-Control-Allow-Methods",
-	"cors/get-unlisted":                "s0 status 403, Mercure 200; s0 Content-Type; s0 Cache-Control; s0 body",
+	"publish/duplicate-id":              "s1 status 409, Mercure 200; s1 body",
+	"publish/missing-topic":             "s0 WWW-Authenticate",
+	"publish/retry-not-digits":          "s0 WWW-Authenticate",
+	"publish/no-token":                  "s0 WWW-Authenticate",
+	"token/narrow":                      "s0 status 403, Mercure 401; s0 WWW-Authenticate",
+	"token/string-claim":                "s0 WWW-Authenticate",
+	"token/expired":                     "s0 WWW-Authenticate",
+	"token/wrong-key":                   "s0 WWW-Authenticate",
+	"token/cookie-0x":                   "s0 status 403, Mercure 401",
+	"token/cookie-cross-origin":         "s0 status 403, Mercure 401",
+	"token/basic":                       "s0 WWW-Authenticate",
+	"subscribe/none":                    "s0 WWW-Authenticate",
+	"subscribe/last-event-id-found":     "s2 Mercure-Last-Event-ID",
+	"subscribe/last-event-id-query":     "s2 Mercure-Last-Event-ID",
+	"subscribe/last-event-id-earliest":  "s2 Mercure-Last-Event-ID",
+	"subscriptions/event":               "s0 event fields",
+	"api/per-topic":                     "s1 ETag; s1 Cache-Control; s1 body",
+	"api/anonymous":                     "s0 WWW-Authenticate",
+	"cors/preflight":                    "s0 Access-Control-Allow-Methods",
+	"cors/preflight-post":               "s0 Access-Control-Allow-Methods",
+	"cors/get-null":                     "s0 status 403, Mercure 200; s0 Content-Type; s0 Cache-Control; s0 body",
+	"publish/id-hash":                   "s0 status 400, Mercure 200; s0 WWW-Authenticate; s0 body",
+	"publish/id-control":                "s0 Content-Type",
+	"publish/1000-topics":               "s0 status 400, Mercure 200; s0 WWW-Authenticate; s0 body",
+	"publish/1001-topics":               "s0 WWW-Authenticate",
+	"publish/long-topic":                "s0 status 413, Mercure 200; s0 body",
+	"publish/empty-topic":               "s0 status 400, Mercure 200; s0 WWW-Authenticate; s0 body",
+	"publish/json-body":                 "s0 status 415, Mercure 400",
+	"token/modern":                      "s0 WWW-Authenticate",
+	"token/two-bearer":                  "s0 status 400, Mercure 401; s0 WWW-Authenticate",
+	"token/garbage":                     "s0 WWW-Authenticate",
+	"subscribe/101-topics":              "s0 status 400, Mercure 200; s0 Content-Type; s0 WWW-Authenticate; s0 Cache-Control; s0 body",
+	"subscribe/4097-topic":              "s0 status 400, Mercure 200; s0 Content-Type; s0 WWW-Authenticate; s0 Cache-Control; s0 body",
+	"subscribe/query-method":            "s0 Content-Type",
+	"subscribe/last-event-id-not-found": "s1 Mercure-Last-Event-ID; s1 Last-Event-ID",
+	"cors/get-unlisted":                 "s0 status 403, Mercure 200; s0 Content-Type; s0 Cache-Control; s0 body",
 }
 
 // equivalentHeader says whether two values of a compared header mean the
