@@ -49,7 +49,7 @@ const oracleDir = "../testdata/mercure-oracle"
 // oracleStreamWait bounds how long a stream step waits for the events it
 // expects. It is a safety net: a hub that sends them all ends the wait at
 // once; one that sends fewer is recorded as such after the wait.
-const oracleStreamWait = 1500 * time.Millisecond
+const oracleStreamWait = 2500 * time.Millisecond
 
 // oStep is one request of a case. Every string may hold the case's
 // placeholders: {T} (the case's topic prefix, an https URL of its own),
@@ -877,6 +877,7 @@ func TestMercureOracleRecord(t *testing.T) {
 // TestMercureOracleModern replays Mercure 1.0's recorded answers against
 // sse_mercure in modern mode.
 func TestMercureOracleModern(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("MERCURE_ORACLE_RECORD") != "" {
 		t.Skip("recording")
 	}
@@ -900,6 +901,7 @@ func TestMercureOracleModern(t *testing.T) {
 // TestMercureOracleCompat runs the 0.x table live against Mercure 0.24.2
 // and sse_mercure in protocol_version_compatibility 8.
 func TestMercureOracleCompat(t *testing.T) {
+	t.Parallel()
 	if os.Getenv("MERCURE_ORACLE_RECORD") != "" {
 		t.Skip("recording")
 	}
