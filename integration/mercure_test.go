@@ -163,7 +163,7 @@ func TestMercure(t *testing.T) {
 			{"no topic", pub0, url.Values{"data": {"x"}}, 400, `Bearer error="invalid_request"`},
 			{"bad retry", pub0, update("a", "x", "retry", "10s"), 400, `Bearer error="invalid_request"`},
 			{"id starting with #", pub0, update("a", "x", "id", "#1"), 400, `Bearer error="invalid_request"`},
-			{"reserved namespace", pub0, update("/.well-known/mercure/subscriptions/x", "x"), 403, ""},
+			{"reserved namespace", pub0, update("/.well-known/mercure/subscriptions/x", "x"), 400, `Bearer error="invalid_request"`},
 		}
 		for _, tc := range cases {
 			status, body, challenge := mercurePublish(t, hub, tc.token, tc.form)
