@@ -63,8 +63,8 @@ type SubscribeOptions struct {
 	// cheap (cache decisions; Event.Decoded decodes Meta once per event),
 	// must not block and must not call the hub.
 	Filter func(*Event) bool
-	// Predecessor > 0 asks for Replay.Predecessor, scanning back at most
-	// this many events.
+	// Predecessor > 0 asks for Replay.Predecessor. (It no longer scans
+	// back: the predecessor of an honoured resume point is that point.)
 	Predecessor int
 }
 

@@ -290,9 +290,12 @@ func (m *MercureHandler) publish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var fe *FieldError
 		switch {
-		case errors.Is(err, ErrDuplicateID):
-			return m.refuse(w, r, &mercureRefusal{Status: http.StatusConflict,
-				Msg: "an update the hub retains already has this id; choose another"})
+		case errors.Is(err, ErrReservedID):
+			// "<epoch>-<seq>": the form of this hub's own ids, which a
+			// resume point must tell apart from publishers' (a reused id
+			// is no error: it resumes after its earliest bearer). Every
+			// subscriber sees the epoch; nothing private is told here.
+			return m.refuse(w, r, badMercureRequest("id %q has the form of the ids this hub generates; choose another", truncate(up.ID, 64)))
 		case errors.As(err, &fe):
 			return m.refuse(w, r, badMercureRequest("%s: %s", fe.Field, fe.Msg))
 		}
