@@ -266,7 +266,10 @@ func (m *MercureHandler) publish(w http.ResponseWriter, r *http.Request) error {
 	hubURL := mercureHubURL(r)
 	reserved := newMercureReserved(hubURL)
 	for _, t := range up.Topics {
-		if reserved.contains(t) {
+		switch in, err := reserved.check(t); {
+		case err != nil:
+			return m.refuse(w, r, &mercureRefusal{Status: http.StatusRequestEntityTooLarge, Msg: err.Error()})
+		case in:
 			return m.refuse(w, r, badMercureRequest("topic %q is in the hub's reserved namespace %s", truncate(t, 64), reserved.path))
 		}
 	}

@@ -215,10 +215,76 @@ func TestMercureReservedTopic(t *testing.T) {
 			t.Errorf("hub /hub, %q: reserved %v, want %v", topic, got, want)
 		}
 	}
+	// A hub path outside ASCII: the parser percent-encodes it, and a
+	// topic spelling it either way is in its namespace.
+	intl, _ := url.Parse("https://example.com/%C3%A9v%C3%A9nements")
+	for topic, want := range map[string]bool{
+		"/événements/x":           true,
+		"/%C3%A9v%C3%A9nements/x": true,
+		"/%c3%a9v%c3%a9nements":   true,
+		"/evenements/x":           false,
+	} {
+		if got := mercureReservedTopic(topic, intl); got != want {
+			t.Errorf("hub /événements, %q: reserved %v, want %v", topic, got, want)
+		}
+	}
+	// Every letter encoded still names the segment.
+	if !mercureReservedTopic("/.well-known/%6D%65%72%63%75%72%65/x", hub) {
+		t.Error("a fully encoded segment was not reserved")
+	}
 	// An odd Host still gives the path.
 	odd := &url.URL{Scheme: "http", Host: "bad host", Path: "/.well-known/mercure"}
 	if !mercureReservedTopic("/.well-known/mercure/x", odd) || !mercureReservedTopic(`\.well-known\mercure`, odd) {
 		t.Error("a hub URL with an odd Host reserves nothing")
+	}
+}
+
+// TestMercureReservedCost: the WHATWG parser's cost grows with path
+// segments × length, so a topic that cannot be reserved is not parsed at
+// all, and the parsing of those that might be has a budget per request
+// (413 beyond it).
+func TestMercureReservedCost(t *testing.T) {
+	hub, _ := url.Parse("https://example.com/.well-known/mercure")
+	mr := newMercureReserved(hub)
+	// 1MiB of segments without the hub's last segment: not parsed (this
+	// took minutes when parsed).
+	if in, err := mr.check("https://example.com/" + strings.Repeat("a/", 1<<19)); in || err != nil {
+		t.Fatalf("a long topic outside the namespace: %v %v", in, err)
+	}
+	if mr.budget != mercureReservedBudget {
+		t.Fatalf("a topic that cannot be reserved spent %d of the budget", mercureReservedBudget-mr.budget)
+	}
+	// Naming it: parsed while the budget lasts, then refused.
+	costly := "https://example.com/mercure/" + strings.Repeat("a/", 1<<15)
+	if _, err := mr.check(costly); err != errMercureTopicTooCostly {
+		t.Fatalf("a costly topic naming the segment: %v", err)
+	}
+	small := "/x/mercure/" + strings.Repeat("a/", 500)
+	n := 0
+	for {
+		in, err := mr.check(small)
+		if err == errMercureTopicTooCostly {
+			break
+		}
+		if err != nil || in {
+			t.Fatalf("topic %d: %v %v", n, in, err)
+		}
+		n++
+		if n > mercureReservedBudget {
+			t.Fatal("the budget never ran out")
+		}
+	}
+	if n == 0 || n > mercureReservedBudget/len(small) {
+		t.Fatalf("%d topics of %d bytes fit the budget", n, len(small))
+	}
+	// A hub path ending in "/" has no segment to look for: every topic is
+	// parsed, within the budget.
+	root, _ := url.Parse("https://example.com/")
+	if _, err := newMercureReserved(root).check("https://example.com/" + strings.Repeat("a/", 1<<19)); err != errMercureTopicTooCostly {
+		t.Fatalf("hub at /: %v", err)
+	}
+	if !mercureReservedTopic("//x", root) || mercureReservedTopic("/x", root) {
+		t.Fatal("hub at /: the namespace is / and //…")
 	}
 }
 

@@ -140,6 +140,8 @@ func TestMercurePublishRefusals(t *testing.T) {
 		{"1,001 topics", hub, many(1001), 413},
 		{"more than max_topics", small, many(4), 413},
 		{"a topic over max_topic_length", small, update("https://example.com/"+strings.Repeat("x", 64), "x"), 413},
+		// The reserved test's parsing has a budget per request.
+		{"a topic naming the hub's path with 32k segments", hub, update("https://example.com/mercure/"+strings.Repeat("a/", 1<<15), "x"), 413},
 	}
 	for _, tc := range cases {
 		got := mercurePublishAnswer(t, tc.hub, pub, tc.form)
@@ -155,13 +157,14 @@ func TestMercurePublishRefusals(t *testing.T) {
 	// Accepted: Mercure's 1,000 topics, long fields (no cap but the
 	// body's), data with anything in it, near misses of the reserved values.
 	for name, form := range map[string]url.Values{
-		"1,000 topics":         many(1000),
-		"a 10KiB topic":        update("https://example.com/"+strings.Repeat("t", 10<<10), "x"),
-		"a 10KiB id":           update("https://example.com/a", "x", "id", strings.Repeat("i", 10<<10)),
-		"a 10KiB type":         update("https://example.com/a", "x", "type", strings.Repeat("y", 10<<10)),
-		"data with everything": update("https://example.com/a", "a\x00\r\nid: x\u200b\u0085"),
-		"type Mercure":         update("https://example.com/a", "x", "type", "Mercure"),
-		"id earliest-ish":      update("https://example.com/a", "x", "id", "earliest2"),
+		"1,000 topics":            many(1000),
+		"a 10KiB topic":           update("https://example.com/"+strings.Repeat("t", 10<<10), "x"),
+		"128KiB of path segments": update("https://example.com/"+strings.Repeat("a/", 1<<16), "x"),
+		"a 10KiB id":              update("https://example.com/a", "x", "id", strings.Repeat("i", 10<<10)),
+		"a 10KiB type":            update("https://example.com/a", "x", "type", strings.Repeat("y", 10<<10)),
+		"data with everything":    update("https://example.com/a", "a\x00\r\nid: x\u200b\u0085"),
+		"type Mercure":            update("https://example.com/a", "x", "type", "Mercure"),
+		"id earliest-ish":         update("https://example.com/a", "x", "id", "earliest2"),
 	} {
 		if got := mercurePublishAnswer(t, hub, pub, form); got.status != http.StatusOK {
 			t.Errorf("%s: %d %s", name, got.status, strings.TrimSpace(got.body))
