@@ -48,8 +48,9 @@ type Engine interface {
 type SubscribeOptions struct {
 	// Resume is the client's Last-Event-ID: a hub id ("<epoch>-<seq>",
 	// or "#<epoch>-<seq>"), or the PublicID of a retained event of the
-	// subscribed topics. Both resume exactly after that event; anything
-	// else gets the "unknown" reset. "" is a fresh connect.
+	// subscribed topics (the earliest, when several bear it). Both resume
+	// exactly after that event; anything else gets the "unknown" reset.
+	// "" is a fresh connect.
 	Resume string
 	// Earliest replays every retained event of the topics, with no reset
 	// (Mercure's "earliest"); it takes precedence over Resume.

@@ -32,9 +32,10 @@ const (
 	DefaultMercureMaxBody        = 1 << 20
 	DefaultMercureMaxTopics      = 1000 // Mercure's
 	DefaultMercureMaxTopicLength = 0    // no cap but max_body's, as Mercure
-	// DefaultMercurePredecessorScan bounds the backward scan for the
-	// response's Last-Event-ID (draft-08's "implementation-defined
-	// backward-scan limit").
+	// DefaultMercurePredecessorScan, as SubscribeOptions.Predecessor,
+	// asks for the response's Mercure-Last-Event-ID. Only its being
+	// positive counts now: the answer is the resume point itself when
+	// found (replay.go, predecessorOf), no scan.
 	DefaultMercurePredecessorScan = 1000
 )
 
