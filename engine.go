@@ -48,8 +48,9 @@ type Engine interface {
 type SubscribeOptions struct {
 	// Resume is the client's Last-Event-ID: a hub id ("<epoch>-<seq>",
 	// or "#<epoch>-<seq>"), or the PublicID of a retained event of the
-	// subscribed topics. Both resume exactly after that event; anything
-	// else gets the "unknown" reset. "" is a fresh connect.
+	// subscribed topics (the earliest, when several bear it). Both resume
+	// exactly after that event; anything else gets the "unknown" reset.
+	// "" is a fresh connect.
 	Resume string
 	// Earliest replays every retained event of the topics, with no reset
 	// (Mercure's "earliest"); it takes precedence over Resume.
@@ -67,8 +68,8 @@ type SubscribeOptions struct {
 	// should still be cheap (cache decisions; Event.Decoded decodes Meta
 	// once per event), and must not block or call the hub.
 	Filter func(*Event) bool
-	// Predecessor > 0 asks for Replay.Predecessor, scanning back at most
-	// this many events.
+	// Predecessor > 0 asks for Replay.Predecessor. (It no longer scans
+	// back: the predecessor of an honoured resume point is that point.)
 	Predecessor int
 }
 

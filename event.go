@@ -84,8 +84,9 @@ type Message struct {
 	Meta string
 	// PublicID, when set, is the event's id on the wire instead of the
 	// hub id (a publisher-chosen id, Mercure's "id" field). The hub id is
-	// still assigned and orders everything; a PublicID is unique among the
-	// events the hub retains (ErrDuplicateID) and is a resume point.
+	// still assigned and orders everything; a PublicID is a resume point.
+	// Several retained events may bear one (Mercure allows reuse): it
+	// resumes after the earliest of them.
 	PublicID string
 	// HashID writes the hub id on the wire as "#<id>", Mercure's
 	// relative-IRI form of a hub-generated id. Resuming accepts both forms.
@@ -151,27 +152,21 @@ func (e *Event) Decoded(decode func(meta string) any) any {
 const (
 	MaxEventNameLen = 128
 	MaxTopicNameLen = 256
-	// MaxPublicIDLen bounds a publisher-chosen id: it is written on the
-	// wire with every delivery of its event and kept in the hub's index.
-	MaxPublicIDLen = 256
 )
 
-// ErrDuplicateID is returned when a publish carries a PublicID that an
-// event the hub retains already bears (or that a batch bears twice), or
-// one in the hub's own id space ("<epoch>-<seq>" of its current epoch):
-// nothing was published. Once the holder leaves the rings, the id may be
-// used again.
-var ErrDuplicateID = errors.New("an event the hub retains already has this id")
+// ErrReservedID is returned when a publish carries a PublicID in the
+// hub's own id space ("<epoch>-<seq>" of its current epoch): a resume
+// point naming it would be ambiguous. Nothing was published.
+var ErrReservedID = errors.New("the id reads as an id this hub generates")
 
-// ValidPublicID checks a publisher-chosen id: 1-256 bytes of UTF-8 without
-// CR, LF or NUL (they would break the id line apart), not starting with
-// '#' (Mercure reserves it for hub-generated ids).
+// ValidPublicID checks a publisher-chosen id: UTF-8 without CR, LF or NUL
+// (they would break the id line apart), not starting with '#' (Mercure
+// reserves it for hub-generated ids). Its length is the caller's to bound
+// (sse_mercure: the request body's): the rings count it in replay_size.
 func ValidPublicID(id string) error {
 	switch {
 	case id == "":
 		return errors.New("id is empty")
-	case len(id) > MaxPublicIDLen:
-		return fmt.Errorf("id is %d bytes; at most %d are allowed", len(id), MaxPublicIDLen)
 	case id[0] == '#':
 		return errors.New("id must not start with '#': it is reserved for ids the hub generates")
 	case strings.ContainsAny(id, "\r\n\x00"):
@@ -183,25 +178,15 @@ func ValidPublicID(id string) error {
 }
 
 // validatePublicIDs checks the PublicIDs of a batch before an engine
-// publishes it: each valid, none twice. The batch is all or nothing, so a
-// batch naming one id twice would make its own second event a duplicate.
+// publishes it. A batch may name an id twice, as it may name one a
+// retained event bears.
 func validatePublicIDs(pubs []Publication) error {
-	var seen map[string]struct{}
 	for _, p := range pubs {
-		id := p.Message.PublicID
-		if id == "" {
-			continue
+		if id := p.Message.PublicID; id != "" {
+			if err := ValidPublicID(id); err != nil {
+				return &FieldError{Field: "id", Msg: err.Error()}
+			}
 		}
-		if err := ValidPublicID(id); err != nil {
-			return &FieldError{Field: "id", Msg: err.Error()}
-		}
-		if seen == nil {
-			seen = make(map[string]struct{})
-		}
-		if _, dup := seen[id]; dup {
-			return fmt.Errorf("%w: the batch names id %q twice", ErrDuplicateID, truncate(id, 64))
-		}
-		seen[id] = struct{}{}
 	}
 	return nil
 }

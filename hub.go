@@ -155,7 +155,7 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Dur
 			return nil, ErrOverloaded
 		}
 	}
-	// A PublicID an event retained already bears refuses the batch before
+	// A PublicID in the hub's own id space refuses the batch before
 	// anything changes.
 	if err := h.checkPublicIDsLocked(pubs); err != nil {
 		h.mu.Unlock()
@@ -200,18 +200,15 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Dur
 	return results, nil
 }
 
-// checkPublicIDsLocked refuses a batch bearing a PublicID that a retained
-// event already has, or one that reads as an id of this hub's epoch (a
-// resume point must name one event). validatePublicIDs has checked the
-// rest.
+// checkPublicIDsLocked refuses a batch bearing a PublicID that reads as
+// an id of this hub's epoch: a resume point naming it would be ambiguous.
+// Ids retained events already bear are not refused: a reused id resolves
+// to the earliest event bearing it (public_ids.go). validatePublicIDs has
+// checked the rest.
 func (h *Hub) checkPublicIDsLocked(pubs []Publication) error {
 	for _, p := range pubs {
-		id := p.Message.PublicID
-		if id == "" {
-			continue
-		}
-		if inHubIDSpace(id, h.epoch) || h.ids.lookup(id) != nil {
-			return fmt.Errorf("%w: %q", ErrDuplicateID, truncate(id, 64))
+		if id := p.Message.PublicID; id != "" && inHubIDSpace(id, h.epoch) {
+			return fmt.Errorf("%w: %q", ErrReservedID, truncate(id, 64))
 		}
 	}
 	return nil

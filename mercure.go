@@ -30,11 +30,12 @@ const MercureTopic = "~mercure"
 // Defaults of the sse_mercure handler.
 const (
 	DefaultMercureMaxBody        = 1 << 20
-	DefaultMercureMaxTopics      = 64
-	DefaultMercureMaxTopicLength = 2 << 10
-	// DefaultMercurePredecessorScan bounds the backward scan for the
-	// response's Last-Event-ID (draft-08's "implementation-defined
-	// backward-scan limit").
+	DefaultMercureMaxTopics      = 1000 // Mercure's
+	DefaultMercureMaxTopicLength = 0    // no cap but max_body's, as Mercure
+	// DefaultMercurePredecessorScan, as SubscribeOptions.Predecessor,
+	// asks for the response's Mercure-Last-Event-ID. Only its being
+	// positive counts now: the answer is the resume point itself when
+	// found (replay.go, predecessorOf), no scan.
 	DefaultMercurePredecessorScan = 1000
 )
 
@@ -72,13 +73,13 @@ type MercureHandler struct {
 	// SubscriptionsTTL: with Redis, how long the subscriptions of an
 	// instance that stopped (crashed) stay listed. Default: 30s.
 	SubscriptionsTTL caddy.Duration `json:"subscriptions_ttl,omitempty"`
-	// MaxTopics is how many distinct topics one update may name (the
+	// MaxTopics is how many topic fields one update may carry (the
 	// canonical one and its alternates); beyond it the publish is refused
-	// with 400. All updates share one ring, so nothing else is held per
-	// topic. Default: 64.
+	// with 413, as the spec says of limits. All updates share one ring, so
+	// nothing else is held per topic. Default: 1000, as Mercure.
 	MaxTopics int `json:"max_topics,omitempty"`
 	// MaxTopicLength bounds each topic of an update, in bytes (413 beyond
-	// it). Default: 2KiB.
+	// it). Default: 0, no cap but MaxBody's (as Mercure).
 	MaxTopicLength int `json:"max_topic_length,omitempty"`
 	// MaxBody bounds a publish request's body (413 beyond it). Default:
 	// 1MiB.

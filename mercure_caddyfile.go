@@ -58,8 +58,8 @@ func parseMercure(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		# This project's options:
 //		hub            <name>              # hub holding the updates (default "default")
 //		subscriptions_ttl <duration>       # Redis: a crashed instance's subscriptions listed this long (default 30s)
-//		max_topics     <count>             # distinct topics one update may name (default 64)
-//		max_topic_length <size>            # bytes per topic (default 2KiB)
+//		max_topics     <count>             # topic fields one update may carry (default 1000)
+//		max_topic_length <size>            # bytes per topic (default: no cap but max_body)
 //		max_body       <size>              # publish request body (default 1MiB)
 //		replay         <count>             # updates kept for resuming, all topics together (default 1000)
 //		replay_size    <size>              # bytes kept (default 4MiB)

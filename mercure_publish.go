@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -89,9 +91,21 @@ type mercureUpdate struct {
 }
 
 // parseMercureUpdate reads an application/x-www-form-urlencoded publish
-// body: topic (repeatable, the first canonical; 0.x allows alternates),
-// data, private (its presence alone), id, type, retry. Unknown fields are
-// ignored, as hubs do; a field given twice that takes one value is a 400.
+// body: topic (repeatable, the first canonical), data, private (its
+// presence alone), id, type, retry. Unknown fields are ignored, as the
+// spec requires; a field given twice that takes one value is a 400.
+//
+// What the spec forbids is a 400 (invalid_request): no topic, a topic that
+// is exactly "*" (the wildcard matcher's), control (C0, DEL, C1) or format
+// (Unicode Cf) characters in a topic, the id or the type (they would
+// inject SSE fields, or spoof identifiers invisibly), an id starting with
+// "#" (hub ids) or equal to "earliest", the type "mercure" (hub events),
+// a retry that is not all ASCII digits. What exceeds a limit is a 413 (the
+// spec's "Content Too Large"): more than maxTopics topic fields, a topic
+// longer than maxTopicLen bytes (0: no cap but the body's), a retry beyond
+// 2^32-1 ms. The id and the type have no cap of their own: the body's
+// bounds them, as in Mercure. The reserved namespace is checked by the
+// caller, which knows the hub's URL.
 func parseMercureUpdate(body []byte, maxTopics, maxTopicLen int) (*mercureUpdate, *mercureRefusal) {
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
@@ -107,24 +121,31 @@ func parseMercureUpdate(body []byte, maxTopics, maxTopicLen int) (*mercureUpdate
 			return "", badMercureRequest("give one %s field, not %d", name, len(vs))
 		}
 	}
-	up := &mercureUpdate{}
-	if len(form["topic"]) == 0 {
+	topics := form["topic"]
+	if len(topics) == 0 {
 		return nil, badMercureRequest("no topic given")
 	}
-	for _, t := range form["topic"] {
-		if len(t) > maxTopicLen {
+	if maxTopics > 0 && len(topics) > maxTopics {
+		return nil, &mercureRefusal{Status: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("the update has %d topic fields; at most %d are allowed (max_topics)", len(topics), maxTopics)}
+	}
+	up := &mercureUpdate{Topics: make([]string, 0, len(topics))}
+	seen := make(map[string]struct{}, len(topics))
+	for _, t := range topics {
+		if maxTopicLen > 0 && len(t) > maxTopicLen {
 			return nil, &mercureRefusal{Status: http.StatusRequestEntityTooLarge,
-				Msg: fmt.Sprintf("a topic is %d bytes; at most %d are allowed", len(t), maxTopicLen)}
+				Msg: fmt.Sprintf("a topic is %d bytes; at most %d are allowed (max_topic_length)", len(t), maxTopicLen)}
 		}
 		if why := mercureTextProblem(t); why != "" {
 			return nil, badMercureRequest("topic %q %s", truncate(t, 64), why)
 		}
-		if containsString(up.Topics, t) {
+		if t == "*" {
+			return nil, badMercureRequest(`topic "*" is reserved for the wildcard matcher`)
+		}
+		if _, dup := seen[t]; dup {
 			continue
 		}
-		if len(up.Topics) == maxTopics {
-			return nil, badMercureRequest("the update names more than %d topics", maxTopics)
-		}
+		seen[t] = struct{}{}
 		up.Topics = append(up.Topics, t)
 	}
 	var r *mercureRefusal
@@ -138,41 +159,50 @@ func parseMercureUpdate(body []byte, maxTopics, maxTopicLen int) (*mercureUpdate
 	if up.ID, r = one("id"); r != nil {
 		return nil, r
 	}
-	if len(up.ID) > MaxPublicIDLen {
-		return nil, &mercureRefusal{Status: http.StatusRequestEntityTooLarge,
-			Msg: fmt.Sprintf("id is %d bytes; at most %d are allowed", len(up.ID), MaxPublicIDLen)}
-	}
 	if up.ID != "" {
-		if err := ValidPublicID(up.ID); err != nil {
-			return nil, badMercureRequest("%v", err)
+		switch why := mercureTextProblem(up.ID); {
+		case why != "":
+			return nil, badMercureRequest("id %q %s", truncate(up.ID, 64), why)
+		case up.ID[0] == '#':
+			return nil, badMercureRequest("id must not start with '#': it is reserved for ids the hub generates")
+		case up.ID == "earliest":
+			return nil, badMercureRequest(`id must not be "earliest": it is the reserved resume value`)
 		}
 	}
 	if up.Type, r = one("type"); r != nil {
 		return nil, r
 	}
-	if len(up.Type) > MaxEventNameLen {
-		return nil, &mercureRefusal{Status: http.StatusRequestEntityTooLarge,
-			Msg: fmt.Sprintf("type is %d bytes; at most %d are allowed", len(up.Type), MaxEventNameLen)}
-	}
-	if err := ValidEventName(up.Type); err != nil {
-		return nil, badMercureRequest("type: %v", strings.TrimPrefix(err.Error(), "event name "))
+	if up.Type != "" {
+		switch why := mercureTextProblem(up.Type); {
+		case why != "":
+			return nil, badMercureRequest("type %q %s", truncate(up.Type, 64), why)
+		case up.Type == "mercure":
+			return nil, badMercureRequest(`type "mercure" is reserved for the events the hub generates`)
+		}
 	}
 	retry, r := one("retry")
 	if r != nil {
 		return nil, r
 	}
 	if _, given := form["retry"]; given {
-		ms, err := strconv.ParseUint(retry, 10, 32) // digits only: no sign, no space
-		if err != nil || strings.TrimLeft(retry, "0123456789") != "" {
-			return nil, badMercureRequest("retry must be a number of milliseconds (digits only), not %q", truncate(retry, 32))
+		if retry == "" || strings.TrimLeft(retry, "0123456789") != "" { // digits only: no sign, no space
+			return nil, badMercureRequest("retry must be a number of milliseconds (ASCII digits only), not %q", truncate(retry, 32))
+		}
+		ms, err := strconv.ParseUint(retry, 10, 32)
+		if err != nil {
+			return nil, &mercureRefusal{Status: http.StatusRequestEntityTooLarge,
+				Msg: fmt.Sprintf("retry is at most %d milliseconds", uint32(math.MaxUint32))}
 		}
 		up.Retry = time.Duration(ms) * time.Millisecond
 	}
 	return up, nil
 }
 
-// mercureTextProblem says what makes a topic unusable: empty, not UTF-8,
-// or holding a C0, DEL or C1 control character (draft-08, Terminology).
+// mercureTextProblem says what makes a topic, an id or a type unusable:
+// empty, not UTF-8, or holding a C0, DEL or C1 control character or a
+// Unicode format character (Cf: bidirectional and zero-width controls,
+// invisible, so they spoof identifiers) (spec, Terminology and
+// Publication).
 func mercureTextProblem(s string) string {
 	if s == "" {
 		return "is empty"
@@ -181,24 +211,14 @@ func mercureTextProblem(s string) string {
 		return "is not valid UTF-8"
 	}
 	for _, c := range s {
-		if c < 0x20 || c == 0x7f || c >= 0x80 && c <= 0x9f {
+		switch {
+		case c < 0x20 || c == 0x7f || c >= 0x80 && c <= 0x9f:
 			return "contains a control character"
+		case c > 0x9f && unicode.Is(unicode.Cf, c):
+			return fmt.Sprintf("contains the format character U+%04X", c)
 		}
 	}
 	return ""
-}
-
-// mercureReservedTopic reports a topic in the hub's reserved namespace
-// (draft-08): resolved against the hub's URL, its path is
-// /.well-known/mercure or below it. Those topics are the hub's own
-// (subscription events); a publisher may not forge them.
-func mercureReservedTopic(topic string, hub *url.URL) bool {
-	u, err := url.Parse(topic)
-	if err != nil {
-		return false
-	}
-	p := hub.ResolveReference(u).Path
-	return p == "/.well-known/mercure" || strings.HasPrefix(p, "/.well-known/mercure/")
 }
 
 // mercureHubURL is the hub's URL as this request reached it: the base of
@@ -242,11 +262,14 @@ func (m *MercureHandler) publish(w http.ResponseWriter, r *http.Request) error {
 	if refusal != nil {
 		return m.refuse(w, r, refusal)
 	}
-	hubURL := mercureHubURL(r)
+	hubURL := m.hubBaseURL(r)
+	reserved := newMercureReserved(hubURL)
 	for _, t := range up.Topics {
-		if mercureReservedTopic(t, hubURL) {
-			return m.refuse(w, r, &mercureRefusal{Status: http.StatusForbidden,
-				Msg: fmt.Sprintf("topic %q is in the hub's reserved namespace /.well-known/mercure", truncate(t, 64))})
+		switch in, err := reserved.check(t); {
+		case err != nil:
+			return m.refuse(w, r, &mercureRefusal{Status: http.StatusRequestEntityTooLarge, Msg: err.Error()})
+		case in:
+			return m.refuse(w, r, badMercureRequest("topic %q is in the hub's reserved namespace %s", truncate(t, 64), reserved.path))
 		}
 	}
 	if refusal := m.mayPublish(grant, up.Topics, hubURL.String()); refusal != nil {
@@ -269,9 +292,12 @@ func (m *MercureHandler) publish(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var fe *FieldError
 		switch {
-		case errors.Is(err, ErrDuplicateID):
-			return m.refuse(w, r, &mercureRefusal{Status: http.StatusConflict,
-				Msg: "an update the hub retains already has this id; choose another"})
+		case errors.Is(err, ErrReservedID):
+			// "<epoch>-<seq>": the form of this hub's own ids, which a
+			// resume point must tell apart from publishers' (a reused id
+			// is no error: it resumes after its earliest bearer). Every
+			// subscriber sees the epoch; nothing private is told here.
+			return m.refuse(w, r, badMercureRequest("id %q has the form of the ids this hub generates; choose another", truncate(up.ID, 64)))
 		case errors.As(err, &fe):
 			return m.refuse(w, r, badMercureRequest("%s: %s", fe.Field, fe.Msg))
 		}

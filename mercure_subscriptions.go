@@ -200,7 +200,7 @@ func (m *MercureHandler) subscriptionsJoin(r *http.Request, subscribed, private 
 	if reg == nil {
 		return func() {}
 	}
-	hubPath := mercureHubURL(r).Path
+	hubPath := m.hubBaseURL(r).Path
 	if hubPath == "" {
 		hubPath = "/"
 	}

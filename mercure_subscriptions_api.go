@@ -116,7 +116,7 @@ func (m *MercureHandler) serveSubscriptions(w http.ResponseWriter, r *http.Reque
 	// The hub's URL: the base of relative URL patterns and the Link
 	// target. mercureHubURL is the URL this request reached (the API's),
 	// unless it names a configured identifier.
-	hubURL := mercureHubURL(r)
+	hubURL := m.hubBaseURL(r)
 	if hubURL.Path == r.URL.Path {
 		hubURL.Path, hubURL.RawPath = "", ""
 		if p, err := url.PathUnescape(hubPath); err == nil {

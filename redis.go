@@ -288,9 +288,9 @@ func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts Publis
 	switch {
 	case status == "conflict":
 		return PublishOutcome{}, ErrIdempotencyConflict
-	case status == "duplicate" && len(res) == 2:
+	case status == "reserved" && len(res) == 2:
 		id, _ := res[1].(string)
-		return PublishOutcome{}, fmt.Errorf("%w: %q", ErrDuplicateID, truncate(id, 64))
+		return PublishOutcome{}, fmt.Errorf("%w: %q", ErrReservedID, truncate(id, 64))
 	case status == "published" && len(res) == 3:
 	case status == "replayed" && len(res) == 4:
 		csv, _ := res[3].(string)
@@ -426,7 +426,7 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 		return rh.readInitial(ctx, p, pos)
 	}
 	// The resume point: after seq from (0 for earliest), or after the
-	// event bearing public id pid, which the script looks up.
+	// earliest event bearing public id pid, which the script looks up.
 	var from uint64
 	pid := ""
 	if !p.opts.Earliest {
@@ -441,12 +441,8 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 			return p.unknown(pos), true, nil
 		}
 	}
-	pred := p.opts.Predecessor
-	if p.opts.Earliest {
-		pred = 0
-	}
 	keys := []string{rh.seqKey(), rh.epochKey(), rh.metaKey()}
-	args := []any{from, pos.Seq, len(p.refs), pid, pred}
+	args := []any{from, pos.Seq, len(p.refs), pid}
 	for _, ref := range p.refs {
 		keys = append(keys, rh.topicKey(ref.Name))
 		args = append(args, ref.Name, ref.Ring.ReplayAge.Milliseconds())
@@ -484,9 +480,9 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 		return p.unknown(pos), true, nil
 	}
 	var evicted uint64
-	var lists, preds [][]*Event
+	var lists [][]*Event
 	var ctrs []*TopicCounters
-	for i := 3; i+2 < len(res); i += 3 {
+	for i := 3; i+1 < len(res); i += 2 {
 		// Earliest asks for what is retained: what was evicted before was
 		// never asked for, so it is no reset.
 		if e, _ := res[i].(int64); uint64(e) > from && !p.opts.Earliest {
@@ -494,18 +490,13 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 		}
 		if list := filterEvents(streamEvents(epoch, res[i+1]), p.sub.filter); len(list) > 0 {
 			lists = append(lists, list)
-			ctrs = append(ctrs, rh.local.counters.Topic(declaredName(p.refs[(i-3)/3])))
-		}
-		if pred > 0 {
-			l := streamEvents(epoch, res[i+2])
-			slices.Reverse(l) // newest first from the script
-			preds = append(preds, l)
+			ctrs = append(ctrs, rh.local.counters.Topic(declaredName(p.refs[(i-3)/2])))
 		}
 	}
 	rp := assembleReplay(epoch, p.resume, lists, evicted)
 	countReplay(p.sub, rp, lists, ctrs)
-	if pred > 0 {
-		rp.Predecessor = predecessorOf(mergeEvents(preds), pred, p.sub.filter)
+	if p.opts.Predecessor > 0 && !p.opts.Earliest {
+		rp.Predecessor = predecessorOf(p.resume, rp)
 	}
 	// Live events the subscriber already has through the replay, or that
 	// the reset declared missed, must not follow it: a reader lagging the

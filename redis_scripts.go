@@ -26,15 +26,17 @@ import "github.com/redis/go-redis/v9"
 //	                 the key window (PX)
 //	base "#idem"     sorted set: the recorded keys by time recorded (ms), to
 //	                 bound their count
-//	base "#pid:" T   sorted set: the public ids of the events topic T's stream
-//	                 retains, scored by seq; trimmed with the stream, expiring
-//	                 with it, so it holds no more than the ring
-//	base "#pidtopics" set: the topics whose "#pid:" set may hold ids; a
-//	                 publish with a public id checks each for uniqueness
+//	base "#pids:" T  sorted set: the public ids of the events topic T's
+//	                 stream retains, one member per event, pid "\0" seq (20
+//	                 digits), all scored 0: a lexicographic range finds an
+//	                 id's events oldest first (ids may repeat; NUL is in no
+//	                 id). Trimmed with the stream, expiring with it, so it
+//	                 holds no more than the ring. (Versions that refused
+//	                 reused ids kept "#pid:" T, one member per id, and
+//	                 "#pidtopics"; those keys are no longer read.)
 //
 // Stream entries (topic and bus) may also carry m (meta), i (public id)
-// and h ("1": the hub id is written "#"-prefixed); meta "a:" topic is the
-// replay_age of a topic holding public ids, for the uniqueness check.
+// and h ("1": the hub id is written "#"-prefixed).
 //
 // A topic with replay_age has its stream expire that long after its last
 // event, so per-user topics do not pile up in Redis; "l:" then tells a
@@ -76,23 +78,34 @@ const luaField = `local function field(entry, name)
 end
 `
 
-// luaPublicHeld defines publicHeld(base, name, pid): whether topic name's
-// stream retains an event of this epoch bearing public id pid, exactly:
-// the entry is still in the stream and younger than the topic's
-// replay_age (which a publish may not have trimmed yet). It needs epoch,
-// nowms, field and KEYS[meta] (the 4th key in publish, 3rd in replay:
-// passed as metaKey).
-const luaPublicHeld = `local function publicHeld(base, name, pid, metaKey)
-	metaKey = metaKey or KEYS[4]
-	if redis.call('HGET', metaKey, 'p:' .. name) ~= epoch then return nil end
-	local sc = redis.call('ZSCORE', base .. '#pid:' .. name, pid)
-	if not sc then return nil end
-	local id = string.format('%d-0', tonumber(sc))
-	local e = redis.call('XRANGE', base .. ':' .. name, id, id)[1]
-	if not e then return nil end
-	local age = tonumber(redis.call('HGET', metaKey, 'a:' .. name) or '0')
-	if age > 0 and tonumber(field(e, 't')) < nowms - age then return nil end
-	return tonumber(sc)
+// luaPidMember defines pidMember(pid, seq): the "#pids:" member of the
+// event seq bearing public id pid.
+const luaPidMember = `local function pidMember(pid, seq)
+	return pid .. '\0' .. string.format('%020d', seq)
+end
+`
+
+// luaEarliestHeld defines earliestHeld(base, name, pid, age): the seq of
+// the oldest event of this epoch bearing public id pid that topic name's
+// stream retains, or nil: the entry is still in the stream and younger
+// than age (the topic's replay_age, which a publish may not have trimmed
+// yet). Members are read a few at a time: the oldest is almost always
+// retained. It needs epoch, nowms, field and KEYS[3] (meta).
+const luaEarliestHeld = `local function earliestHeld(base, name, pid, age)
+	if redis.call('HGET', KEYS[3], 'p:' .. name) ~= epoch then return nil end
+	local key, stream = base .. '#pids:' .. name, base .. ':' .. name
+	local offset = 0
+	while true do
+		local ms = redis.call('ZRANGEBYLEX', key, '[' .. pid .. '\0', '(' .. pid .. '\1', 'LIMIT', offset, 8)
+		if #ms == 0 then return nil end
+		for _, m in ipairs(ms) do
+			local seq = tonumber(string.sub(m, #pid + 2))
+			local id = string.format('%d-0', seq)
+			local e = redis.call('XRANGE', stream, id, id)[1]
+			if e and not (age > 0 and tonumber(field(e, 't')) < nowms - age) then return seq end
+		end
+		offset = offset + #ms
+	end
 end
 `
 
@@ -112,7 +125,7 @@ if not epoch then
 	epoch = ARGV[1]
 	redis.call('SET', KEYS[2], epoch)
 	redis.call('SET', KEYS[1], 0)
-	redis.call('DEL', KEYS[3], KEYS[4], string.sub(KEYS[1], 1, #KEYS[1] - 4) .. '#pidtopics')
+	redis.call('DEL', KEYS[3], KEYS[4])
 	redis.call('HSET', KEYS[4], '#epoch', epoch)
 elseif epoch == ARGV[2] and tonumber(seq) < tonumber(ARGV[3]) then
 	redis.call('SET', KEYS[1], ARGV[3])
@@ -133,12 +146,13 @@ end
 //	returns {"published", epoch, first seq}
 //	     or {"replayed", epoch, first seq, delivered counts}
 //	     or {"conflict"} (the key was used with another body)
-//	     or {"duplicate", public id} (nothing written)
+//	     or {"reserved", public id} (nothing written: the id reads as an
+//	        id of this epoch)
 //
 // The floor: Redis restored from an older snapshot has a lower counter than
 // ids already handed out; an instance that saw a higher seq in the same
 // epoch raises the counter first, so an id is never issued twice.
-var publishScript = redis.NewScript(luaNowMs + luaField + `
+var publishScript = redis.NewScript(luaNowMs + luaField + luaPidMember + `
 if ARGV[5] ~= '' then
 	local rec = redis.call('GET', KEYS[5])
 	if rec then
@@ -152,7 +166,6 @@ local T = tonumber(ARGV[10])
 local n = tonumber(ARGV[11 + 4 * T])
 -- base: the hub's key prefix (KEYS[1] is base .. '#seq').
 local base = string.sub(KEYS[1], 1, #KEYS[1] - 4)
-local pidTopics = base .. '#pidtopics'
 
 -- The events, read once: body, meta, public id, hash flag, topic indexes.
 local evs = {}
@@ -169,31 +182,19 @@ for j = 1, n do
 end
 
 -- Publisher-chosen ids: refused, before anything is written, when one
--- reads as an id of this epoch or an event some topic retains bears it.
--- Only reads here: the first write below must stay the INCRBY (OOM).
-` + luaPublicHeld + `
-local stale = {}
-local members = nil
+-- reads as an id of this epoch. Ids retained events bear are not: a reused
+-- id resolves to its earliest event. Only reads here: the first write
+-- below must stay the INCRBY (OOM).
 for j = 1, n do
 	local pid = evs[j].pid
-	if pid ~= '' then
-		if string.sub(pid, 1, #epoch + 1) == epoch .. '-' and string.match(string.sub(pid, #epoch + 2), '^%d+$') then
-			return {'duplicate', pid}
-		end
-		members = members or redis.call('SMEMBERS', pidTopics)
-		for _, name in ipairs(members) do
-			if publicHeld(base, name, pid) then return {'duplicate', pid} end
-			if redis.call('EXISTS', base .. '#pid:' .. name) == 0 then stale[name] = true end
-		end
+	if pid ~= '' and string.sub(pid, 1, #epoch + 1) == epoch .. '-' and string.match(string.sub(pid, #epoch + 2), '^%d+$') then
+		return {'reserved', pid}
 	end
 end
 
 -- The first write unless luaEpoch wrote: INCRBY, which Redis refuses when
 -- over maxmemory (a DEL would pass and let the rest through).
 local first = redis.call('INCRBY', KEYS[1], n) - n + 1
-for name in pairs(stale) do
-	redis.call('SREM', pidTopics, name)
-end
 
 local names, counts, sizes, ages = {}, {}, {}, {}
 a = 11
@@ -205,12 +206,12 @@ for i = 1, T do
 	a = a + 4
 	-- A stream written in another epoch holds ids of that epoch.
 	if redis.call('HGET', KEYS[4], 'p:' .. names[i]) ~= epoch then
-		redis.call('DEL', KEYS[6 + i], base .. '#pid:' .. names[i])
+		redis.call('DEL', KEYS[6 + i], base .. '#pids:' .. names[i])
 		redis.call('HSET', KEYS[4], 'p:' .. names[i], epoch, 'b:' .. names[i], 0, 'e:' .. names[i], 0, 'l:' .. names[i], 0)
 	elseif redis.call('EXISTS', KEYS[6 + i]) == 0 then
 		-- The stream expired (replay_age passed since its last event) or
 		-- was evicted: everything it held was lost.
-		redis.call('DEL', base .. '#pid:' .. names[i])
+		redis.call('DEL', base .. '#pids:' .. names[i])
 		redis.call('HSET', KEYS[4], 'b:' .. names[i], 0, 'e:' .. names[i], redis.call('HGET', KEYS[4], 'l:' .. names[i]) or 0)
 	end
 end
@@ -231,7 +232,7 @@ for j = 0, n - 1 do
 		redis.call('XADD', KEYS[6 + i], id, unpack(fields))
 		redis.call('HINCRBY', KEYS[4], 'b:' .. names[i], cost)
 		if e.pid ~= '' then
-			redis.call('ZADD', base .. '#pid:' .. names[i], first + j, e.pid)
+			redis.call('ZADD', base .. '#pids:' .. names[i], 0, pidMember(e.pid, first + j))
 			public[i] = true
 		end
 		touched[i] = first + j
@@ -241,19 +242,13 @@ for j = 0, n - 1 do
 	fields[#fields + 1] = 'e'; fields[#fields + 1] = epoch
 	redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], id, unpack(fields))
 end
-for i in pairs(public) do
-	redis.call('SADD', pidTopics, names[i])
-	-- What the uniqueness check of any later publish needs of this topic.
-	redis.call('HSET', KEYS[4], 'a:' .. names[i], ages[i])
-end
-
 -- Trim each ring to its replay count, bytes and age, oldest first,
 -- remembering the highest seq evicted: a subscriber resuming from before it
 -- missed something and gets a reset. The public ids of evicted entries
 -- leave the topic's index with them.
 for i, last in pairs(touched) do
 	local key = KEYS[6 + i]
-	local pkey = base .. '#pid:' .. names[i]
+	local pkey = base .. '#pids:' .. names[i]
 	redis.call('HSET', KEYS[4], 'l:' .. names[i], last)
 	if ages[i] > 0 then
 		-- A topic nobody publishes to any more (one per user, say) does
@@ -276,6 +271,10 @@ for i, last in pairs(touched) do
 		if not over then break end
 		head = head or redis.call('XRANGE', key, '-', '+', 'COUNT', 1)[1]
 		redis.call('XDEL', key, head[1])
+		local hp = field(head, 'i')
+		if hp then
+			redis.call('ZREM', pkey, pidMember(hp, tonumber(string.match(head[1], '^(%d+)'))))
+		end
 		len = len - 1
 		bytes = bytes - (#field(head, 'b') + #(field(head, 'm') or '') + #(field(head, 'i') or '') + 64)
 		evicted = head[1]
@@ -285,7 +284,6 @@ for i, last in pairs(touched) do
 	if evicted then
 		local eseq = string.match(evicted, '^(%d+)')
 		redis.call('HSET', KEYS[4], 'e:' .. names[i], eseq)
-		redis.call('ZREMRANGEBYSCORE', pkey, '-inf', eseq)
 	end
 end
 
@@ -332,54 +330,49 @@ end
 //
 //	KEYS: seq, epoch, meta, then one stream per topic
 //	ARGV: resume seq, upto seq, topic count T, public id ("" for none),
-//	      predecessor count P, then per topic: name, replay_age (ms)
+//	      then per topic: name, replay_age (ms)
 //	returns {epoch or "", current seq, resume seq, then per topic:
-//	         evicted seq, {entries}, {predecessor entries}}; current seq
-//	         -1 when the hub's metadata was lost (the next write starts a
-//	         new epoch); resume seq -1 when the public id is not retained
-//	         by any of the topics. Entries are 5 items each (luaEntry).
+//	         evicted seq, {entries}}; current seq -1 when the hub's
+//	         metadata was lost (the next write starts a new epoch); resume
+//	         seq -1 when the public id is not retained by any of the
+//	         topics. Entries are 5 items each (luaEntry).
 //
-// With a public id, the resume seq is that of the event bearing it. Events
-// between the resume seq (exclusive) and upto (inclusive) are returned;
-// events older than replay_age count as evicted even before a publish has
-// trimmed them, so age is exact. With P > 0, each topic's newest P events
-// at or before the resume seq (within replay_age) follow, newest first:
-// the caller looks for the predecessor among them.
+// With a public id, the resume seq is that of the earliest event bearing
+// it that one of the topics retains (ids may be reused). Events between
+// the resume seq (exclusive) and upto (inclusive) are returned; events
+// older than replay_age count as evicted even before a publish has
+// trimmed them, so age is exact.
 var replayScript = redis.NewScript(luaNowMs + luaField + luaEntry + `
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then return {'', 0, 0} end
 local seq = redis.call('GET', KEYS[1])
 if not seq or redis.call('HGET', KEYS[3], '#epoch') ~= epoch then return {epoch, -1, 0} end
-` + luaPublicHeld + `
+` + luaEarliestHeld + `
 local cur = tonumber(seq)
 local resume = tonumber(ARGV[1])
 local upto = tonumber(ARGV[2])
 local T = tonumber(ARGV[3])
 local pid = ARGV[4]
-local P = tonumber(ARGV[5])
 if pid ~= '' then
 	local base = string.sub(KEYS[1], 1, #KEYS[1] - 4)
 	resume = -1
-	local a = 6
+	local a = 5
 	for i = 1, T do
-		local found = publicHeld(base, ARGV[a], pid, KEYS[3])
+		local found = earliestHeld(base, ARGV[a], pid, tonumber(ARGV[a + 1]))
 		a = a + 2
-		if found then
-			resume = found
-			break
-		end
+		if found and (resume < 0 or found < resume) then resume = found end
 	end
 	if resume < 0 then return {epoch, cur, -1} end
 end
 local from = resume + 1
 local out = {epoch, cur, resume}
-local a = 6
+local a = 5
 for i = 1, T do
 	local name = ARGV[a]
 	local age = tonumber(ARGV[a + 1])
 	a = a + 2
 	local evicted = 0
-	local list, pred = {}, {}
+	local list = {}
 	if redis.call('HGET', KEYS[3], 'p:' .. name) == epoch then
 		evicted = tonumber(redis.call('HGET', KEYS[3], 'e:' .. name) or '0')
 		if redis.call('EXISTS', KEYS[3 + i]) == 0 then
@@ -398,20 +391,9 @@ for i = 1, T do
 				end
 			end
 		end
-		if P > 0 and resume > 0 then
-			local entries = redis.call('XREVRANGE', KEYS[3 + i], string.format('%d-0', resume), '-', 'COUNT', P)
-			for _, e in ipairs(entries) do
-				local ms = entry(pred, e)
-				if age > 0 and ms < nowms - age then
-					for x = 1, 5 do pred[#pred] = nil end
-					break
-				end
-			end
-		end
 	end
 	out[#out + 1] = evicted
 	out[#out + 1] = list
-	out[#out + 1] = pred
 end
 return out
 `)

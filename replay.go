@@ -140,15 +140,6 @@ func (r *ring) evictOldest() {
 	}
 }
 
-// upTo returns the newest n retained events with a sequence number up to
-// seq, oldest first.
-func (r *ring) upTo(seq uint64, n int) []*Event {
-	r.expire()
-	live := r.events[r.start:]
-	i := sort.Search(len(live), func(i int) bool { return live[i].ID.Seq > seq })
-	return live[max(i-n, 0):i]
-}
-
 // last returns the newest n retained events, oldest first.
 func (r *ring) last(n int) []*Event {
 	r.expire()
@@ -191,11 +182,12 @@ type Replay struct {
 	// engine is unreachable): it arrives on Later, and no live event may
 	// be sent before it. The subscriber's live events wait in its queue.
 	Later <-chan Replay
-	// Predecessor, with SubscribeOptions.Predecessor, is the wire id of
-	// the newest retained event of the topics at or before the resume
-	// point that passes the filter, found within the scan limit; "" when
-	// there is none, the resume point is unknown, or with Earliest.
-	// Mercure answers it as the response's Last-Event-ID.
+	// Predecessor, with SubscribeOptions.Predecessor, is the id of the
+	// event preceding the first event sent (predecessorOf): the resume
+	// point as the client sent it when it was found and honoured whole;
+	// "" when the resume point is unknown, events after it were
+	// discarded (a reset), or with Earliest. Mercure answers it as the
+	// response's Mercure-Last-Event-ID ("" is "earliest").
 	Predecessor string
 }
 
@@ -237,8 +229,8 @@ type replaySnapshot struct {
 	evicted   uint64
 	lists     [][]*Event // per topic, unfiltered copies
 	ctrs      []*TopicCounters
-	preds     [][]*Event // per topic, up to the resume point, for Predecessor
-	predLimit int
+	// predecessor: answer Replay.Predecessor (predecessorOf)
+	predecessor bool
 }
 
 // add keeps a copy of a ring's events l for the topic counted by ctr.
@@ -275,14 +267,7 @@ func (h *Hub) snapshotLocked(s *Subscription, opts SubscribeOptions) replaySnaps
 			}
 			snap.add(t.ring.after(seq), t.ctr)
 		}
-		if opts.Predecessor > 0 {
-			snap.predLimit = opts.Predecessor
-			for _, t := range s.topics {
-				if l := t.ring.upTo(seq, opts.Predecessor); len(l) > 0 {
-					snap.preds = append(snap.preds, slices.Clone(l))
-				}
-			}
-		}
+		snap.predecessor = opts.Predecessor > 0
 	default:
 		// The newest n events, then the filter: replay_on_connect counts
 		// what the topic holds, not what this subscriber sees. Events
@@ -320,17 +305,17 @@ func (snap *replaySnapshot) finish(s *Subscription) Replay {
 		rp = Replay{Events: mergeEvents(lists)}
 	}
 	countReplay(s, rp, lists, ctrs)
-	if snap.predLimit > 0 {
-		rp.Predecessor = predecessorOf(mergeEvents(snap.preds), snap.predLimit, s.filter)
+	if snap.predecessor {
+		rp.Predecessor = predecessorOf(snap.resume, rp)
 	}
 	return rp
 }
 
 // resumeSeqLocked reads a resume point as the seq it resumes after: a hub
 // id of this epoch, "#"-prefixed or not, or the PublicID of an event that
-// one of s's topics retains. A PublicID never reads as a hub id of the
-// epoch (checkPublicIDsLocked refuses those), so the order of the tests
-// decides nothing.
+// one of s's topics retains (the earliest, when several bear it). A
+// PublicID never reads as a hub id of the epoch (checkPublicIDsLocked
+// refuses those), so the order of the tests decides nothing.
 func (h *Hub) resumeSeqLocked(s *Subscription, resume string) (uint64, bool) {
 	hubID := strings.TrimPrefix(resume, "#")
 	if id, ok := ParseID(hubID); ok && id.Epoch == h.epoch {
@@ -339,8 +324,8 @@ func (h *Hub) resumeSeqLocked(s *Subscription, resume string) (uint64, bool) {
 	if hubID != resume {
 		return 0, false // '#' starts hub ids only
 	}
-	ev := h.ids.lookup(resume)
-	if ev == nil || !h.ids.retainedBy(resume, s.rings) {
+	ev := h.ids.earliest(resume, s.rings)
+	if ev == nil {
 		return 0, false
 	}
 	return ev.ID.Seq, true
@@ -375,16 +360,21 @@ func filterEvents(l []*Event, f func(*Event) bool) []*Event {
 	return l
 }
 
-// predecessorOf scans evs (in id order, the newest at or before the resume
-// point last) back for at most limit events and returns the wire id of the
-// first that f accepts; "" when none does within the limit.
-func predecessorOf(evs []*Event, limit int, f func(*Event) bool) string {
-	for i := len(evs) - 1; i >= 0 && i >= len(evs)-limit; i-- {
-		if f == nil || f(evs[i]) {
-			return evs[i].WireID()
-		}
+// predecessorOf is the response's Mercure-Last-Event-ID for a replay
+// resumed from resume (spec, Reconciliation): the id of the event
+// preceding the first event sent. When the resume point was found and
+// honoured whole, that is the resume point itself, as the client sent it:
+// the client compares it with what it asked for, and an equal value says
+// nothing was lost. Otherwise (unknown, or events after it discarded: a
+// reset) there is no such event the client may be told of, and it is ""
+// ("earliest" on the wire). It never names another event: a subscriber
+// learns no id from it beyond the one it sent, and no event it may not
+// read (spec, Authorization on Event Replay).
+func predecessorOf(resume string, rp Replay) string {
+	if rp.Reset != nil || resume == "" {
+		return ""
 	}
-	return ""
+	return resume
 }
 
 // unknownReset is the replay of a resume point this hub never issued (or

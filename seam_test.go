@@ -179,68 +179,71 @@ func TestSeamMetaAndPublicIDOnTheWire(t *testing.T) {
 	})
 }
 
-// TestSeamDuplicatePublicID: a PublicID a retained event bears is refused
-// in any topic and from any instance, the refused batch publishes nothing,
-// and the id is free again once its holder left the ring.
-func TestSeamDuplicatePublicID(t *testing.T) {
+// TestSeamReusedPublicID: a PublicID retained events already bear is
+// published again, from any instance, to any topic, and in one batch
+// twice (Mercure's duplicate-id rules). A resume by it starts after the
+// earliest event bearing it that the subscribed topics retain, and
+// delivers the later ones bearing it too; once that event leaves the
+// ring, the next one is the earliest. Only ids in the hub's own id space
+// are refused, having published nothing.
+func TestSeamReusedPublicID(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e seamEngines) {
-		x, y := seamTopic("x", 2), seamTopic("y", 100)
-		first := mustPub(t, e.a, x, Message{Data: "held", PublicID: "dup"})
+		x, y := seamTopic("x", 5), seamTopic("y", 100)
+		mustPub(t, e.a, x, Message{Data: "1", PublicID: "dup"})
+		mustPub(t, e.a, x, Message{Data: "2"})
+		mustPub(t, e.b, x, Message{Data: "3", PublicID: "dup"})
+		last := mustPub(t, e.b, y, Message{Data: "4", PublicID: "dup"})
+		e.caughtUp(t, last.ID)
 		for _, c := range []struct {
-			eng Engine
-			ref TopicRef
-		}{{e.a, x}, {e.b, x}, {e.b, y}} {
-			if _, err := pubMsg(c.eng, c.ref, Message{Data: "again", PublicID: "dup"}); !errors.Is(err, ErrDuplicateID) {
-				t.Fatalf("duplicate to %s: %v, want ErrDuplicateID", c.ref.Name, err)
+			refs   []TopicRef
+			events string
+		}{
+			{[]TopicRef{x}, "2,3"},
+			{[]TopicRef{y}, ""},
+			{[]TopicRef{x, y}, "2,3,4"},
+			{[]TopicRef{y, x}, "2,3,4"},
+		} {
+			_, rp := subWith(t, e.b, c.refs, SubscribeOptions{Resume: "dup", Predecessor: 1})
+			if got := strings.Join(datas(rp.Events), ","); rp.Reset != nil || got != c.events || rp.Predecessor != "dup" {
+				t.Fatalf("resume dup on %d topics: reset %+v events %q predecessor %q, want %q", len(c.refs), rp.Reset, got, rp.Predecessor, c.events)
 			}
 		}
-		// A batch naming an id twice, or one already held, publishes none.
-		batch := func(ids ...string) error {
-			var pubs []Publication
-			for _, id := range ids {
-				pubs = append(pubs, Publication{Message: &Message{Topics: []string{"y"}, Data: id, PublicID: id}, Topics: []TopicRef{y}})
-			}
-			_, err := publishTo(e.b, pubs)
-			return err
+		// A batch naming an id twice publishes both.
+		var pubs []Publication
+		for _, d := range []string{"b1", "b2"} {
+			pubs = append(pubs, Publication{Message: &Message{Topics: []string{"y"}, Data: d, PublicID: "batch"}, Topics: []TopicRef{y}})
 		}
-		if err := batch("b1", "b1"); !errors.Is(err, ErrDuplicateID) {
-			t.Fatalf("batch with one id twice: %v", err)
-		}
-		if err := batch("b2", "dup"); !errors.Is(err, ErrDuplicateID) {
-			t.Fatalf("batch with a held id: %v", err)
+		res, err := publishTo(e.b, pubs)
+		if err != nil || len(res) != 2 {
+			t.Fatalf("a batch naming one id twice: %v %v", res, err)
 		}
 		// In the hub's own id space: ambiguous as a resume point.
-		if _, err := pubMsg(e.a, y, Message{Data: "z", PublicID: e.epoch() + "-999"}); !errors.Is(err, ErrDuplicateID) {
+		if _, err := pubMsg(e.a, y, Message{Data: "z", PublicID: e.epoch() + "-999"}); !errors.Is(err, ErrReservedID) {
 			t.Fatalf("a public id reading as a hub id: %v", err)
 		}
-		for _, bad := range []string{"#x", "a\nb", "a\rb", "a\x00b", strings.Repeat("i", MaxPublicIDLen+1)} {
+		for _, bad := range []string{"#x", "a\nb", "a\rb", "a\x00b", "\xff"} {
 			var fe *FieldError
 			if _, err := pubMsg(e.a, y, Message{Data: "z", PublicID: bad}); !errors.As(err, &fe) || fe.Field != "id" {
 				t.Fatalf("public id %q: %v, want a FieldError on id", truncate(bad, 20), err)
 			}
 		}
-		// Nothing was published: the next id follows the first.
+		// Nothing was published by the refusals: the next id follows.
 		next := mustPub(t, e.a, y, Message{Data: "next"})
-		e.caughtUp(t, next.ID)
-		if idSeq(t, next.ID) != idSeq(t, first.ID)+1 {
-			t.Fatalf("ids %s then %s: a refused publish consumed ids", first.ID, next.ID)
+		if idSeq(t, next.ID) != idSeq(t, res[1].ID)+1 {
+			t.Fatalf("ids %s then %s: a refused publish consumed ids", res[1].ID, next.ID)
 		}
-		_, rp := subWith(t, e.b, []TopicRef{y}, SubscribeOptions{Earliest: true})
-		if len(rp.Events) != 1 {
-			t.Fatalf("refused publishes left events in y: %q", wires(rp.Events))
+		// The earliest "dup" leaves x's ring: the next one is the earliest.
+		for _, d := range []string{"5", "6", "7"} {
+			last = mustPub(t, e.a, x, Message{Data: d})
 		}
-		// Evicted from x's ring (2 events): free again, anywhere.
-		mustPub(t, e.a, x, Message{Data: "2"})
-		mustPub(t, e.a, x, Message{Data: "3"})
-		reused := mustPub(t, e.b, y, Message{Data: "reused", PublicID: "dup"})
-		e.caughtUp(t, reused.ID)
-		if _, err := pubMsg(e.a, x, Message{Data: "again", PublicID: "dup"}); !errors.Is(err, ErrDuplicateID) {
-			t.Fatalf("the reused id is held again: %v", err)
+		e.caughtUp(t, last.ID)
+		_, rp := subWith(t, e.b, []TopicRef{x}, SubscribeOptions{Resume: "dup", Predecessor: 1})
+		if got := strings.Join(datas(rp.Events), ","); rp.Reset != nil || got != "5,6,7" || rp.Predecessor != "dup" {
+			t.Fatalf("after the earliest left: reset %+v events %q predecessor %q", rp.Reset, got, rp.Predecessor)
 		}
-		_, rp = subWith(t, e.b, []TopicRef{y}, SubscribeOptions{Resume: "dup"})
-		if rp.Reset != nil || len(rp.Events) != 0 {
-			t.Fatalf("resume after the new holder: %+v %q", rp.Reset, wires(rp.Events))
-		}
+		// A long id is no error: the caller bounds it.
+		long := strings.Repeat("i", 4096)
+		mustPub(t, e.a, y, Message{Data: "long", PublicID: long})
 	})
 }
 
@@ -279,8 +282,10 @@ func TestSeamEarliest(t *testing.T) {
 }
 
 // TestSeamFilterAndPredecessor: the filter applies to live events and to
-// the replay; the predecessor is the newest event at or before the resume
-// point that passes it, within the scan limit.
+// the replay; the predecessor (Mercure-Last-Event-ID) is the resume point
+// as sent when it was found and honoured whole, whether or not the filter
+// lets the subscriber read that event (a cursor it sent; it learns no other
+// id), and "" when it is unknown or events after it were discarded.
 func TestSeamFilterAndPredecessor(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e seamEngines) {
 		ref := seamTopic("f", 100)
@@ -299,35 +304,43 @@ func TestSeamFilterAndPredecessor(t *testing.T) {
 		e.caughtUp(t, r[5].ID)
 		cases := []struct {
 			resume string
-			limit  int
 			events string
 			pred   string
 		}{
-			{r[2].ID, 10, "4,6", "p1"}, // scans 3, 2, 1
-			{r[2].ID, 2, "4,6", ""},    // 3 and 2 are refused
-			{"#" + r[3].ID, 1, "6", "#" + r[3].ID},
-			{"p5", 2, "6", "#" + r[3].ID}, // p5 is refused: its own id is not disclosed
-			{"p1", 1, "4,6", "p1"},
-			{"nope", 5, "", ""},
+			{r[2].ID, "4,6", r[2].ID}, // a refused event: still the cursor sent
+			{"#" + r[2].ID, "4,6", "#" + r[2].ID},
+			{"#" + r[3].ID, "6", "#" + r[3].ID},
+			{"p5", "6", "p5"},
+			{"p1", "4,6", "p1"},
+			{r[5].ID, "", r[5].ID},
+			{"nope", "", ""},
+			{"#nope", "", ""},
 		}
 		for _, c := range cases {
-			s, rp := subWith(t, e.b, []TopicRef{ref}, SubscribeOptions{Resume: c.resume, Filter: keepFilter, Predecessor: c.limit})
+			s, rp := subWith(t, e.b, []TopicRef{ref}, SubscribeOptions{Resume: c.resume, Filter: keepFilter, Predecessor: 1})
 			s.Close()
 			if got := strings.Join(datas(rp.Events), ","); got != c.events || rp.Predecessor != c.pred {
-				t.Fatalf("resume %q limit %d: events %q predecessor %q, want %q %q", c.resume, c.limit, got, rp.Predecessor, c.events, c.pred)
+				t.Fatalf("resume %q: events %q predecessor %q, want %q %q", c.resume, got, rp.Predecessor, c.events, c.pred)
 			}
 		}
-		// Without Predecessor none is looked for; without a filter the
-		// newest event at the resume point is its own predecessor.
+		// Without Predecessor none is given.
 		s, rp := subWith(t, e.b, []TopicRef{ref}, SubscribeOptions{Resume: r[2].ID})
 		s.Close()
 		if rp.Predecessor != "" || len(rp.Events) != 3 {
 			t.Fatalf("no predecessor asked: %q %v", rp.Predecessor, datas(rp.Events))
 		}
-		s, rp = subWith(t, e.b, []TopicRef{ref}, SubscribeOptions{Resume: "p5", Predecessor: 1})
+		// Discarded after the resume point (a reset): none.
+		small := seamTopic("small", 2)
+		first := mustPub(t, e.a, small, Message{Data: "a"})
+		var last PublishResult
+		for _, d := range []string{"b", "c", "d"} {
+			last = mustPub(t, e.a, small, Message{Data: d})
+		}
+		e.caughtUp(t, last.ID)
+		s, rp = subWith(t, e.b, []TopicRef{small}, SubscribeOptions{Resume: first.ID, Predecessor: 1})
 		s.Close()
-		if rp.Predecessor != "p5" {
-			t.Fatalf("unfiltered predecessor %q, want p5", rp.Predecessor)
+		if rp.Reset == nil || rp.Predecessor != "" {
+			t.Fatalf("resume from a discarded point: reset %+v predecessor %q", rp.Reset, rp.Predecessor)
 		}
 
 		// Live: refused events are neither queued nor counted, and do not
@@ -437,37 +450,50 @@ func TestSeamFilterRace(t *testing.T) {
 	})
 }
 
-// TestSeamPublicIDIndexBounded: a flood of distinct PublicIDs costs what
-// the ring retains, no more.
+// TestSeamPublicIDIndexBounded: a flood of PublicIDs, distinct or one id
+// reused, costs what the ring retains, no more; what left the ring is no
+// resume point.
 func TestSeamPublicIDIndexBounded(t *testing.T) {
 	forEachEngine(t, func(t *testing.T, e seamEngines) {
 		ref := seamTopic("flood", 20)
+		var last PublishResult
 		for i := range 500 {
-			mustPub(t, e.a, ref, Message{Data: "x", PublicID: "flood-" + strconv.Itoa(i)})
+			id := "flood-" + strconv.Itoa(i)
+			if i%2 == 1 {
+				id = "same"
+			}
+			last = mustPub(t, e.a, ref, Message{Data: strconv.Itoa(i), PublicID: id})
 		}
+		e.caughtUp(t, last.ID)
 		if h, ok := e.a.(*Hub); ok {
 			h.mu.Lock()
 			n := h.ids.len()
 			h.mu.Unlock()
 			if n != 20 {
-				t.Fatalf("the index holds %d ids, the ring 20", n)
+				t.Fatalf("the index holds %d entries, the ring 20", n)
 			}
 		} else {
-			if n := e.srv.MustDo(t, "ZCARD", e.base+"#pid:flood"); n != int64(20) {
-				t.Fatalf("the topic's id set holds %v ids, the ring 20", n)
+			if n := e.srv.MustDo(t, "ZCARD", e.base+"#pids:flood"); n != int64(20) {
+				t.Fatalf("the topic's id set holds %v entries, the ring 20", n)
 			}
 		}
-		// The oldest ids are free, the retained ones are not.
-		mustPub(t, e.b, ref, Message{Data: "x", PublicID: "flood-0"})
-		if _, err := pubMsg(e.b, ref, Message{Data: "x", PublicID: "flood-499"}); !errors.Is(err, ErrDuplicateID) {
-			t.Fatalf("a retained id: %v", err)
+		for resume, want := range map[string]string{"flood-0": "", "flood-498": "499", "same": "482"} {
+			_, rp := subWith(t, e.b, []TopicRef{ref}, SubscribeOptions{Resume: resume})
+			got := ""
+			if len(rp.Events) > 0 {
+				got = dataOf(rp.Events[0])
+			}
+			if got != want || (want == "") != (rp.Reset != nil) {
+				t.Fatalf("resume %s: first event %q reset %+v, want %q", resume, got, rp.Reset, want)
+			}
 		}
 	})
 }
 
-// TestHubPublicIDsFollowTheRings: an id is free once its event ages out
-// (before any publish trims it) or its topic is forgotten, and an event of
-// two topics holds its id until both let it go.
+// TestHubPublicIDsFollowTheRings: an event stops being a resume point once
+// it ages out (before any publish trims it) or its topic is forgotten, and
+// an event of two topics stays one for the subscribers of the topic that
+// still retains it.
 func TestHubPublicIDsFollowTheRings(t *testing.T) {
 	set := replayTestClock(t)
 	h := NewHub()
@@ -475,22 +501,34 @@ func TestHubPublicIDsFollowTheRings(t *testing.T) {
 	short, long := seamTopic("short", 1), seamTopic("long", 100)
 	mustPub(t, h, aged, Message{Data: "a", PublicID: "old"})
 	set(replayTestT0.Add(2 * time.Minute))
-	mustPub(t, h, aged, Message{Data: "b", PublicID: "old"})
+	if _, rp := subWith(t, h, []TopicRef{aged}, SubscribeOptions{Resume: "old"}); rp.Reset == nil {
+		t.Fatalf("an aged-out event resumed: %v", datas(rp.Events))
+	}
 
 	both := []Publication{{Message: &Message{Data: "two", PublicID: "both"}, Topics: []TopicRef{short, long}}}
 	if _, err := publishTo(h, both); err != nil {
 		t.Fatal(err)
 	}
 	mustPub(t, h, short, Message{Data: "evicts both from short"})
-	if _, err := pubMsg(h, short, Message{Data: "x", PublicID: "both"}); !errors.Is(err, ErrDuplicateID) {
-		t.Fatalf("long still retains it: %v", err)
+	if _, rp := subWith(t, h, []TopicRef{short}, SubscribeOptions{Resume: "both"}); rp.Reset == nil || rp.Reset.Reason != "unknown" {
+		t.Fatalf("short no longer retains it: %+v %v", rp.Reset, datas(rp.Events))
+	}
+	s, rp := subWith(t, h, []TopicRef{long}, SubscribeOptions{Resume: "both"})
+	if rp.Reset != nil {
+		t.Fatalf("long still retains it: %+v", rp.Reset)
+	}
+	s.Close() // a topic with a subscriber is not forgotten
+	h.mu.Lock()
+	n := h.ids.len()
+	h.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the index holds %d entries, want 1 (both, held by long; old aged out)", n)
 	}
 	h.Prune(func(name string) (RingConfig, bool) { return hubTestRing, name != "long" && name != "aged" })
-	mustPub(t, h, short, Message{Data: "x", PublicID: "both"})
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if n := h.ids.len(); n != 1 {
-		t.Fatalf("the index holds %d ids after the topics were forgotten, want 1", n)
+	if n := h.ids.len(); n != 0 {
+		t.Fatalf("the index holds %d entries after the topics were forgotten, want 0", n)
 	}
 }
 
@@ -531,12 +569,12 @@ func TestEventDecodedOnce(t *testing.T) {
 }
 
 func TestValidPublicID(t *testing.T) {
-	for _, ok := range []string{"a", "urn:uuid:e1ee88e2-532a-4d6f-ba70-f0f8bd584022", "https://example.com/x#frag", "é", strings.Repeat("i", MaxPublicIDLen)} {
+	for _, ok := range []string{"a", "urn:uuid:e1ee88e2-532a-4d6f-ba70-f0f8bd584022", "https://example.com/x#frag", "é", strings.Repeat("i", 1<<16)} {
 		if err := ValidPublicID(ok); err != nil {
 			t.Errorf("ValidPublicID(%q) = %v", truncate(ok, 20), err)
 		}
 	}
-	for _, bad := range []string{"", "#1", "a\nb", "a\rb", "a\x00b", "\xff", strings.Repeat("i", MaxPublicIDLen+1)} {
+	for _, bad := range []string{"", "#1", "a\nb", "a\rb", "a\x00b", "\xff"} {
 		if err := ValidPublicID(bad); err == nil {
 			t.Errorf("ValidPublicID(%q) accepted", truncate(bad, 20))
 		}
