@@ -419,9 +419,41 @@ func (m *MercureMatcher) Match(topic string) bool {
 	return false
 }
 
+// The evaluation cost limit of URL patterns (the spec's "URL Pattern":
+// a hub MUST bound the cost of evaluating a pattern, and a pattern whose
+// limit is reached does not match). The WHATWG URL parser the pattern
+// library uses builds a path in time quadratic in its segments: a topic
+// of 1,000 segments costs ~5 ms per pattern, one of 64K segments minutes.
+// A topic is an identifier, not a document; one over these bounds is not
+// tested against any URL pattern. Exact matching and "*" still apply.
+const (
+	mercurePatternMaxTopic    = 4 << 10
+	mercurePatternMaxSegments = 128
+)
+
+// patternTestable reports whether topic is within the URL pattern
+// evaluation cost limit.
+func patternTestable(topic string) bool {
+	if len(topic) > mercurePatternMaxTopic {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(topic); i++ {
+		if c := topic[i]; c == '/' || c == '\\' {
+			if n++; n > mercurePatternMaxSegments {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // testPattern runs the URL pattern. The library parses the topic as a URL;
 // a panic on some odd input must cost one non-match, not the server.
 func (m *MercureMatcher) testPattern(topic string) (ok bool) {
+	if !patternTestable(topic) {
+		return false
+	}
 	defer func() {
 		if recover() != nil {
 			ok = false

@@ -406,3 +406,34 @@ func TestMercureSelectorCompileCache(t *testing.T) {
 		t.Errorf("recompiled selector: %v", err)
 	}
 }
+
+// A topic past the URL pattern evaluation cost limit matches no URL
+// pattern (the spec's required bound): its parse would be quadratic in
+// its segments. Under the limit it matches as usual; exact still works.
+func TestMercurePatternCostLimitOnTopics(t *testing.T) {
+	sels := NewMercureSelectors(MercureSelectorConfig{})
+	pat, err := sels.Compile(MercureSelector{MercureURLPattern, "https://example.com/*"}, "https://example.com/.well-known/mercure")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := "https://example.com/" + strings.Repeat("a/", mercurePatternMaxSegments-3) + "b"
+	if !pat.Match(ok) {
+		t.Errorf("a topic of %d segments does not match https://example.com/*", mercurePatternMaxSegments-2)
+	}
+	deep := "https://example.com/" + strings.Repeat("a/", 60_000)
+	if pat.Match(deep) {
+		t.Error("a topic of 60,000 segments was evaluated and matched; want it past the cost limit")
+	}
+	long := "https://example.com/" + strings.Repeat("a", mercurePatternMaxTopic)
+	if pat.Match(long) {
+		t.Error("a topic over the byte limit was evaluated")
+	}
+	deepShort := strings.Repeat("/", mercurePatternMaxSegments+1)
+	exact, err := sels.Compile(MercureSelector{MercureExact, deepShort}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !exact.Match(deepShort) {
+		t.Error("exact matching of a deep topic is affected by the pattern limit")
+	}
+}
