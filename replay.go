@@ -222,13 +222,13 @@ const maxEchoedIDLen = 128
 
 // replaySnapshot is the lock-held half of a replay.
 type replaySnapshot struct {
-	unknown   *Replay // the resume point is unknown: this reset, nothing else
-	resuming  bool    // a resume point (evicted resets apply), else initial or earliest
-	epoch     string
-	resume    string
-	evicted   uint64
-	lists     [][]*Event // per topic, unfiltered copies
-	ctrs      []*TopicCounters
+	unknown  *Replay // the resume point is unknown: this reset, nothing else
+	resuming bool    // a resume point (evicted resets apply), else initial or earliest
+	epoch    string
+	resume   string
+	evicted  uint64
+	lists    [][]*Event // per topic, unfiltered copies
+	ctrs     []*TopicCounters
 	// predecessor: answer Replay.Predecessor (predecessorOf)
 	predecessor bool
 }
