@@ -55,8 +55,12 @@ type mercureRefusal struct {
 	Reason string // logged, never sent (why a token is invalid)
 }
 
+// badMercureRequest is a 400 for a request malformed independently of its
+// token (a missing topic, an unknown matcher parameter): no Bearer
+// challenge, as the spec's Error Responses allow and Mercure's hub answers;
+// invalid_request is kept for a malformed token or presentation (verify).
 func badMercureRequest(format string, args ...any) *mercureRefusal {
-	return &mercureRefusal{Status: http.StatusBadRequest, Code: "invalid_request", Msg: fmt.Sprintf(format, args...)}
+	return &mercureRefusal{Status: http.StatusBadRequest, Msg: fmt.Sprintf(format, args...)}
 }
 
 // refuse answers a refusal in plain text (an EventSource stops on a

@@ -132,8 +132,8 @@ func TestParseMercureUpdate(t *testing.T) {
 				t.Fatalf("accepted %+v, want %d", up, tt.status)
 			case tt.status != 0 && refusal.Status != tt.status:
 				t.Fatalf("status %d (%s), want %d", refusal.Status, refusal.Msg, tt.status)
-			case tt.status == http.StatusBadRequest && refusal.Code != "invalid_request":
-				t.Errorf("code %q, want invalid_request", refusal.Code)
+			case tt.status == http.StatusBadRequest && refusal.Code != "":
+				t.Errorf("code %q, want none (a malformed request, not a malformed token)", refusal.Code)
 			}
 			if tt.check != nil {
 				tt.check(t, up)

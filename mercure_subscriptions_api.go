@@ -184,7 +184,10 @@ func (m *MercureHandler) serveSubscriptions(w http.ResponseWriter, r *http.Reque
 	// 3.5).
 	h.Set("Cache-Control", "private, must-revalidate")
 	if q.shape.cursorInLink() {
-		h.Set("Link", "<"+hubURL.String()+`>; rel="mercure"; last-event-id="`+last+`"; type="mercure"; content-type="application/json"`)
+		// A relative reference, as Mercure's hub sends it: it resolves
+		// against the URL the client used, so a proxy that terminates TLS
+		// or rewrites the host cannot make it point elsewhere.
+		h.Set("Link", "<"+hubURL.EscapedPath()+`>; rel="mercure"; last-event-id="`+last+`"; type="mercure"; content-type="application/json"`)
 		// The validator covers the cursor and the body: a token that
 		// reads less, or a change whose event was dropped, is another
 		// answer.

@@ -140,7 +140,12 @@ func subsGet(t *testing.T, u, token string, headers ...string) (int, http.Header
 func subsCursor(t *testing.T, hdr http.Header, hubURL string) string {
 	t.Helper()
 	link := hdr.Get("Link")
-	prefix := "<" + hubURL + `>; rel="mercure"; last-event-id="`
+	// A relative reference to the hub, as Mercure's hub sends it.
+	u, err := url.Parse(hubURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := "<" + u.EscapedPath() + `>; rel="mercure"; last-event-id="`
 	suffix := `"; type="mercure"; content-type="application/json"`
 	if !strings.HasPrefix(link, prefix) || !strings.HasSuffix(link, suffix) {
 		t.Fatalf("Link %q, want %s…%s", link, prefix, suffix)

@@ -182,10 +182,10 @@ func TestMercure(t *testing.T) {
 			{"subscriber's token", sub0, update("https://example.com/books/1", "x"), 401, `Bearer error="invalid_token"`},
 			{"1.0 token outside its topics", pub1, update("https://example.com/users/1", "x"), 403, `Bearer error="insufficient_scope"`},
 			{"1.0 token, one alternate outside", pub1, url.Values{"topic": {"https://example.com/books/1", "https://example.com/users/1"}}, 403, `Bearer error="insufficient_scope"`},
-			{"no topic", pub0, url.Values{"data": {"x"}}, 400, `Bearer error="invalid_request"`},
-			{"bad retry", pub0, update("a", "x", "retry", "10s"), 400, `Bearer error="invalid_request"`},
-			{"id starting with #", pub0, update("a", "x", "id", "#1"), 400, `Bearer error="invalid_request"`},
-			{"reserved namespace", pub0, update("/.well-known/mercure/subscriptions/x", "x"), 400, `Bearer error="invalid_request"`},
+			{"no topic", pub0, url.Values{"data": {"x"}}, 400, ""},
+			{"bad retry", pub0, update("a", "x", "retry", "10s"), 400, ""},
+			{"id starting with #", pub0, update("a", "x", "id", "#1"), 400, ""},
+			{"reserved namespace", pub0, update("/.well-known/mercure/subscriptions/x", "x"), 400, ""},
 		}
 		for _, tc := range cases {
 			status, body, challenge := mercurePublish(t, hub, tc.token, tc.form)
@@ -310,10 +310,10 @@ func TestMercure(t *testing.T) {
 			{"no token on a hub without anonymous", strict, nil, 401, "Bearer"},
 			{"invalid token", strict, []string{"Authorization: Bearer x.y.z"}, 401, `Bearer error="invalid_token"`},
 			{"publisher's token", strict, []string{"Authorization: Bearer " + pub0}, 401, `Bearer error="invalid_token"`},
-			{"no selector", hub + "?foo=1", nil, 400, `Bearer error="invalid_request"`},
-			{"misspelt matcher", hub + "?matchRegex=a", nil, 400, `Bearer error="invalid_request"`},
+			{"no selector", hub + "?foo=1", nil, 400, ""},
+			{"misspelt matcher", hub + "?matchRegex=a", nil, 400, ""},
 			{"two Bearer headers", hub + "?topic=a", []string{"Authorization: Bearer a", "Authorization: Bearer b"}, 400, `Bearer error="invalid_request"`},
-			{"bad URL pattern", hub + "?match_urlpattern=" + url.QueryEscape("https://example.com/(["), nil, 400, `Bearer error="invalid_request"`},
+			{"bad URL pattern", hub + "?match_urlpattern=" + url.QueryEscape("https://example.com/(["), nil, 400, ""},
 		}
 		for _, tc := range cases {
 			req, _ := http.NewRequestWithContext(testCtx(t), http.MethodGet, tc.url, nil)
