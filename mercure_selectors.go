@@ -425,9 +425,10 @@ func (m *MercureMatcher) Match(topic string) bool {
 // library uses builds a path in time quadratic in its segments: a topic
 // of 1,000 segments costs ~5 ms per pattern, one of 64K segments minutes.
 // A topic is an identifier, not a document; one over these bounds is not
-// tested against any URL pattern. Exact matching and "*" still apply.
+// tested against any URL pattern (16 KiB, 128 segments). Exact matching
+// and "*" still apply.
 const (
-	mercurePatternMaxTopic    = 4 << 10
+	mercurePatternMaxTopic    = 16 << 10
 	mercurePatternMaxSegments = 128
 )
 
