@@ -164,6 +164,12 @@ func (m *MercureHandler) serveSubscriptions(w http.ResponseWriter, r *http.Reque
 	var doc any
 	if q.single {
 		if len(subs) == 0 {
+			if q.shape.cursorInLink() {
+				// "Every endpoint" carries the cursor (spec, Subscription
+				// API), a 404 too: a client learns from where to watch
+				// for the subscription to appear.
+				w.Header().Set("Link", "<"+hubURL.EscapedPath()+`>; rel="mercure"; last-event-id="`+last+`"; type="mercure"; content-type="application/json"`)
+			}
 			return m.refuse(w, r, &mercureRefusal{Status: http.StatusNotFound, Msg: "no such active subscription"})
 		}
 		legacyLast := ""
