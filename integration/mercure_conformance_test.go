@@ -13,13 +13,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// mercureModernPending keeps TestMercureConformanceModern skipped until
-// sse_mercure accepts Mercure 1.0's tokens (authorization_details entries
-// of type https://mercure.rocks/authorization-detail: the tokens branch)
-// and a reused update id (the publish branch). The lead sets it to false
-// when both have landed; it is the only switch.
-const mercureModernPending = true
-
 // TestMercureConformanceModern is a page of the hub's origin doing what
 // Mercure's conformance suite checks, on a modern-mode hub (1.0 tokens,
 // `match` and `match_urlpattern` selectors), so that CI checks modern mode
@@ -42,10 +35,6 @@ const mercureModernPending = true
 // publish order, so once each stream has the marker it has everything it
 // will ever get of the updates before it, and must have exactly its share.
 func TestMercureConformanceModern(t *testing.T) {
-	if mercureModernPending {
-		t.Skip("pending tokens branch (1.0 authorization-detail type) and publish branch (reused ids): " +
-			"flip mercureModernPending in integration/mercure_conformance_test.go when they land")
-	}
 	site := `http://127.0.0.1:{PORT} {
 	respond /page "<!doctype html><title>conformance</title>" 200
 	sse_mercure /.well-known/mercure {
