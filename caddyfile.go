@@ -153,7 +153,7 @@ func parsePublish(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		max_topics_per_subscriber <count>  # ?topic= values per request (default 64)
 //		coalesce        <duration>|off  # gather a busy stream's events into one write (default 10ms)
 //		grant           <placeholder>   # topics the app grants per request, e.g. {rp.header.X-Sse-Topics}
-//		origins         <origin>...|*   # pages of these origins may subscribe, with credentials (default: none, no CORS)
+//		origins         <origin>...|*   # pages of these origins may subscribe with credentials; * any page, without (default: none, no CORS)
 //		presence        <topic> [{      # publish join/leave events of this route's topics there
 //			window    <duration>        # at most one flush per topic per window (default 1s)
 //			max_users <count>           # users named per topic per window (default 100)

@@ -37,7 +37,7 @@ func parseMercure(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		anonymous                          # subscribers without a token get public updates
 //		cookie_name    <name>              # default __Secure-mercure_access_token
 //		publish_origins <origin>...        # origins besides the hub's that may publish with the cookie
-//		cors_origins   <origin>...|*       # alias: origins; pages that may subscribe/publish (CORS)
+//		cors_origins   <origin>...|*       # alias: origins; listed: with credentials; *: any page, without
 //		subscriptions                      # subscription events and the subscriptions API
 //		heartbeat      <duration>|off|0s   # idle keep-alive comment (default 15s)
 //		protocol_version_compatibility 8   # also accept Mercure 0.x clients and tokens
