@@ -3,6 +3,9 @@
 #   bash bench/compare.sh            # all scenarios, 3 alternating rounds
 #   ROUNDS=1 SCENARIOS="fanout" bash bench/compare.sh
 #   SYSTEMS="caddy-sse caddy-redis" bash bench/compare.sh   # the Redis engine's overhead
+#   SYSTEMS="caddy-sse caddy-mercure" SCENARIOS="fanout publish" bash bench/compare.sh
+#     # sse_mercure against sse: the same hub, Mercure forms and tokens,
+#     # half the subscribers presenting a subscriber token
 # Builds Caddy with the module and the load tool, installs Debian's nginx and
 # libnginx-mod-nchan if missing, starts each server fresh on loopback for
 # every run, alternates the systems, and writes bench/RESULTS.md and
@@ -77,6 +80,16 @@ start_server() { # system -> sets server_pid and pids (what to measure)
 		base="http://127.0.0.1:$CADDY_PORT"
 		subs="$base/events?topic=bench,http://127.0.0.1:$CADDY2_PORT/events?topic=bench"
 		;;
+	caddy-mercure)
+		SSE_BENCH_PORT=$CADDY_PORT SSE_BENCH_ADMIN_PORT=18099 \
+			"$OUT/caddy" run --config bench/Caddyfile.bench --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
+		server_pid=$!
+		server_pids=$server_pid
+		wait_port $CADDY_PORT
+		pids=$server_pid
+		base="http://127.0.0.1:$CADDY_PORT"
+		subs="$base/.well-known/mercure?match=https://example.com/bench"
+		;;
 	nchan)
 		prefix=$(mktemp -d)
 		sed -e "s#@PREFIX@#$prefix#g" -e "s#@PORT@#$NCHAN_PORT#g" bench/nchan.conf >"$prefix/nginx.conf"
@@ -143,13 +156,22 @@ for round in $(seq 1 "$ROUNDS"); do
 			if [ "$system" = caddy-redis ] && [[ " $REDIS_SCENARIOS " != *" $scenario "* ]]; then
 				continue
 			fi
+			if [ "$system" = caddy-mercure ] && [ "$scenario" = stream ]; then
+				continue # Mercure publishes form POSTs only
+			fi
+			pub="$base/publish?topic=bench"
+			extra=()
+			if [ "$system" = caddy-mercure ]; then
+				pub="$base/.well-known/mercure"
+				extra=(-mode mercure -mercure-key '!ChangeThisMercureHubJWTSecretKey!' -mercure-issuer https://localhost)
+			fi
 			echo "== round $round: $scenario on $system"
 			start_server "$system"
 			# shellcheck disable=SC2046
 			status=0
 			"$OUT/ssebench" -json -label "$system/$scenario" \
-				-sub "$subs" -pub "$base/publish?topic=bench" \
-				-pid "$pids" $(args_for "$scenario") >>"$results" || status=$?
+				-sub "$subs" -pub "$pub" \
+				-pid "$pids" $(args_for "$scenario") "${extra[@]}" >>"$results" || status=$?
 			case $status in
 			0) ;;
 			3) echo "   (subscribers dropped, or deliveries lost, duplicated or out of order)" ;;
