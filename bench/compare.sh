@@ -159,14 +159,14 @@ for round in $(seq 1 "$ROUNDS"); do
 			if [ "$system" = caddy-mercure ] && [ "$scenario" = stream ]; then
 				continue # Mercure publishes form POSTs only
 			fi
+			echo "== round $round: $scenario on $system"
+			start_server "$system"
 			pub="$base/publish?topic=bench"
 			extra=()
 			if [ "$system" = caddy-mercure ]; then
 				pub="$base/.well-known/mercure"
 				extra=(-mode mercure -mercure-key '!ChangeThisMercureHubJWTSecretKey!' -mercure-issuer https://localhost)
 			fi
-			echo "== round $round: $scenario on $system"
-			start_server "$system"
 			# shellcheck disable=SC2046
 			status=0
 			"$OUT/ssebench" -json -label "$system/$scenario" \

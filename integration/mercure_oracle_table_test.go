@@ -33,8 +33,12 @@ type oracleHubConfig struct {
 // loopback: the cookie name has no __Secure- prefix (the docs say so for
 // plain-HTTP development).
 var oracleModernHubs = map[string]oracleHubConfig{
-	"main": {
-		mercure: `http://127.0.0.1:{PORT} {
+	"main":     {mercure: oracleMercureMain, ours: asSSEMercure(oracleMercureMain)},
+	"corsstar": {mercure: oracleMercureCORSStar, ours: asSSEMercure(oracleMercureCORSStar)},
+}
+
+// oracleMercureMain is Mercure 1.0's configuration of the main hub.
+const oracleMercureMain = `http://127.0.0.1:{PORT} {
 	route {
 		mercure {
 			issuer ` + oracleIssuer + ` {
@@ -59,28 +63,11 @@ var oracleModernHubs = map[string]oracleHubConfig{
 		respond "Not Found" 404
 	}
 }
-`,
-		ours: `http://127.0.0.1:{PORT} {
-	@mercure path /.well-known/mercure /.well-known/mercure/* /.well-known/oauth-protected-resource/*
-	sse_mercure @mercure {
-		publisher_jwt ` + oraclePubKey + `
-		subscriber_jwt ` + oracleSubKey + `
-		issuer ` + oracleIssuer + `
-		audience http://127.0.0.1:{PORT}/.well-known/mercure
-		anonymous
-		subscriptions
-		origins ` + oracleApp + `
-		publish_origins ` + oracleApp + `
-		cookie_name mercure_access_token
-		heartbeat 100ms
-	}
-	respond "Not Found" 404
-}
-`,
-	},
-	// corsstar: the docs allow cors_origins * only on a fully anonymous hub.
-	"corsstar": {
-		mercure: `http://127.0.0.1:{PORT} {
+`
+
+// oracleMercureCORSStar: the docs allow cors_origins * only on a fully
+// anonymous hub.
+const oracleMercureCORSStar = `http://127.0.0.1:{PORT} {
 	route {
 		mercure {
 			issuer ` + oracleIssuer + ` {
@@ -100,22 +87,19 @@ var oracleModernHubs = map[string]oracleHubConfig{
 		respond "Not Found" 404
 	}
 }
-`,
-		ours: `http://127.0.0.1:{PORT} {
-	@mercure path /.well-known/mercure /.well-known/mercure/* /.well-known/oauth-protected-resource/*
-	sse_mercure @mercure {
-		publisher_jwt ` + oraclePubKey + `
-		issuer ` + oracleIssuer + `
-		audience http://127.0.0.1:{PORT}/.well-known/mercure
-		anonymous
-		origins *
-		cookie_name mercure_access_token
-		heartbeat 100ms
+`
+
+// asSSEMercure is a Mercure Caddyfile with the directive renamed: the
+// promise that a Mercure user's Caddyfile works with mercure renamed to
+// sse_mercure (issue 16), plus the matcher a Caddy handler needs to be
+// handed the hub's paths (Mercure's directive takes every request and
+// passes on the others).
+func asSSEMercure(cfg string) string {
+	const from = "\troute {\n\t\tmercure {"
+	if !strings.Contains(cfg, from) {
+		panic("asSSEMercure: no mercure block in a route")
 	}
-	respond "Not Found" 404
-}
-`,
-	},
+	return strings.Replace(cfg, from, "\t@mercure path /.well-known/mercure /.well-known/mercure/* /.well-known/oauth-protected-resource/*\n\troute {\n\t\tsse_mercure @mercure {", 1)
 }
 
 // oracleCompatHubs: Mercure 0.24.2's configuration (0.x directives) and
