@@ -267,6 +267,11 @@ type mercureIssuerKey struct {
 	issuer  string // "" for the implicit issuer
 	algs    []string
 	keyFunc jwt.Keyfunc
+	// static: the key is fixed for the verifier's life (jwt <key>), so
+	// a token it verified may be remembered (mercure_token_cache.go). A
+	// key set's keys are not: one removed at a refresh must stop
+	// verifying at once.
+	static bool
 }
 
 // MercureVerifier verifies the tokens of one role.
@@ -282,6 +287,8 @@ type MercureVerifier struct {
 	limits   mercureClaimLimits
 	maxSize  int
 	now      func() time.Time // time.Now; tests move it
+	// verified remembers recent successes (mercure_token_cache.go).
+	verified *verifiedTokens
 }
 
 // NewMercureAuth checks cfg and builds the verifiers. Errors name the
@@ -341,7 +348,7 @@ func NewMercureAuth(ctx context.Context, cfg MercureAuthConfig, logger *zap.Logg
 	sets := map[string]*mercureJWKS{} // one fetcher per key set URL
 	for _, role := range []MercureRole{MercurePublisher, MercureSubscriber} {
 		v := &MercureVerifier{role: role, compat: cfg.compat, byIssuer: map[string]*mercureIssuerKey{},
-			limits: limits, maxSize: maxSize, now: time.Now}
+			limits: limits, maxSize: maxSize, now: time.Now, verified: newVerifiedTokens(defaultVerifiedTokensBytes)}
 		var implicit *mercureIssuerKey
 		algs := map[string]bool{}
 		for _, is := range issuers {
@@ -533,6 +540,7 @@ func buildIssuerKey(ctx context.Context, option, issuer string, vc MercureVerifi
 		}
 		k.algs = []string{alg}
 		k.keyFunc = func(*jwt.Token) (any, error) { return key, nil }
+		k.static = true
 		return k, example, nil
 	case vc.JWKSURI != "":
 		k.algs = mercureJWKSAlgs
@@ -635,6 +643,12 @@ func (v *MercureVerifier) Verify(token, resource string) (*MercureGrant, error) 
 	if len(token) > v.maxSize {
 		return nil, tokenErr(fmt.Sprintf("larger than %d bytes (max_token_size)", v.maxSize), nil)
 	}
+	cacheKey, now := verifiedTokenKey(resource, token), v.now()
+	if v.verified != nil {
+		if g := v.verified.get(cacheKey, now); g != nil {
+			return g, nil
+		}
+	}
 	var claims mercureClaims
 	var why error // a refusal decided while choosing the key
 	var accessToken bool
@@ -679,6 +693,9 @@ func (v *MercureVerifier) Verify(token, resource string) (*MercureGrant, error) 
 	}
 	if err := g.fromClaims(&claims, v.compat, v.limits); err != nil {
 		return nil, err
+	}
+	if v.verified != nil && key.static {
+		v.verified.put(cacheKey, g, now)
 	}
 	return g, nil
 }
