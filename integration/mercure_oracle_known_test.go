@@ -12,7 +12,7 @@ import "strings"
 //     Mercure's, which headers, body, events). The test fails when a listed
 //     row matches (remove the entry) or differs otherwise (update it, or
 //     fix the regression), so the list always says where the work stands.
-//     notes/oracle.md has every mismatch in full, ours against theirs;
+//     oracle/README.md says how to run it;
 //     MERCURE_ORACLE_REPORT=<file> writes a fresh one with these entries.
 
 // oracleDeliberateModern: differences from Mercure 1.0 kept on purpose,
