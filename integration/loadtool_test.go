@@ -318,3 +318,45 @@ func TestLoadToolFailsOnWhatIsNotAnEventStream(t *testing.T) {
 		t.Errorf("half the subscriptions wrong: exit %d\nstdout %s\nstderr %s\nwant 3, a report with 2 failed and the reason on stderr", code, stdout, stderr)
 	}
 }
+
+// -mode mercure drives sse_mercure as Mercure apps do: 1.0 tokens it mints
+// itself, form POSTs, match= subscriptions, half of them with a token; it
+// must count every delivery, and private updates (every subscriber with a
+// token) too. Run against a hub configured as Mercure's quickstart.
+func TestLoadToolMercureMode(t *testing.T) {
+	bin := buildLoadTool(t)
+	c := startCaddy(t, `http://127.0.0.1:{PORT} {
+	sse_mercure /.well-known/mercure {
+		issuer https://localhost {
+			publisher {
+				jwt "!ChangeThisMercureHubJWTSecretKey!" HS256
+			}
+			subscriber {
+				jwt "!ChangeThisMercureHubJWTSecretKey!" HS256
+			}
+		}
+		anonymous
+	}
+}`)
+	hub := c.base + "/.well-known/mercure"
+	for _, extra := range [][]string{nil, {"-mercure-token-share", "1", "-mercure-private"}} {
+		t.Run(strings.Join(append([]string{"mercure"}, extra...), " "), func(t *testing.T) {
+			args := append([]string{
+				"-mode", "mercure", "-mercure-key", "!ChangeThisMercureHubJWTSecretKey!", "-mercure-issuer", "https://localhost",
+				"-sub", hub + "?match=https://example.com/bench", "-pub", hub,
+				"-subs", "40", "-rate", "200", "-duration", "1s", "-settle", "10s",
+			}, extra...)
+			rep, code := runLoadTool(t, bin, args...)
+			switch {
+			case code != 0:
+				t.Errorf("exit status %d, want 0: %+v", code, rep)
+			case rep.Subscribers != 40 || rep.FailedSubs != 0 || rep.Dropped != 0:
+				t.Errorf("subscribers %d, failed %d, dropped %d: want 40, 0, 0", rep.Subscribers, rep.FailedSubs, rep.Dropped)
+			case rep.Published < 10 || rep.Rejected != 0 || rep.Requests != rep.Accepted:
+				t.Errorf("published %d; requests %d: %d accepted, %d rejected: want every request accepted", rep.Published, rep.Requests, rep.Accepted, rep.Rejected)
+			case rep.Delivered != int64(rep.Published)*40 || rep.Lost+rep.Duplicated+rep.OutOfOrder != 0:
+				t.Errorf("delivered %d of %d × 40; lost %d, duplicated %d, out of order %d", rep.Delivered, rep.Published, rep.Lost, rep.Duplicated, rep.OutOfOrder)
+			}
+		})
+	}
+}
