@@ -442,3 +442,78 @@ func TestMercureMaxSubscribers(t *testing.T) {
 		}
 	}
 }
+
+// mercureModernSite is a Mercure 1.0 hub as its users write it: an issuer
+// block, and the resource identifier pinned, as several instances behind
+// one public URL need (each would otherwise derive its own from the Host).
+const mercureModernSite = `:{PORT} {
+	sse_mercure /.well-known/mercure {
+		issuer https://issuer.example {
+			publisher {
+				jwt ` + mercurePubKey + `
+			}
+			subscriber {
+				jwt ` + mercureSubKey + `
+			}
+		}
+		resource_identifier https://hub.example.com/.well-known/mercure
+		anonymous
+		heartbeat 200ms
+	}
+}
+`
+
+// TestMercureRedisTwoInstancesModern: two instances on one Redis are one
+// Mercure 1.0 hub. A 1.0 token minted for the public hub URL publishes on
+// A; B's subscribers get the private update only with a 1.0 subscriber
+// token (in the header, or the __Secure- cookie), anonymous ones only the
+// public one; a reused id resumes on either instance after its earliest
+// bearer, and the resume answer echoes it.
+func TestMercureRedisTwoInstancesModern(t *testing.T) {
+	_, _, a, b := twoInstancesOf(t, false, mercureModernSite)
+	const aud = "https://hub.example.com/.well-known/mercure"
+	const topic = "https://example.com/orders/7"
+	pub := mercureCLIToken(t, mercurePubKey, "https://issuer.example", aud, "https://example.com/orders/7")
+	sub := mercureToken(t, mercureSubKey, true, jwt.MapClaims{"iss": "https://issuer.example", "aud": aud,
+		"authorization_details": []any{map[string]any{
+			"type": mercureDetailType, "actions": []string{"subscribe"},
+			"topics": []any{map[string]any{"match": "https://example.com/orders/:id", "match_type": "urlpattern"}},
+		}}})
+	sel := "/.well-known/mercure?match=" + url.QueryEscape(topic)
+
+	byHeader := subscribe(t, client, b.base+sel, "Authorization: Bearer "+sub).ready()
+	byCookie := subscribe(t, client, b.base+sel, "Cookie: __Secure-mercure_access_token="+sub).ready()
+	anon := subscribe(t, client, b.base+sel).ready()
+	hubA := a.base + "/.well-known/mercure"
+	mustMercurePublish(t, hubA, pub, update(topic, "private-order", "private", "on", "id", "urn:order:7"))
+	mustMercurePublish(t, hubA, pub, update(topic, "public-order", "id", "urn:order:7")) // a reused id
+	mustMercurePublish(t, hubA, pub, update(topic, "last"))
+	for name, s := range map[string]*subscriber{"header": byHeader, "cookie": byCookie} {
+		for _, want := range []string{"private-order", "public-order", "last"} {
+			if ev := s.next(); ev.Data != want {
+				t.Errorf("B's subscriber with a token in the %s: %q, want %q", name, ev.Data, want)
+			}
+		}
+	}
+	for _, want := range []string{"public-order", "last"} {
+		if ev := anon.next(); ev.Data != want {
+			t.Errorf("B's anonymous subscriber: %q, want %q", ev.Data, want)
+		}
+	}
+	// The reused id resumes after its earliest bearer, on either instance:
+	// the later bearer is delivered.
+	for name, p := range map[string]*caddyProc{"A": a, "B": b} {
+		s := subscribe(t, client, p.base+sel, "Last-Event-ID: urn:order:7").ready()
+		if got := s.resp.Header.Get("Mercure-Last-Event-ID"); got != "urn:order:7" {
+			t.Errorf("%s: Mercure-Last-Event-ID %q, want the resume point", name, got)
+		}
+		if got := s.resp.Header.Get("Last-Event-ID"); got != "" {
+			t.Errorf("%s: a Last-Event-ID response header %q in modern mode", name, got)
+		}
+		for _, want := range []string{"public-order", "last"} {
+			if ev := s.next(); ev.Data != want {
+				t.Errorf("%s: resumed with %q, want %q", name, ev.Data, want)
+			}
+		}
+	}
+}
