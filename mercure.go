@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -138,6 +139,9 @@ type MercureHandler struct {
 	subs       mercureSubsRegistry // nil without the subscriptions option
 	subsRef    TopicRef            // the hub topic of the subscription events
 	subsLog    logThrottle
+	// reservedBase: the last hub URL's parse for the reserved-namespace
+	// test (mercure_reserved.go).
+	reservedBase atomic.Pointer[mercureReservedBase]
 }
 
 // CaddyModule returns the Caddy module information.

@@ -267,7 +267,7 @@ func (m *MercureHandler) publish(w http.ResponseWriter, r *http.Request) error {
 		return m.refuse(w, r, refusal)
 	}
 	hubURL := m.hubBaseURL(r)
-	reserved := newMercureReserved(hubURL)
+	reserved := m.reservedFor(hubURL)
 	for _, t := range up.Topics {
 		switch in, err := reserved.check(t); {
 		case err != nil:

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -297,5 +298,47 @@ func TestDecodeMercureMeta(t *testing.T) {
 		if m, _ := decodeMercureMeta(bad).(*mercureMeta); m != nil {
 			t.Errorf("%q decoded to %+v: an event without valid metadata must reach no subscriber", bad, m)
 		}
+	}
+}
+
+// The hub URL's parse is shared by the requests to that hub (reservedFor):
+// concurrent checks give each request the same answers as a fresh parse,
+// with a budget of its own, and the shared URL is not changed by them
+// (run with -race: the parser clones its base).
+func TestMercureReservedSharedBase(t *testing.T) {
+	m := &MercureHandler{}
+	hub, _ := url.Parse("https://example.com/.well-known/mercure")
+	topics := map[string]bool{
+		"/.well-known/mercure/subscriptions/x": true,
+		"mercure/x":                            true, // relative: resolved against the hub URL's path
+		`\.well-known\mercure\x`:               true,
+		"/.well-known/%6Dercure/x":             true,
+		"?q#f":                                 true, // the hub URL itself
+		"https://example.com/books/1":          false,
+		"books/mercure-of-the-day":             false,
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				mr := m.reservedFor(hub)
+				if mr.budget != mercureReservedBudget {
+					t.Errorf("a request started with %d of the budget", mr.budget)
+					return
+				}
+				for topic, want := range topics {
+					if in, err := mr.check(topic); in != want || err != nil {
+						t.Errorf("%q: reserved %v (%v), want %v", topic, in, err, want)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if b := m.reservedBase.Load(); b == nil || b.base.Href(false) != "https://example.com/.well-known/mercure" {
+		t.Errorf("the shared hub URL is %v after the checks", b)
 	}
 }
