@@ -77,13 +77,31 @@ type caddyProc struct {
 // freePort asks the kernel for an unused loopback port.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		// The kernel may hand a closed port out again, and Caddy binds
+		// with SO_REUSEPORT: two parallel tests' Caddies on one port
+		// would share its connections (a subscribe reaching the other
+		// test's site answered 404 in one CI run). A port is handed out
+		// once per test binary.
+		if !portsUsed[port] {
+			portsUsed[port] = true
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
 
 // globalOptions keep a test's Caddy on loopback, out of the user's trust
 // store and data directories.
