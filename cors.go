@@ -11,7 +11,7 @@ import (
 	"strings"
 )
 
-// Cross-origin EventSource (DESIGN.md, Operations: CORS).
+// Cross-origin EventSource (README, "Cross-origin pages (CORS)").
 //
 // A page on another origin opens `new EventSource(url, {withCredentials:
 // true})`: the browser sends its cookies and an Origin header, and shows the

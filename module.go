@@ -363,7 +363,7 @@ func (tc TopicConfig) decls() ([]TopicDecl, error) {
 	return out, nil
 }
 
-// Defaults of the sse handler (DESIGN.md and README).
+// Defaults of the sse handler (README, "Caddyfile").
 const (
 	DefaultHeartbeat              = 15 * time.Second
 	DefaultQueue                  = 256
@@ -576,7 +576,7 @@ const (
 )
 
 // DefaultMaxTopicsPerEvent caps the topics one published event names
-// (DESIGN.md, Publishing: 429 beyond it).
+// (README, "Publishing": 429 beyond it).
 const DefaultMaxTopicsPerEvent = 64
 
 // PublishHandler accepts events over HTTP POST and publishes them to the

@@ -12,7 +12,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Presence (DESIGN.md, Operations): when a subscriber joins or leaves one of
+// Presence (README, "Presence: who is online"): when a subscriber joins or leaves one of
 // a route's topics, an event `join` / `leave` is published to the route's
 // presence topic, so that apps can show who is online.
 //

@@ -113,8 +113,8 @@ const streamBatch = 256
 
 // streamSummary answers a held text/event-stream publish. It is the same
 // size after a million events as after one: a held stream may run for
-// hours, and one result per event would grow without bound (DESIGN.md,
-// Publishing: Success).
+// hours, and one result per event would grow without bound (README,
+// "Publishing").
 type streamSummary struct {
 	Published int64  `json:"published"`
 	FirstID   string `json:"first_id,omitempty"`
@@ -267,7 +267,7 @@ func (p *PublishHandler) resolve(topics []string, prefix string) ([]TopicRef, *P
 	return refs, nil
 }
 
-// hubError maps an engine's refusal to its answer (DESIGN.md, Publishing).
+// hubError maps an engine's refusal to its answer (README, Publishing).
 func hubError(err error) *PublishError {
 	switch {
 	case errors.Is(err, ErrTooManyTopics):
@@ -309,7 +309,7 @@ func writePublishError(w http.ResponseWriter, e *PublishError) error {
 }
 
 // outcomeOf is "unknown" for a 504: the publish may or may not have
-// happened (DESIGN.md).
+// happened (README, "Publishing").
 func outcomeOf(e *PublishError) string {
 	if e.Status == http.StatusGatewayTimeout {
 		return "unknown"

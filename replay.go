@@ -23,7 +23,7 @@ type RingConfig struct {
 	OnConnect int
 }
 
-// Defaults from DESIGN.md.
+// Defaults (README, "Caddyfile").
 const (
 	DefaultReplay     = 1000
 	DefaultReplaySize = 4 << 20
@@ -198,7 +198,7 @@ type Reset struct {
 	ID          ID     // resuming from this id does not reset again
 }
 
-// Wire renders the reset as the event DESIGN.md describes.
+// Wire renders the reset as the event the README describes ("Resume and reset").
 func (r *Reset) Wire() []byte {
 	data, _ := json.Marshal(struct {
 		Reason      string `json:"reason"`
@@ -209,7 +209,7 @@ func (r *Reset) Wire() []byte {
 
 const maxEchoedIDLen = 128
 
-// A subscriber's replay is taken in two steps (DESIGN.md, Mercure protocol,
+// A subscriber's replay is taken in two steps (docs/mercure.md,
 // Safety): under the hub's lock, with its registration, a snapshot of what
 // its topics retain past its resume point (copies of the rings' pointers:
 // the rings change once the lock is released); then, outside the lock, its

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// Publish authorization behind a proxy (DESIGN.md, Publishing →
+// Publish authorization behind a proxy (README, "Publishing":
 // Authorization). A front site of the same Caddy reverse-proxies to the
 // back site's publish routes, as a front Caddy, nginx or a tunnel on the
 // same host would: every request it relays arrives from loopback.
