@@ -50,7 +50,7 @@ server_pids="" # everything start_server started, to stop
 
 start_server() { # system -> sets server_pid and pids (what to measure)
 	case "$1" in
-	caddy-sse)
+	caddy-sse | caddy-mercure) # one Caddy: the same hub through sse or sse_mercure
 		SSE_BENCH_PORT=$CADDY_PORT SSE_BENCH_ADMIN_PORT=18099 \
 			"$OUT/caddy" run --config bench/Caddyfile.bench --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
 		server_pid=$!
@@ -59,6 +59,9 @@ start_server() { # system -> sets server_pid and pids (what to measure)
 		pids=$server_pid
 		base="http://127.0.0.1:$CADDY_PORT"
 		subs="$base/events?topic=bench"
+		if [ "$1" = caddy-mercure ]; then
+			subs="$base/.well-known/mercure?match=https://example.com/bench"
+		fi
 		;;
 	caddy-redis)
 		redis_dir=$(mktemp -d)
@@ -79,16 +82,6 @@ start_server() { # system -> sets server_pid and pids (what to measure)
 		pids="$server_pid,$second,$redis_pid"
 		base="http://127.0.0.1:$CADDY_PORT"
 		subs="$base/events?topic=bench,http://127.0.0.1:$CADDY2_PORT/events?topic=bench"
-		;;
-	caddy-mercure)
-		SSE_BENCH_PORT=$CADDY_PORT SSE_BENCH_ADMIN_PORT=18099 \
-			"$OUT/caddy" run --config bench/Caddyfile.bench --adapter caddyfile >"$OUT/caddy.log" 2>&1 &
-		server_pid=$!
-		server_pids=$server_pid
-		wait_port $CADDY_PORT
-		pids=$server_pid
-		base="http://127.0.0.1:$CADDY_PORT"
-		subs="$base/.well-known/mercure?match=https://example.com/bench"
 		;;
 	nchan)
 		prefix=$(mktemp -d)
