@@ -80,26 +80,13 @@ type publishAnswer struct {
 
 func mercurePublishAnswer(t *testing.T, hubURL, token string, form url.Values) publishAnswer {
 	t.Helper()
-	req := newPost(t, hubURL, "application/x-www-form-urlencoded", form.Encode(), "Authorization: Bearer "+token)
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
-	}
-	return publishAnswer{resp.StatusCode, resp.Header.Get("Content-Type"), b.String()}
+	status, body, h := mercurePublishRaw(t, hubURL, token, form)
+	return publishAnswer{status, h.Get("Content-Type"), body}
 }
 
-// TestMercurePublishRefusals: what the spec forbids is a 400 with
-// invalid_request, whatever the token allows; what exceeds a limit is a
+// TestMercurePublishRefusals: what the spec forbids is a 400 (no Bearer
+// challenge: the request is at fault, not its token), whatever the token
+// allows; what exceeds a limit is a
 // 413; Mercure's limits are the defaults.
 func TestMercurePublishRefusals(t *testing.T) {
 	c := startCaddy(t, mercurePublishSite)

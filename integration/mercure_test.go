@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -77,6 +78,14 @@ func mercureToken(t *testing.T, key string, accessToken bool, claims jwt.MapClai
 // WWW-Authenticate header.
 func mercurePublish(t *testing.T, hubURL, token string, form url.Values, headers ...string) (int, string, string) {
 	t.Helper()
+	status, body, h := mercurePublishRaw(t, hubURL, token, form, headers...)
+	return status, body, h.Get("WWW-Authenticate")
+}
+
+// mercurePublishRaw posts a form (with the token, when not "") and returns
+// the status, the whole body and the headers.
+func mercurePublishRaw(t *testing.T, hubURL, token string, form url.Values, headers ...string) (int, string, http.Header) {
+	t.Helper()
 	if token != "" {
 		headers = append(headers, "Authorization: Bearer "+token)
 	}
@@ -86,16 +95,11 @@ func mercurePublish(t *testing.T, hubURL, token string, form url.Values, headers
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	buf := make([]byte, 4096)
-	for {
-		n, err := resp.Body.Read(buf)
-		b.Write(buf[:n])
-		if err != nil {
-			break
-		}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return resp.StatusCode, b.String(), resp.Header.Get("WWW-Authenticate")
+	return resp.StatusCode, string(body), resp.Header
 }
 
 // mustMercurePublish publishes and returns the update's id.
