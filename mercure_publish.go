@@ -225,16 +225,6 @@ func mercureTextProblem(s string) string {
 	return ""
 }
 
-// mercureHubURL is the hub's URL as this request reached it: the base of
-// relative URL patterns and topics.
-func mercureHubURL(r *http.Request) *url.URL {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return &url.URL{Scheme: scheme, Host: r.Host, Path: r.URL.Path}
-}
-
 // publish serves a POST: token first (an anonymous client cannot make the
 // hub read a body), then the form, then the rights on every topic.
 func (m *MercureHandler) publish(w http.ResponseWriter, r *http.Request) error {

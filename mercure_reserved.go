@@ -48,7 +48,7 @@ const mercureReservedBudget = 4 << 20
 // namespace are too costly to check (a limit: 413).
 var errMercureTopicTooCostly = errors.New("the topics naming the hub's path have too many path segments to be checked against its reserved namespace")
 
-// newMercureReserved builds the test for a hub URL (mercureHubURL: the one
+// newMercureReserved builds the test for a hub URL (hubBaseURL: the one
 // relative topics resolve against). Its path is what is reserved; a hub
 // URL whose authority the parser refuses (an odd Host) keeps its scheme
 // and path, which are all the resolution of a topic's path depends on.

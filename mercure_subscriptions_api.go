@@ -114,8 +114,8 @@ func (m *MercureHandler) serveSubscriptions(w http.ResponseWriter, r *http.Reque
 		return m.refuse(w, r, refusal)
 	}
 	// The hub's URL: the base of relative URL patterns and the Link
-	// target. mercureHubURL is the URL this request reached (the API's),
-	// unless it names a configured identifier.
+	// target (the pinned identifier, or the hub path this request
+	// reached).
 	hubURL := m.hubBaseURL(r)
 	if hubURL.Path == r.URL.Path {
 		hubURL.Path, hubURL.RawPath = "", ""
