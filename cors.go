@@ -96,7 +96,7 @@ func normalizeOrigin(s string) (string, error) {
 		return s, nil
 	}
 	bad := func(why string) error {
-		return fmt.Errorf("%q is not an origin (scheme://host[:port], no path): %s", truncate(s, 128), why)
+		return fmt.Errorf("%q is not an origin (scheme://host[:port], no path): %s", Truncate(s, 128), why)
 	}
 	u, err := url.Parse(s)
 	switch {

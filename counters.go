@@ -71,6 +71,10 @@ type TopicCounters struct {
 	dropped     [numDropReasons]atomic.Uint64
 }
 
+// AddPublished counts n events published to the topic by a shared engine,
+// which assigns ids itself rather than through the hub's Publish.
+func (c *TopicCounters) AddPublished(n uint64) { c.published.Add(n) }
+
 // TopicSnapshot is a copy of one declared topic's counters.
 type TopicSnapshot struct {
 	Subscribers int64
@@ -202,9 +206,9 @@ func (c *HubCounters) Publishes() PublishSnapshot {
 	return s
 }
 
-// declaredName is the declaration a topic reference matched: the pattern
+// DeclaredName is the declaration a topic reference matched: the pattern
 // for a concrete topic of one, else the topic itself.
-func declaredName(ref TopicRef) string {
+func DeclaredName(ref TopicRef) string {
 	if ref.Group != "" {
 		return ref.Group
 	}
@@ -246,11 +250,11 @@ func (s *Subscription) Drop(reason DropReason) bool {
 // DropReason is why the hub dropped s (0 while it was not).
 func (s *Subscription) DropReason() DropReason { return DropReason(s.dropReason.Load()) }
 
-// countReplay records what a resuming subscriber was sent: a reset, and
+// CountReplay records what a resuming subscriber was sent: a reset, and
 // the events of each topic's history (lists, with their topics' counters
 // in ctrs) after the reset's id. An event retained in two topics the
 // subscriber resumes counts in each.
-func countReplay(s *Subscription, rp Replay, lists [][]*Event, ctrs []*TopicCounters) {
+func CountReplay(s *Subscription, rp Replay, lists [][]*Event, ctrs []*TopicCounters) {
 	if rp.Reset != nil {
 		i := resetUnknown
 		if rp.Reset.Reason == "evicted" {

@@ -169,23 +169,23 @@ func TestCountersPublishes(t *testing.T) {
 // same fan-out: a delivery forced past its wait drops a reader as
 // overloaded, not slow.
 func TestCountersForcedDeliveryIsOverload(t *testing.T) {
-	h := newRemoteHub()
-	h.adopt("e", 0)
+	h := NewRemoteHub()
+	h.Adopt("e", 0)
 	sub, _, err := h.register(hubTestRefs("news"), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sub.Close()
-	evs := func(seq uint64) []remoteEvent {
+	evs := func(seq uint64) []RemoteEvent {
 		id := ID{Epoch: "e", Seq: seq}
-		return []remoteEvent{{ev: &Event{ID: id, Wire: encodeEvent(id, &Message{Data: "x"})}, topics: []string{"news"}}}
+		return []RemoteEvent{{Event: &Event{ID: id, Wire: encodeEvent(id, &Message{Data: "x"})}, Topics: []string{"news"}}}
 	}
-	h.deliver(evs(1)) // fills the queue of 1
+	h.Deliver(evs(1)) // fills the queue of 1
 	// Forced: what deliver does once deliverWait has passed.
 	h.mu.Lock()
 	h.op++
 	notify := takeNotifyList()
-	h.queueLocked(h.topics["news"], evs(2)[0].ev, notify, nil, true)
+	h.queueLocked(h.topics["news"], evs(2)[0].Event, notify, nil, true)
 	h.mu.Unlock()
 	putNotifyList(notify)
 	if r := sub.DropReason(); r != DropOverload {

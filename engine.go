@@ -116,11 +116,11 @@ var (
 // name is part of its Redis keys, where ':' and '#' separate the parts.
 func ValidHubName(name string) error {
 	if name == "" || len(name) > 64 {
-		return fmt.Errorf("hub name %q must be 1-64 characters", truncate(name, 64))
+		return fmt.Errorf("hub name %q must be 1-64 characters", Truncate(name, 64))
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; c == ':' || c == '/' || !isTopicChar(c) {
-			return fmt.Errorf("hub name %q has a character outside A-Z a-z 0-9 . _ ~ @ -", truncate(name, 64))
+			return fmt.Errorf("hub name %q has a character outside A-Z a-z 0-9 . _ ~ @ -", Truncate(name, 64))
 		}
 	}
 	return nil

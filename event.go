@@ -177,10 +177,10 @@ func ValidPublicID(id string) error {
 	return nil
 }
 
-// validatePublicIDs checks the PublicIDs of a batch before an engine
+// ValidatePublicIDs checks the PublicIDs of a batch before an engine
 // publishes it. A batch may name an id twice, as it may name one a
 // retained event bears.
-func validatePublicIDs(pubs []Publication) error {
+func ValidatePublicIDs(pubs []Publication) error {
 	for _, p := range pubs {
 		if id := p.Message.PublicID; id != "" {
 			if err := ValidPublicID(id); err != nil {
@@ -277,7 +277,7 @@ func ValidTopicName(name string) error {
 	}
 	for i := 0; i < len(name); i++ {
 		if !isTopicChar(name[i]) {
-			return fmt.Errorf("topic name %q has a character outside A-Z a-z 0-9 . _ ~ : @ / -", truncate(name, 64))
+			return fmt.Errorf("topic name %q has a character outside A-Z a-z 0-9 . _ ~ : @ / -", Truncate(name, 64))
 		}
 	}
 	return nil
@@ -288,7 +288,7 @@ func isTopicChar(c byte) bool {
 		c == '.' || c == '_' || c == '~' || c == ':' || c == '@' || c == '/' || c == '-'
 }
 
-func truncate(s string, n int) string {
+func Truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
@@ -304,15 +304,15 @@ func encodeEvent(id ID, m *Message) []byte {
 	return appendBody(appendIDLine(b, id, m.PublicID, m.HashID), m)
 }
 
-// encodeBody renders everything of an event but its id line: what the Redis
+// EncodeBody renders everything of an event but its id line: what the Redis
 // engine stores, since Redis assigns the id.
-func encodeBody(m *Message) []byte {
+func EncodeBody(m *Message) []byte {
 	return appendBody(make([]byte, 0, bodyLen(m)), m)
 }
 
-// withID prefixes a body from encodeBody with its id line: publicID when
+// WithID prefixes a body from encodeBody with its id line: publicID when
 // set, else the hub id ("#"-prefixed with hash).
-func withID(id ID, publicID string, hash bool, body []byte) []byte {
+func WithID(id ID, publicID string, hash bool, body []byte) []byte {
 	b := make([]byte, 0, idLineLen(id, publicID)+len(body))
 	return append(appendIDLine(b, id, publicID, hash), body...)
 }
@@ -404,8 +404,8 @@ func indexFrom(s string, c byte, from int) int {
 	return -1
 }
 
-// retryField is a stand-alone "retry:" line, ending a (field-only) event.
-func retryField(d time.Duration) []byte {
+// RetryField is a stand-alone "retry:" line, ending a (field-only) event.
+func RetryField(d time.Duration) []byte {
 	b := append([]byte("retry: "), strconv.FormatInt(d.Milliseconds(), 10)...)
 	return append(b, "\n\n"...)
 }

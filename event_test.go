@@ -405,7 +405,7 @@ func TestRetryField(t *testing.T) {
 		{time.Millisecond, "retry: 1\n\n"},
 	}
 	for _, tc := range tests {
-		if got := string(retryField(tc.d)); got != tc.want {
+		if got := string(RetryField(tc.d)); got != tc.want {
 			t.Errorf("retryField(%v) = %q, want %q", tc.d, got, tc.want)
 		}
 	}
@@ -438,7 +438,7 @@ func TestTruncate(t *testing.T) {
 		{"", 0, ""},
 	}
 	for _, tc := range tests {
-		if got := truncate(tc.in, tc.n); got != tc.want {
+		if got := Truncate(tc.in, tc.n); got != tc.want {
 			t.Errorf("truncate(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
 	}

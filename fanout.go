@@ -26,7 +26,7 @@ func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList, count *atomic
 			continue
 		}
 		s.lastSeq = seq
-		if s.filter != nil {
+		if s.Filter != nil {
 			s.stage(stagedEvent{ev: ev, t: t, op: h.op, count: count, forced: forced})
 			notify.addFiltered(s, h.op)
 			continue
@@ -76,11 +76,11 @@ func (h *Hub) removeLocked(s *Subscription, drop bool) {
 	}
 }
 
-// registerWith adds a subscriber with its filter (SubscribeOptions.Filter)
+// RegisterWith adds a subscriber with its filter (SubscribeOptions.Filter)
 // and returns the position it joins at: it will be offered every event
 // delivered after that id. The Redis engine registers first and fetches the
 // replay up to that position afterwards.
-func (h *Hub) registerWith(refs []TopicRef, queueLen int, filter func(*Event) bool) (*Subscription, ID, error) {
+func (h *Hub) RegisterWith(refs []TopicRef, queueLen int, filter func(*Event) bool) (*Subscription, ID, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s, err := h.registerLocked(refs, queueLen, filter)
@@ -101,7 +101,7 @@ func (h *Hub) registerLocked(refs []TopicRef, queueLen int, filter func(*Event) 
 	}
 	s := &Subscription{
 		hub:    h,
-		filter: filter,
+		Filter: filter,
 		max:    queueLen,
 		ready:  make(chan struct{}, 1),
 		urgent: make(chan struct{}, 1),

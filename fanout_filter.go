@@ -115,7 +115,7 @@ func (s *Subscription) filterPass() (int, stagedDrop) {
 	}
 	kept := batch[:0]
 	for _, st := range batch {
-		if s.filter(filterHook(st.ev)) {
+		if s.Filter(filterHook(st.ev)) {
 			kept = append(kept, st)
 		}
 	}

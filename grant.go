@@ -52,7 +52,7 @@ func validateGrant(grant string, decls []TopicDecl) error {
 	for _, d := range decls {
 		if d.HasPlaceholder() {
 			return fmt.Errorf("grant: topic %q has a placeholder; on a route with grant the grant names the subscriber's topics, and the declarations only say which may be granted (use topic %s)",
-				d.Name, strings.Join(patternSegments(d.Name), "/"))
+				d.Name, strings.Join(PatternSegments(d.Name), "/"))
 		}
 	}
 	return nil
@@ -84,7 +84,7 @@ func (h *SSEHandler) grantedTopics(r *http.Request) ([]string, string, error) {
 		return nil, "too_many", fmt.Errorf("the grant names %d topics; this route allows %d per connection (max_topics_per_subscriber)", len(names), h.MaxTopicsPerSubscriber)
 	}
 	for _, n := range names {
-		if err := clientTopicName(n); err != nil {
+		if err := ClientTopicName(n); err != nil {
 			return nil, "invalid", fmt.Errorf("granted %v", err)
 		}
 		if !h.serves(n, nil) {

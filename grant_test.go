@@ -26,7 +26,7 @@ func grantRoute(t *testing.T) *SSEHandler {
 		if d.IsLiteral() {
 			h.literals = append(h.literals, n)
 		} else {
-			h.wildcards = append(h.wildcards, patternSegments(n))
+			h.wildcards = append(h.wildcards, PatternSegments(n))
 		}
 	}
 	return h

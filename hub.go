@@ -119,7 +119,7 @@ type PublishResult struct {
 // arrives while the first is publishing waits for its result.
 func (h *Hub) Publish(ctx context.Context, pubs []Publication, opts PublishOptions) (PublishOutcome, error) {
 	if opts.IdempotencyKey != "" {
-		return h.idem.do(ctx, opts.IdempotencyKey, publishFingerprint(pubs), func() ([]PublishResult, error) {
+		return h.idem.do(ctx, opts.IdempotencyKey, PublishFingerprint(pubs), func() ([]PublishResult, error) {
 			return h.publishWait(ctx, pubs, opts.Wait)
 		})
 	}
@@ -132,7 +132,7 @@ func (h *Hub) Publish(ctx context.Context, pubs []Publication, opts PublishOptio
 // until ctx is done): past it nothing is published and the error is
 // ErrOverloaded.
 func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Duration) ([]PublishResult, error) {
-	if err := validatePublicIDs(pubs); err != nil {
+	if err := ValidatePublicIDs(pubs); err != nil {
 		return nil, err
 	}
 	waiter := newRoomWaiter(h, ctx, wait)
@@ -208,7 +208,7 @@ func (h *Hub) publishWait(ctx context.Context, pubs []Publication, wait time.Dur
 func (h *Hub) checkPublicIDsLocked(pubs []Publication) error {
 	for _, p := range pubs {
 		if id := p.Message.PublicID; id != "" && inHubIDSpace(id, h.epoch) {
-			return fmt.Errorf("%w: %q", ErrReservedID, truncate(id, 64))
+			return fmt.Errorf("%w: %q", ErrReservedID, Truncate(id, 64))
 		}
 	}
 	return nil

@@ -12,5 +12,5 @@ func (h *Hub) publish(pubs []Publication) ([]PublishResult, error) {
 
 // register adds a subscriber without a filter (registerWith).
 func (h *Hub) register(refs []TopicRef, queueLen int) (*Subscription, ID, error) {
-	return h.registerWith(refs, queueLen, nil)
+	return h.RegisterWith(refs, queueLen, nil)
 }

@@ -224,7 +224,7 @@ func (h *Hub) relistLocked(pubs []Publication) {
 
 func (h *Hub) createTopicLocked(ref TopicRef) {
 	t := &topic{name: ref.Name, ring: newRing(ref.Ring), subs: make(map[*Subscription]struct{}), pinned: h.op,
-		ctr: h.counters.Topic(declaredName(ref))}
+		ctr: h.counters.Topic(DeclaredName(ref))}
 	t.ring.ids = &h.ids
 	// A topic that was forgotten may have held events; whoever resumes
 	// on it must be told they may have missed them.

@@ -388,7 +388,7 @@ func TestRedisPatternChurnKeepsHistory(t *testing.T) {
 	publishData(t, a, "important-2", ref("important"))
 	// Events this instance has not yet read from the bus would reach the
 	// resumer live, not in its replay: wait for them, to look at the replay.
-	awaitCond(t, "the bus reader to deliver 2", func() bool { return a.local.position().Seq == 2 })
+	awaitCond(t, "the bus reader to deliver 2", func() bool { return a.local.Position().Seq == 2 })
 	for i := 0; i < 100; i++ {
 		s, _, err := a.Subscribe([]TopicRef{ref(fmt.Sprintf("churn-%d", i))}, "", 4)
 		if err != nil {

@@ -50,13 +50,13 @@ func ValidIdempotencyKey(key string) bool {
 	return true
 }
 
-// publishFingerprint identifies a publish's content: its events (as they
+// PublishFingerprint identifies a publish's content: its events (as they
 // go on the wire, id aside) and their topics, in order.
-func publishFingerprint(pubs []Publication) string {
+func PublishFingerprint(pubs []Publication) string {
 	h := sha256.New()
 	var n [8]byte
 	for _, p := range pubs {
-		body := encodeBody(p.Message)
+		body := EncodeBody(p.Message)
 		binary.BigEndian.PutUint64(n[:], uint64(len(body)))
 		h.Write(n[:])
 		h.Write(body)

@@ -36,11 +36,11 @@ func checkResourceIdentifier(s string) error {
 	u, err := url.Parse(s)
 	switch {
 	case err != nil || u.Scheme == "":
-		return fmt.Errorf("resource_identifier: %q is not an absolute URI (https://hub.example.com/.well-known/mercure)", truncate(s, 256))
+		return fmt.Errorf("resource_identifier: %q is not an absolute URI (https://hub.example.com/.well-known/mercure)", Truncate(s, 256))
 	case u.Fragment != "" || strings.Contains(s, "#"):
-		return fmt.Errorf("resource_identifier: %q has a fragment; RFC 9728 forbids it", truncate(s, 256))
+		return fmt.Errorf("resource_identifier: %q has a fragment; RFC 9728 forbids it", Truncate(s, 256))
 	case (u.Scheme == "https" || u.Scheme == "http") && u.Host == "":
-		return fmt.Errorf("resource_identifier: %q has no host", truncate(s, 256))
+		return fmt.Errorf("resource_identifier: %q has no host", Truncate(s, 256))
 	}
 	return nil
 }

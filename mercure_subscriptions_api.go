@@ -139,7 +139,7 @@ func (m *MercureHandler) serveSubscriptions(w http.ResponseWriter, r *http.Reque
 	// for those allowed to know.
 	if !readable(requested) {
 		return m.refuse(w, r, &mercureRefusal{Status: http.StatusForbidden, Code: "insufficient_scope",
-			Msg: "the token does not allow subscribing to " + truncate(requested, 128)})
+			Msg: "the token does not allow subscribing to " + Truncate(requested, 128)})
 	}
 	q, ok := parseSubscriptionsPath(requested, m.compat())
 	if !ok {

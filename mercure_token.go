@@ -118,7 +118,7 @@ func bearerCredentials(h string) (token, problem string) {
 		if scheme == "" {
 			return "", "the Authorization header is empty"
 		}
-		return "", fmt.Sprintf("the Authorization header uses the %s scheme; the hub reads Bearer tokens only", truncate(scheme, 16))
+		return "", fmt.Sprintf("the Authorization header uses the %s scheme; the hub reads Bearer tokens only", Truncate(scheme, 16))
 	}
 	token = strings.TrimLeft(rest, " ")
 	if token == "" {
@@ -192,7 +192,7 @@ func (a *MercureAuth) CheckCookieOrigin(r *http.Request, source MercureTokenSour
 	if n == ownOrigin(r) || a.publishOrigins[n] {
 		return nil
 	}
-	return fmt.Errorf("%w: origin %s may not publish with a cookie (publish_origins)", ErrMercureInvalidRequest, truncate(n, 128))
+	return fmt.Errorf("%w: origin %s may not publish with a cookie (publish_origins)", ErrMercureInvalidRequest, Truncate(n, 128))
 }
 
 // parsePublishOrigins checks the publish_origins option.

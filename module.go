@@ -492,7 +492,7 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 		case d.IsLiteral():
 			h.literals = append(h.literals, d.Name)
 		default:
-			h.wildcards = append(h.wildcards, patternSegments(d.Name))
+			h.wildcards = append(h.wildcards, PatternSegments(d.Name))
 			if d.MaxTopics <= h.MaxTopicsPerSubscriber {
 				// Held topics are never forgotten: one connection could
 				// lock every new topic of the pattern out.

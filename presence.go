@@ -184,8 +184,8 @@ func validPresenceTopic(name string) error {
 	if err := ValidTopicName(name); err != nil {
 		return fmt.Errorf("presence: %v", err)
 	}
-	if internalTopic(name) {
-		return errInternalTopic("presence", name)
+	if InternalTopic(name) {
+		return ErrInternalTopic("presence", name)
 	}
 	return nil
 }

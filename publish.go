@@ -258,7 +258,7 @@ func (p *PublishHandler) resolve(topics []string, prefix string) ([]TopicRef, *P
 		ref, ok := p.table.Lookup(t)
 		// Internal topics take only what their own route publishes, with
 		// the metadata its subscribers' filters need.
-		if !ok || internalTopic(t) {
+		if !ok || InternalTopic(t) {
 			return nil, &PublishError{Status: http.StatusNotFound, Field: prefix + "topic",
 				Msg: fmt.Sprintf("topic %q is not declared by any sse handler of hub %q", t, p.Hub)}
 		}

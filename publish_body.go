@@ -171,7 +171,7 @@ func parseFormBody(body []byte, maxEvent int64) ([]*Message, *PublishError) {
 		switch k {
 		case "topic", "event", "data", "retry":
 		default:
-			return nil, badRequest(k, "unknown form field %q; fields are topic, event, data, retry", truncate(k, 64))
+			return nil, badRequest(k, "unknown form field %q; fields are topic, event, data, retry", Truncate(k, 64))
 		}
 	}
 	if len(vals["data"]) > 1 {

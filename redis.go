@@ -154,7 +154,7 @@ func NewRedisHub(name string, cfg RedisConfig, logger *zap.Logger) (*RedisHub, e
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	rh := &RedisHub{
-		local:   newRemoteHub(),
+		local:   NewRemoteHub(),
 		rdb:     redis.NewClient(opts),
 		base:    cfg.Prefix + name,
 		backlog: cfg.Backlog,
@@ -220,7 +220,7 @@ func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts Publis
 	if len(pubs) == 0 {
 		return PublishOutcome{}, nil
 	}
-	if err := validatePublicIDs(pubs); err != nil {
+	if err := ValidatePublicIDs(pubs); err != nil {
 		return PublishOutcome{}, err
 	}
 	// Known to be unreachable or hung: refuse without sending, so the
@@ -246,16 +246,16 @@ func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts Publis
 		for j, ref := range p.Topics {
 			names[j] = ref.Name
 		}
-		delivered[i] = rh.local.localSubscribers(names)
+		delivered[i] = rh.local.LocalSubscribers(names)
 		counts[i] = strconv.Itoa(delivered[i])
 	}
 	key, fp := opts.IdempotencyKey, ""
 	window, maxKeys := rh.idempotency()
 	if key != "" {
-		fp = publishFingerprint(pubs)
+		fp = PublishFingerprint(pubs)
 	}
 	keys := []string{rh.seqKey(), rh.epochKey(), rh.busKey(), rh.metaKey(), rh.idemKey(key), rh.idemSetKey()}
-	pos := rh.local.position()
+	pos := rh.local.Position()
 	// A fresh candidate each time: an instance that proposed the epoch
 	// before Redis lost it must not bring the same one back.
 	args := []any{NewEpoch(), pos.Epoch, pos.Seq, rh.backlog,
@@ -271,7 +271,7 @@ func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts Publis
 		if m.HashID {
 			hash = "1"
 		}
-		args = append(args, encodeBody(m), m.Meta, m.PublicID, hash, len(p.Topics))
+		args = append(args, EncodeBody(m), m.Meta, m.PublicID, hash, len(p.Topics))
 		for _, ref := range p.Topics {
 			args = append(args, index[ref.Name])
 		}
@@ -290,7 +290,7 @@ func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts Publis
 		return PublishOutcome{}, ErrIdempotencyConflict
 	case status == "reserved" && len(res) == 2:
 		id, _ := res[1].(string)
-		return PublishOutcome{}, fmt.Errorf("%w: %q", ErrReservedID, truncate(id, 64))
+		return PublishOutcome{}, fmt.Errorf("%w: %q", ErrReservedID, Truncate(id, 64))
 	case status == "published" && len(res) == 3:
 	case status == "replayed" && len(res) == 4:
 		csv, _ := res[3].(string)
@@ -306,7 +306,7 @@ func (rh *RedisHub) Publish(ctx context.Context, pubs []Publication, opts Publis
 	if status == "published" {
 		for _, p := range pubs {
 			for _, ref := range p.Topics {
-				rh.local.counters.Topic(declaredName(ref)).published.Add(1)
+				rh.local.Counters().Topic(DeclaredName(ref)).AddPublished(1)
 			}
 		}
 	}
@@ -377,7 +377,7 @@ func (rh *RedisHub) SubscribeWith(refs []TopicRef, opts SubscribeOptions) (*Subs
 		ref.Ring = RingConfig{} // rings live in Redis
 		localRefs[i] = ref
 	}
-	if rh.local.position().Epoch == "" {
+	if rh.local.Position().Epoch == "" {
 		// Before the first connection this instance has no position to
 		// register at; the time lets connect find where this subscriber
 		// joined the bus. Noted before registering, so connect sees it.
@@ -387,7 +387,7 @@ func (rh *RedisHub) SubscribeWith(refs []TopicRef, opts SubscribeOptions) (*Subs
 		}
 		rh.mu.Unlock()
 	}
-	sub, pos, err := rh.local.registerWith(localRefs, opts.QueueLen, opts.Filter)
+	sub, pos, err := rh.local.RegisterWith(localRefs, opts.QueueLen, opts.Filter)
 	if err != nil {
 		return nil, Replay{}, err
 	}
@@ -467,7 +467,7 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 		// Redis moved to another epoch (it came back empty). Once the local
 		// hub has adopted it, the old resume point is unknown there and the
 		// subscriber continues with the new epoch's events from its start.
-		if now := rh.local.position(); now.Epoch == epoch && epoch != "" {
+		if now := rh.local.Position(); now.Epoch == epoch && epoch != "" {
 			return p.unknown(ID{Epoch: epoch}), true, nil
 		}
 		return Replay{}, false, nil
@@ -488,20 +488,20 @@ func (rh *RedisHub) readReplay(ctx context.Context, p *pendingReplay) (Replay, b
 		if e, _ := res[i].(int64); uint64(e) > from && !p.opts.Earliest {
 			evicted = max(evicted, uint64(e))
 		}
-		if list := filterEvents(streamEvents(epoch, res[i+1]), p.sub.filter); len(list) > 0 {
+		if list := FilterEvents(streamEvents(epoch, res[i+1]), p.sub.Filter); len(list) > 0 {
 			lists = append(lists, list)
-			ctrs = append(ctrs, rh.local.counters.Topic(declaredName(p.refs[(i-3)/2])))
+			ctrs = append(ctrs, rh.local.Counters().Topic(DeclaredName(p.refs[(i-3)/2])))
 		}
 	}
-	rp := assembleReplay(epoch, p.resume, lists, evicted)
-	countReplay(p.sub, rp, lists, ctrs)
+	rp := AssembleReplay(epoch, p.resume, lists, evicted)
+	CountReplay(p.sub, rp, lists, ctrs)
 	if p.opts.Predecessor > 0 && !p.opts.Earliest {
-		rp.Predecessor = predecessorOf(p.resume, rp)
+		rp.Predecessor = PredecessorOf(p.resume, rp)
 	}
 	// Live events the subscriber already has through the replay, or that
 	// the reset declared missed, must not follow it: a reader lagging the
 	// publisher's instance may queue them after the resume point.
-	rh.local.skipThrough(p.sub, max(from, evicted))
+	rh.local.SkipThrough(p.sub, max(from, evicted))
 	return rp, true, nil
 }
 
@@ -528,13 +528,13 @@ func streamEvents(epoch string, v any) []*Event {
 // newRemoteEvent builds an event read from Redis: its body (the event
 // without its id line) gets the id line its subscribers must see.
 func newRemoteEvent(id ID, t time.Time, body, meta, pid string, hash bool) *Event {
-	return &Event{ID: id, Time: t, Wire: withID(id, pid, hash, []byte(body)), Meta: meta, PublicID: pid, HashID: hash}
+	return &Event{ID: id, Time: t, Wire: WithID(id, pid, hash, []byte(body)), Meta: meta, PublicID: pid, HashID: hash}
 }
 
 // unknown is the replay of a resume point that cannot be honoured, counted.
 func (p *pendingReplay) unknown(pos ID) Replay {
-	rp := unknownReset(p.resume, pos)
-	countReplay(p.sub, rp, nil, nil)
+	rp := UnknownReset(p.resume, pos)
+	CountReplay(p.sub, rp, nil, nil)
 	return rp
 }
 
@@ -572,7 +572,7 @@ func (rh *RedisHub) readInitial(ctx context.Context, p *pendingReplay, pos ID) (
 		// Redis moved to another epoch: once the local hub has adopted it,
 		// the subscriber starts with its live events; its old history is
 		// gone.
-		if now := rh.local.position(); now.Epoch == epoch && epoch != "" {
+		if now := rh.local.Position(); now.Epoch == epoch && epoch != "" {
 			return Replay{}, true, nil
 		}
 		return Replay{}, false, nil
@@ -580,13 +580,13 @@ func (rh *RedisHub) readInitial(ctx context.Context, p *pendingReplay, pos ID) (
 	var lists [][]*Event
 	var ctrs []*TopicCounters
 	for i, v := range res[1:] {
-		if list := filterEvents(streamEvents(epoch, v), p.sub.filter); len(list) > 0 {
+		if list := FilterEvents(streamEvents(epoch, v), p.sub.Filter); len(list) > 0 {
 			lists = append(lists, list)
-			ctrs = append(ctrs, rh.local.counters.Topic(declaredName(p.refs[i])))
+			ctrs = append(ctrs, rh.local.Counters().Topic(DeclaredName(p.refs[i])))
 		}
 	}
-	rp := Replay{Events: mergeEvents(lists)}
-	countReplay(p.sub, rp, lists, ctrs)
+	rp := Replay{Events: MergeEvents(lists)}
+	CountReplay(p.sub, rp, lists, ctrs)
 	return rp, true, nil
 }
 
@@ -604,7 +604,7 @@ func (rh *RedisHub) enqueue(p *pendingReplay) {
 	if len(rh.waiting) >= 64 && len(rh.waiting) >= 2*rh.waitingKept {
 		kept := rh.waiting[:0]
 		for _, w := range rh.waiting {
-			if w.sub.active() {
+			if w.sub.Active() {
 				kept = append(kept, w)
 			}
 		}
@@ -646,7 +646,7 @@ func (rh *RedisHub) replayer(ctx context.Context) {
 			}
 			p := rh.waiting[0]
 			rh.mu.Unlock()
-			if p.sub.active() { // an ended stream's waiter is just removed
+			if p.sub.Active() { // an ended stream's waiter is just removed
 				c, cancel := context.WithTimeout(ctx, rh.callTimeout)
 				rp, ok, err := rh.readReplay(c, p)
 				cancel()
@@ -698,7 +698,7 @@ func (rh *RedisHub) readBus(ctx context.Context) {
 			backoff = redisMinBackoff
 			rh.setConnected(true, nil)
 		}
-		pos := rh.local.position()
+		pos := rh.local.Position()
 		streams, err := rh.rdb.XRead(ctx, &redis.XReadArgs{
 			Streams: []string{rh.busKey(), fmt.Sprintf("%d-0", pos.Seq)},
 			Count:   redisReadBatch,
@@ -763,7 +763,7 @@ func (rh *RedisHub) currentEpoch(ctx context.Context, pos ID) (string, error) {
 func (rh *RedisHub) connect(ctx context.Context) error {
 	c, cancel := context.WithTimeout(ctx, rh.callTimeout)
 	defer cancel()
-	pos := rh.local.position()
+	pos := rh.local.Position()
 	epoch, seq, redisNow, err := rh.runEpoch(c, pos)
 	if err != nil {
 		return err
@@ -787,7 +787,7 @@ func (rh *RedisHub) connect(ctx context.Context) error {
 				return err
 			}
 		}
-		rh.local.adopt(epoch, start)
+		rh.local.Adopt(epoch, start)
 		rh.mu.Lock()
 		rh.firstEpoch, rh.firstSeq = epoch, start
 		rh.mu.Unlock()
@@ -797,7 +797,7 @@ func (rh *RedisHub) connect(ctx context.Context) error {
 		// Redis lost the hub (a restart without persistence, a failover to
 		// an empty replica). Ids of the old epoch mean nothing now; open
 		// streams continue with the new epoch's events from its start.
-		rh.local.adopt(epoch, 0)
+		rh.local.Adopt(epoch, 0)
 		rh.logger.Warn("redis has a new epoch for this hub; earlier ids will get a reset",
 			zap.String("old_epoch", pos.Epoch), zap.String("epoch", epoch))
 	default:
@@ -843,7 +843,7 @@ func (rh *RedisHub) busSeqBefore(ctx context.Context, cutoff int64, last uint64)
 // what they missed, so they are dropped and resume by id from the rings,
 // which can.
 func (rh *RedisHub) deliver(pos ID, msgs []redis.XMessage) bool {
-	evs := make([]remoteEvent, 0, len(msgs))
+	evs := make([]RemoteEvent, 0, len(msgs))
 	next := pos.Seq + 1
 	for _, m := range msgs {
 		seq, ok := streamSeq(m.ID)
@@ -852,13 +852,13 @@ func (rh *RedisHub) deliver(pos ID, msgs []redis.XMessage) bool {
 		}
 		epoch, _ := m.Values["e"].(string)
 		if epoch != pos.Epoch {
-			rh.local.deliver(evs)
+			rh.local.Deliver(evs)
 			return false
 		}
 		if seq != next {
-			rh.local.deliver(evs)
+			rh.local.Deliver(evs)
 			evs = evs[:0]
-			n := rh.local.dropAll()
+			n := rh.local.DropAll()
 			rh.logger.Warn("redis bus was trimmed past this instance's position; subscribers dropped to resume by id",
 				zap.Uint64("expected_seq", next), zap.Uint64("got_seq", seq), zap.Int("dropped", n))
 		}
@@ -868,12 +868,12 @@ func (rh *RedisHub) deliver(pos ID, msgs []redis.XMessage) bool {
 		meta, _ := m.Values["m"].(string)
 		pid, _ := m.Values["i"].(string)
 		hash, _ := m.Values["h"].(string)
-		evs = append(evs, remoteEvent{
-			ev:     newRemoteEvent(ID{Epoch: epoch, Seq: seq}, time.Now(), body, meta, pid, hash != ""),
-			topics: strings.Split(topics, "\n"),
+		evs = append(evs, RemoteEvent{
+			Event:     newRemoteEvent(ID{Epoch: epoch, Seq: seq}, time.Now(), body, meta, pid, hash != ""),
+			Topics: strings.Split(topics, "\n"),
 		})
 	}
-	rh.local.deliver(evs)
+	rh.local.Deliver(evs)
 	return true
 }
 
@@ -979,7 +979,7 @@ func (rh *RedisHub) Prune(keep func(name string) (RingConfig, bool)) {
 
 // Counters are the local hub's: this instance's publishes, deliveries and
 // subscribers.
-func (rh *RedisHub) Counters() *HubCounters { return rh.local.counters }
+func (rh *RedisHub) Counters() *HubCounters { return rh.local.Counters() }
 
 // Stats reports the local subscribers and whether Redis is reachable.
 func (rh *RedisHub) Stats() Stats {

@@ -6,21 +6,21 @@ import "context"
 // then only fans out, to its own subscribers, the events Redis hands it in
 // id order. These methods are that local half. Rings stay empty.
 
-// remoteEvent is an event whose id was assigned elsewhere, with the names of
+// RemoteEvent is an event whose id was assigned elsewhere, with the names of
 // the topics it was published to.
-type remoteEvent struct {
-	ev     *Event
-	topics []string
+type RemoteEvent struct {
+	Event     *Event
+	Topics []string
 }
 
-// newRemoteHub returns a hub that has no epoch until the engine adopts one.
-func newRemoteHub() *Hub {
+// NewRemoteHub returns a hub that has no epoch until the engine adopts one.
+func NewRemoteHub() *Hub {
 	h := NewHub()
 	h.epoch = ""
 	return h
 }
 
-// deliver queues events, in order, for the local subscribers of their
+// Deliver queues events, in order, for the local subscribers of their
 // topics. It creates no topic: an event for a topic nobody here subscribes
 // to has no one to reach.
 //
@@ -28,7 +28,7 @@ func newRemoteHub() *Hub {
 // (overload.go), but only for deliverWait: the events are published
 // already, so past it the subscribers still full are dropped and resume by
 // id.
-func (h *Hub) deliver(evs []remoteEvent) {
+func (h *Hub) Deliver(evs []RemoteEvent) {
 	notify := takeNotifyList()
 	defer putNotifyList(notify)
 	waiter := newRoomWaiter(h, context.Background(), deliverWait)
@@ -49,14 +49,14 @@ func (h *Hub) deliver(evs []remoteEvent) {
 	}
 	h.op++
 	for _, re := range evs {
-		seq := re.ev.ID.Seq
+		seq := re.Event.ID.Seq
 		h.seq = seq
-		for _, name := range re.topics {
+		for _, name := range re.Topics {
 			t := h.topics[name]
 			if t == nil {
 				continue
 			}
-			h.queueLocked(t, re.ev, notify, nil, forced)
+			h.queueLocked(t, re.Event, notify, nil, forced)
 		}
 		h.published++
 	}
@@ -65,10 +65,10 @@ func (h *Hub) deliver(evs []remoteEvent) {
 }
 
 // admitRemoteLocked is admitLocked for events published elsewhere.
-func (h *Hub) admitRemoteLocked(evs []remoteEvent) bool {
+func (h *Hub) admitRemoteLocked(evs []RemoteEvent) bool {
 	return h.admitTopicsLocked(func(yield func(string) bool) {
 		for _, re := range evs {
-			for _, name := range re.topics {
+			for _, name := range re.Topics {
 				if !yield(name) {
 					return
 				}
@@ -77,10 +77,10 @@ func (h *Hub) admitRemoteLocked(evs []remoteEvent) bool {
 	})
 }
 
-// adopt moves the hub to an epoch and position: on the engine's first
+// Adopt moves the hub to an epoch and position: on the engine's first
 // connection, or when Redis came back without the old epoch. Per-subscriber
 // bookkeeping in seq numbers belongs to the old epoch and is cleared.
-func (h *Hub) adopt(epoch string, seq uint64) {
+func (h *Hub) Adopt(epoch string, seq uint64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	changed := h.epoch != "" && h.epoch != epoch
@@ -95,21 +95,21 @@ func (h *Hub) adopt(epoch string, seq uint64) {
 	}
 }
 
-// position is the id of the last event delivered here.
-func (h *Hub) position() ID {
+// Position is the id of the last event delivered here.
+func (h *Hub) Position() ID {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return ID{Epoch: h.epoch, Seq: h.seq}
 }
 
-// skipThrough makes s ignore live events up to seq: its replay covered them
+// SkipThrough makes s ignore live events up to seq: its replay covered them
 // (or a reset declared them missed). Events already queued are removed.
 //
 // Staged events (a filtered subscriber's, fanout_filter.go) are removed
 // too, holding its filter pass off meanwhile: one already under way has
 // queued what it took before the pending events are looked at, and none
 // taken later can be queued after it.
-func (h *Hub) skipThrough(s *Subscription, seq uint64) {
+func (h *Hub) SkipThrough(s *Subscription, seq uint64) {
 	h.mu.Lock()
 	s.floor = max(s.floor, seq)
 	h.mu.Unlock()
@@ -140,9 +140,9 @@ func (h *Hub) skipThrough(s *Subscription, seq uint64) {
 	s.mu.Unlock()
 }
 
-// localSubscribers counts this hub's subscribers of the named topics, each
+// LocalSubscribers counts this hub's subscribers of the named topics, each
 // once: the "delivered" of a publish through a shared engine.
-func (h *Hub) localSubscribers(names []string) int {
+func (h *Hub) LocalSubscribers(names []string) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if len(names) == 1 {
@@ -162,9 +162,9 @@ func (h *Hub) localSubscribers(names []string) int {
 	return len(seen)
 }
 
-// dropAll drops every subscriber; they resume by id. It is what an instance
+// DropAll drops every subscriber; they resume by id. It is what an instance
 // does when it cannot tell which events its subscribers missed.
-func (h *Hub) dropAll() int {
+func (h *Hub) DropAll() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
@@ -181,8 +181,8 @@ func (h *Hub) dropAll() int {
 	return n
 }
 
-// active reports whether s is still registered.
-func (s *Subscription) active() bool {
+// Active reports whether s is still registered.
+func (s *Subscription) Active() bool {
 	s.hub.mu.Lock()
 	defer s.hub.mu.Unlock()
 	return !s.removed

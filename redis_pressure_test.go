@@ -107,7 +107,7 @@ func evictionRound(t *testing.T, srv *redistest.Server, prefix, policy string) (
 	// reader has caught up, so the replay alone holds what was missed.
 	last := published[len(refs)-1][len(published[len(refs)-1])-1]
 	awaitCond(t, "the bus reader to deliver the last event", func() bool {
-		pos := rh.local.position()
+		pos := rh.local.Position()
 		return pos.Epoch != last.Epoch || pos.Seq >= last.Seq
 	})
 
@@ -352,7 +352,7 @@ func TestRedisHungPublishIsUnknown(t *testing.T) {
 	if err != nil || !out.Replayed || len(out.Results) != 1 {
 		t.Fatalf("retry with the key: %+v, %v", out, err)
 	}
-	if want := srv.XRange(t, "hp:default:news")[1].ID; out.Results[0].ID != (ID{Epoch: rh.local.position().Epoch, Seq: mustSeq(t, want)}).String() {
+	if want := srv.XRange(t, "hp:default:news")[1].ID; out.Results[0].ID != (ID{Epoch: rh.local.Position().Epoch, Seq: mustSeq(t, want)}).String() {
 		t.Fatalf("retry answered %s, the published event is %s", out.Results[0].ID, want)
 	}
 	if n := srv.XLen(t, "hp:default:news"); n != 2 {

@@ -38,7 +38,7 @@ func TestRedisPublicIDOverMaxmemory(t *testing.T) {
 			t.Fatalf("publish with id %s to %s over maxmemory: %v", c.id, c.topic, err)
 		}
 	}
-	epoch := rh.local.position().Epoch
+	epoch := rh.local.Position().Epoch
 	if _, err := pubMsg(rh, ref, Message{Data: "d", PublicID: epoch + "-7"}); !errors.Is(err, ErrReservedID) {
 		t.Fatalf("an id in the hub's id space over maxmemory: %v", err)
 	}

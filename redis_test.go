@@ -198,7 +198,7 @@ func TestRedisResumeAheadOfTheLocalReader(t *testing.T) {
 	a := newRedisHub(t, srv, "p3:")
 	news := redisTopic("news", 100)
 	first := publishData(t, a, "1", news)
-	awaitCond(t, "A's reader to deliver 1", func() bool { return a.local.position().Seq == 1 })
+	awaitCond(t, "A's reader to deliver 1", func() bool { return a.local.Position().Seq == 1 })
 	sub, pos, err := a.local.register([]TopicRef{{Name: "news"}}, 100)
 	if err != nil || pos.Seq != 1 {
 		t.Fatalf("register: %v at %v", err, pos)
@@ -230,7 +230,7 @@ func TestRedisRingTrimmedInRedis(t *testing.T) {
 		t.Fatalf("XLEN %d, want 5", n)
 	}
 	// The whole replay then comes from Redis, none of it live.
-	awaitCond(t, "the bus reader to deliver 20", func() bool { return a.local.position().Seq == 20 })
+	awaitCond(t, "the bus reader to deliver 20", func() bool { return a.local.Position().Seq == 20 })
 	_, rp, err := a.Subscribe([]TopicRef{news}, ids[2], 100)
 	if err != nil {
 		t.Fatal(err)
@@ -324,7 +324,7 @@ func TestRedisOutageAndReturn(t *testing.T) {
 		t.Fatalf("open subscriber got %s, want %s", got[0].ID, after.ID)
 	}
 	id, _ := ParseID(after.ID)
-	if id.Epoch != live.hub.position().Epoch || id.Seq != 2 {
+	if id.Epoch != live.hub.Position().Epoch || id.Seq != 2 {
 		t.Fatalf("after a restart with persistence the epoch and count continue: %s", after.ID)
 	}
 }
@@ -480,7 +480,7 @@ func TestRedisReplayOnConnect(t *testing.T) {
 	for i, refs := range [][]TopicRef{{news}, {misc}, {news, misc}, {news}, {misc}, {news}} { // 1..6
 		ids = append(ids, publishData(t, a, strconv.Itoa(i+1), refs...).ID)
 	}
-	awaitCond(t, "B's reader to deliver 6", func() bool { return b.local.position().Seq == 6 })
+	awaitCond(t, "B's reader to deliver 6", func() bool { return b.local.Position().Seq == 6 })
 	sub, rp, err := b.Subscribe([]TopicRef{news, misc}, "", 100)
 	if err != nil || rp.Later != nil || rp.Reset != nil {
 		t.Fatalf("subscribe: %v, later %v, reset %+v", err, rp.Later != nil, rp.Reset)
@@ -502,7 +502,7 @@ func TestRedisReplayOnConnect(t *testing.T) {
 	if err != nil || rp.Reset != nil || rp.Later != nil {
 		t.Fatalf("resume: %v, reset %+v", err, rp.Reset)
 	}
-	awaitCond(t, "B's reader to deliver 7", func() bool { return b.local.position().Seq == 7 })
+	awaitCond(t, "B's reader to deliver 7", func() bool { return b.local.Position().Seq == 7 })
 	if got := seqs(rp.Events); len(got) < 5 || !slices.Equal(got[:5], []uint64{2, 3, 4, 5, 6}) {
 		t.Fatalf("resume from 1 replayed %v, want 2..6 (and 7 if delivered)", got)
 	}
@@ -514,7 +514,7 @@ func TestRedisReplayOnConnect(t *testing.T) {
 	empty.Ring.OnConnect = 5
 	publishData(t, a, "f1", few)
 	publishData(t, a, "f2", few)
-	awaitCond(t, "B's reader to deliver 9", func() bool { return b.local.position().Seq == 9 })
+	awaitCond(t, "B's reader to deliver 9", func() bool { return b.local.Position().Seq == 9 })
 	_, rp, err = b.Subscribe([]TopicRef{few, empty}, "", 100)
 	if err != nil || len(rp.Events) != 2 || dataOf(rp.Events[0]) != "f1" || dataOf(rp.Events[1]) != "f2" {
 		t.Fatalf("replay_on_connect 50 of 2 retained: %v, %s", err, wires(rp.Events))
@@ -532,7 +532,7 @@ func TestRedisReplayOnConnectWaitsForRedis(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		publishData(t, a, strconv.Itoa(i), news)
 	}
-	awaitCond(t, "the reader to deliver 3", func() bool { return a.local.position().Seq == 3 })
+	awaitCond(t, "the reader to deliver 3", func() bool { return a.local.Position().Seq == 3 })
 	srv.Kill()
 	awaitConnected(t, a, false)
 	_, rp, err := a.Subscribe([]TopicRef{news}, "", 100)

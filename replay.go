@@ -147,9 +147,9 @@ func (r *ring) last(n int) []*Event {
 	return live[max(len(live)-n, 0):]
 }
 
-// mergeEvents merges id-ordered lists into one, dropping the duplicates of
+// MergeEvents merges id-ordered lists into one, dropping the duplicates of
 // an event published to several of them.
-func mergeEvents(lists [][]*Event) []*Event {
+func MergeEvents(lists [][]*Event) []*Event {
 	switch len(lists) {
 	case 0:
 		return nil
@@ -256,7 +256,7 @@ func (h *Hub) snapshotLocked(s *Subscription, opts SubscribeOptions) replaySnaps
 	case opts.Resume != "":
 		seq, ok := h.resumeSeqLocked(s, opts.Resume)
 		if !ok {
-			rp := unknownReset(opts.Resume, ID{Epoch: h.epoch, Seq: h.seq})
+			rp := UnknownReset(opts.Resume, ID{Epoch: h.epoch, Seq: h.seq})
 			snap.unknown = &rp
 			return snap
 		}
@@ -287,26 +287,26 @@ func (h *Hub) snapshotLocked(s *Subscription, opts SubscribeOptions) replaySnaps
 // once), after an "evicted" reset's id when there is one, and counted.
 func (snap *replaySnapshot) finish(s *Subscription) Replay {
 	if snap.unknown != nil {
-		countReplay(s, *snap.unknown, nil, nil)
+		CountReplay(s, *snap.unknown, nil, nil)
 		return *snap.unknown
 	}
 	lists := snap.lists[:0]
 	ctrs := snap.ctrs[:0]
 	for i, l := range snap.lists {
-		if l = filterEvents(l, s.filter); len(l) > 0 {
+		if l = FilterEvents(l, s.Filter); len(l) > 0 {
 			lists = append(lists, l)
 			ctrs = append(ctrs, snap.ctrs[i])
 		}
 	}
 	var rp Replay
 	if snap.resuming {
-		rp = assembleReplay(snap.epoch, snap.resume, lists, snap.evicted)
+		rp = AssembleReplay(snap.epoch, snap.resume, lists, snap.evicted)
 	} else {
-		rp = Replay{Events: mergeEvents(lists)}
+		rp = Replay{Events: MergeEvents(lists)}
 	}
-	countReplay(s, rp, lists, ctrs)
+	CountReplay(s, rp, lists, ctrs)
 	if snap.predecessor {
-		rp.Predecessor = predecessorOf(snap.resume, rp)
+		rp.Predecessor = PredecessorOf(snap.resume, rp)
 	}
 	return rp
 }
@@ -340,9 +340,9 @@ func (s *Subscription) rings(yield func(*ring) bool) {
 	}
 }
 
-// filterEvents returns the events of l that f accepts, in a new slice when
+// FilterEvents returns the events of l that f accepts, in a new slice when
 // it refuses any (l may be a ring's own array); all of l when f is nil.
-func filterEvents(l []*Event, f func(*Event) bool) []*Event {
+func FilterEvents(l []*Event, f func(*Event) bool) []*Event {
 	if f == nil {
 		return l
 	}
@@ -360,7 +360,7 @@ func filterEvents(l []*Event, f func(*Event) bool) []*Event {
 	return l
 }
 
-// predecessorOf is the response's Mercure-Last-Event-ID for a replay
+// PredecessorOf is the response's Mercure-Last-Event-ID for a replay
 // resumed from resume (spec, Reconciliation): the id of the event
 // preceding the first event sent. When the resume point was found and
 // honoured whole, that is the resume point itself, as the client sent it:
@@ -370,16 +370,16 @@ func filterEvents(l []*Event, f func(*Event) bool) []*Event {
 // ("earliest" on the wire). It never names another event: a subscriber
 // learns no id from it beyond the one it sent, and no event it may not
 // read (spec, Authorization on Event Replay).
-func predecessorOf(resume string, rp Replay) string {
+func PredecessorOf(resume string, rp Replay) string {
 	if rp.Reset != nil || resume == "" {
 		return ""
 	}
 	return resume
 }
 
-// unknownReset is the replay of a resume point this hub never issued (or
+// UnknownReset is the replay of a resume point this hub never issued (or
 // from an earlier epoch): a reset, then live events from position on.
-func unknownReset(resume string, position ID) Replay {
+func UnknownReset(resume string, position ID) Replay {
 	return Replay{Reset: &Reset{
 		Reason:      "unknown",
 		LastEventID: truncateBytes(resume, maxEchoedIDLen),
@@ -387,12 +387,12 @@ func unknownReset(resume string, position ID) Replay {
 	}}
 }
 
-// assembleReplay merges the retained events of a subscriber's topics after
+// AssembleReplay merges the retained events of a subscriber's topics after
 // its resume point. When evicted is above the resume point, the subscriber
 // missed something: it gets an "evicted" reset carrying that seq, and only
 // events newer than it follow, so its Last-Event-ID never moves backwards
 // past the reset.
-func assembleReplay(epoch, resume string, lists [][]*Event, evicted uint64) Replay {
+func AssembleReplay(epoch, resume string, lists [][]*Event, evicted uint64) Replay {
 	var rp Replay
 	if evicted > 0 {
 		rp.Reset = &Reset{
@@ -401,7 +401,7 @@ func assembleReplay(epoch, resume string, lists [][]*Event, evicted uint64) Repl
 			ID:          ID{Epoch: epoch, Seq: evicted},
 		}
 	}
-	rp.Events = mergeEvents(lists)
+	rp.Events = MergeEvents(lists)
 	if evicted > 0 {
 		i := 0
 		for i < len(rp.Events) && rp.Events[i].ID.Seq <= evicted {

@@ -383,7 +383,7 @@ func TestMergeEvents(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := mergeEvents(tc.lists)
+			got := MergeEvents(tc.lists)
 			if seqs := replayTestSeqs(got); !reflect.DeepEqual(seqs, tc.want) {
 				t.Fatalf("mergeEvents = %v, want %v", seqs, tc.want)
 			}
@@ -398,13 +398,13 @@ func TestMergeEvents(t *testing.T) {
 	// The result must not alias an input: rings keep mutating theirs
 	// (eviction nils slots, compaction moves them) after the hub unlocks.
 	in := e(1, 2, 3)
-	out := mergeEvents([][]*Event{in})
+	out := MergeEvents([][]*Event{in})
 	in[0] = nil
 	if out[0] == nil {
 		t.Fatal("mergeEvents of one list returned the list itself, not a copy")
 	}
 	a, b := e(1, 3), e(2, 4)
-	out = mergeEvents([][]*Event{a, b})
+	out = MergeEvents([][]*Event{a, b})
 	a[0], b[0] = nil, nil
 	if out[0] == nil || out[1] == nil {
 		t.Fatal("mergeEvents of two lists aliases an input")

@@ -34,7 +34,7 @@ func seamMemory(t *testing.T) seamEngines {
 func seamRedis(t *testing.T) seamEngines {
 	srv := redistest.Start(t, false)
 	a, b := newRedisHub(t, srv, "seam:"), newRedisHub(t, srv, "seam:")
-	return seamEngines{a: a, b: b, srv: srv, base: "seam:default", epoch: func() string { return a.local.position().Epoch }}
+	return seamEngines{a: a, b: b, srv: srv, base: "seam:default", epoch: func() string { return a.local.Position().Epoch }}
 }
 
 // caughtUp waits until b has delivered the event with hub id id: a replay
@@ -47,7 +47,7 @@ func (e seamEngines) caughtUp(t *testing.T, id string) {
 		return
 	}
 	seq := idSeq(t, id)
-	awaitCond(t, "instance b reaching "+id, func() bool { return rb.local.position().Seq >= seq })
+	awaitCond(t, "instance b reaching "+id, func() bool { return rb.local.Position().Seq >= seq })
 }
 
 // forEachEngine runs a test on both engines.
@@ -224,7 +224,7 @@ func TestSeamReusedPublicID(t *testing.T) {
 		for _, bad := range []string{"#x", "a\nb", "a\rb", "a\x00b", "\xff"} {
 			var fe *FieldError
 			if _, err := pubMsg(e.a, y, Message{Data: "z", PublicID: bad}); !errors.As(err, &fe) || fe.Field != "id" {
-				t.Fatalf("public id %q: %v, want a FieldError on id", truncate(bad, 20), err)
+				t.Fatalf("public id %q: %v, want a FieldError on id", Truncate(bad, 20), err)
 			}
 		}
 		// Nothing was published by the refusals: the next id follows.
@@ -571,12 +571,12 @@ func TestEventDecodedOnce(t *testing.T) {
 func TestValidPublicID(t *testing.T) {
 	for _, ok := range []string{"a", "urn:uuid:e1ee88e2-532a-4d6f-ba70-f0f8bd584022", "https://example.com/x#frag", "é", strings.Repeat("i", 1<<16)} {
 		if err := ValidPublicID(ok); err != nil {
-			t.Errorf("ValidPublicID(%q) = %v", truncate(ok, 20), err)
+			t.Errorf("ValidPublicID(%q) = %v", Truncate(ok, 20), err)
 		}
 	}
 	for _, bad := range []string{"", "#1", "a\nb", "a\rb", "a\x00b", "\xff"} {
 		if err := ValidPublicID(bad); err == nil {
-			t.Errorf("ValidPublicID(%q) accepted", truncate(bad, 20))
+			t.Errorf("ValidPublicID(%q) accepted", Truncate(bad, 20))
 		}
 	}
 	for id, want := range map[string]bool{"abc-1": true, "abc-": false, "abc-1x": false, "abcd-1": false, "xabc-1": false} {

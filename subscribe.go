@@ -166,7 +166,7 @@ type writeGate struct {
 func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone, end <-chan struct{}, remote string, refs []TopicRef) {
 	s.add(streamOpening)
 	if h.Retry > 0 {
-		s.add(retryField(time.Duration(h.Retry)))
+		s.add(RetryField(time.Duration(h.Retry)))
 	}
 	if replay.Later != nil {
 		if s.flush() != nil {
@@ -237,7 +237,7 @@ func (h *SSEHandler) awaitReplay(s sink, sub *Subscription, later <-chan Replay,
 // reconnect hint. The deadline stays armed so a stuck client cannot hold up
 // the server's shutdown with the final write.
 func (h *SSEHandler) goodbye(s sink) {
-	s.add(retryField(time.Duration(500+rand.IntN(1000)) * time.Millisecond))
+	s.add(RetryField(time.Duration(500+rand.IntN(1000)) * time.Millisecond))
 	_ = s.flush()
 	s.setDeadline(time.Now().Add(s.writeTimeout()))
 }
@@ -395,7 +395,7 @@ func (h *SSEHandler) comeBackLater(w http.ResponseWriter, why string) error {
 	w.WriteHeader(http.StatusOK)
 	s := newStream(w, time.Duration(h.WriteTimeout))
 	defer s.release()
-	s.add(retryField(time.Duration(5000+rand.IntN(10000)) * time.Millisecond))
+	s.add(RetryField(time.Duration(5000+rand.IntN(10000)) * time.Millisecond))
 	s.add([]byte(": " + why + "; come back later\n\n"))
 	_ = s.flush()
 	return nil
@@ -533,7 +533,7 @@ func (h *SSEHandler) resolveTopics(r *http.Request, query url.Values) ([]TopicRe
 			}
 			// An internal name is answered as any name the route does not
 			// serve; serves would refuse it too (matchSegments).
-			if clientTopicName(t) != nil || !h.serves(t, offered) {
+			if ClientTopicName(t) != nil || !h.serves(t, offered) {
 				return nil, http.StatusNotFound, fmt.Sprintf("topic %q is not served here", t)
 			}
 			if !slices.Contains(names, t) {
@@ -557,7 +557,7 @@ func (h *SSEHandler) serves(name string, offered []string) bool {
 		return true
 	}
 	for _, segs := range h.wildcards {
-		if matchSegments(segs, name) {
+		if MatchSegments(segs, name) {
 			return true
 		}
 	}
@@ -577,7 +577,7 @@ func (h *SSEHandler) resolvePerRequest(r *http.Request) ([]string, int, string) 
 	out := make([]string, 0, len(h.perRequest))
 	for _, d := range h.perRequest {
 		name, err := repl.ReplaceOrErr(d.Name, true, true)
-		if err != nil || clientTopicName(name) != nil || !matchSegments(patternSegments(d.Name), name) {
+		if err != nil || ClientTopicName(name) != nil || !MatchSegments(PatternSegments(d.Name), name) {
 			return nil, http.StatusForbidden, "this request may not subscribe here"
 		}
 		out = append(out, name)

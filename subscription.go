@@ -24,7 +24,7 @@ import (
 type Subscription struct {
 	hub        *Hub
 	topics     []*topic
-	filter     func(*Event) bool // SubscribeOptions.Filter; nil: every event
+	Filter     func(*Event) bool // SubscribeOptions.Filter; nil: every event
 	max        int               // queue bound in events
 	ready      chan struct{}     // capacity 1: "something is pending"
 	urgent     chan struct{}     // capacity 1: "the queue is past half: stop gathering"

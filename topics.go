@@ -44,10 +44,10 @@ func ValidateDeclName(name string) error {
 		return fmt.Errorf("topic name is empty")
 	}
 	if len(name) > MaxTopicNameLen {
-		return fmt.Errorf("topic name %q is longer than %d bytes", truncate(name, 64), MaxTopicNameLen)
+		return fmt.Errorf("topic name %q is longer than %d bytes", Truncate(name, 64), MaxTopicNameLen)
 	}
-	if internalTopic(name) {
-		return errInternalTopic("topic", name)
+	if InternalTopic(name) {
+		return ErrInternalTopic("topic", name)
 	}
 	for _, seg := range strings.Split(name, "/") {
 		if seg == "*" {
@@ -80,11 +80,11 @@ func ValidateDeclName(name string) error {
 	return nil
 }
 
-// patternSegments turns a declared name into segments where "" matches any
+// PatternSegments turns a declared name into segments where "" matches any
 // one non-empty segment: '*' segments, and segments holding a placeholder
 // (which, for a publisher, stand for whatever a subscriber's request
 // resolves them to).
-func patternSegments(name string) []string {
+func PatternSegments(name string) []string {
 	segs := strings.Split(name, "/")
 	for i, s := range segs {
 		if s == "*" || strings.Contains(s, "{") {
@@ -94,13 +94,13 @@ func patternSegments(name string) []string {
 	return segs
 }
 
-// matchSegments reports whether name matches a declared pattern. No
+// MatchSegments reports whether name matches a declared pattern. No
 // pattern matches an internal name: a leading '*' or placeholder segment
 // would otherwise take "~mercure", and every name a client supplies (a
 // ?topic=, a resolved placeholder, a grant) is judged by a pattern unless
 // the route declares it literally, which no route can do for a '~' name.
-func matchSegments(pattern []string, name string) bool {
-	if internalTopic(name) {
+func MatchSegments(pattern []string, name string) bool {
+	if InternalTopic(name) {
 		return false
 	}
 	for i, p := range pattern {
@@ -166,7 +166,7 @@ func (t *TopicTable) Add(d TopicDecl, place string) error {
 			return conflict(prev, d, place)
 		}
 	}
-	t.patterns = append(t.patterns, tableEntry{decl: d, segs: patternSegments(d.Name), place: place})
+	t.patterns = append(t.patterns, tableEntry{decl: d, segs: PatternSegments(d.Name), place: place})
 	return nil
 }
 
@@ -198,7 +198,7 @@ func (t *TopicTable) Lookup(name string) (TopicRef, bool) {
 		return TopicRef{Name: name, Ring: e.decl.Ring}, true
 	}
 	for _, e := range t.patterns {
-		if matchSegments(e.segs, name) {
+		if MatchSegments(e.segs, name) {
 			return TopicRef{Name: name, Ring: e.decl.Ring, Group: e.decl.Name, GroupMax: e.decl.MaxTopics}, true
 		}
 	}
@@ -225,7 +225,7 @@ func (t *TopicTable) Decl(name string) (TopicDecl, bool) {
 		return e.decl, true
 	}
 	for _, e := range t.patterns {
-		if matchSegments(e.segs, name) {
+		if MatchSegments(e.segs, name) {
 			return e.decl, true
 		}
 	}
@@ -238,29 +238,29 @@ func (t *TopicTable) Ring(name string) (RingConfig, bool) {
 	return ref.Ring, ok
 }
 
-// internalTopic reports a name reserved for a hub's internal topics.
+// InternalTopic reports a name reserved for a hub's internal topics.
 // sse_mercure keeps every update, private ones included, in MercureTopic:
 // an sse route serving it would serve them all, a publisher writing to it
 // would forge updates, and presence events there would reach no one. So no
 // declaration, publish or presence option may name one, no pattern matches
 // one (matchSegments), and no name a client supplies is taken as one
 // (clientTopicName).
-func internalTopic(name string) bool { return strings.HasPrefix(name, "~") }
+func InternalTopic(name string) bool { return strings.HasPrefix(name, "~") }
 
-// errInternalTopic refuses a reserved name, saying where it was given.
-func errInternalTopic(what, name string) error {
-	return fmt.Errorf("%s %q: names starting with '~' are reserved for the hub's internal topics (%s)", what, truncate(name, 64), MercureTopic)
+// ErrInternalTopic refuses a reserved name, saying where it was given.
+func ErrInternalTopic(what, name string) error {
+	return fmt.Errorf("%s %q: names starting with '~' are reserved for the hub's internal topics (%s)", what, Truncate(name, 64), MercureTopic)
 }
 
-// clientTopicName checks a name a subscriber supplied, directly (?topic=)
+// ClientTopicName checks a name a subscriber supplied, directly (?topic=)
 // or through the app (a grant): a valid topic name that is not internal.
 // The error does not say that an internal topic exists.
-func clientTopicName(name string) error {
+func ClientTopicName(name string) error {
 	if err := ValidTopicName(name); err != nil {
 		return err
 	}
-	if internalTopic(name) {
-		return fmt.Errorf("topic %q is not served here", truncate(name, 64))
+	if InternalTopic(name) {
+		return fmt.Errorf("topic %q is not served here", Truncate(name, 64))
 	}
 	return nil
 }

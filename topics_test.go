@@ -79,7 +79,7 @@ func TestTopicDeclKinds(t *testing.T) {
 }
 
 func TestPatternSegments(t *testing.T) {
-	wild := patternSegments("*")[0] // whatever stands for "any one segment"
+	wild := PatternSegments("*")[0] // whatever stands for "any one segment"
 	tests := []struct {
 		in   string
 		want []string // "*" marks a wildcard segment
@@ -91,7 +91,7 @@ func TestPatternSegments(t *testing.T) {
 		{"user/id-{x}/inbox", []string{"user", "*", "inbox"}},
 	}
 	for _, tc := range tests {
-		got := patternSegments(tc.in)
+		got := PatternSegments(tc.in)
 		if len(got) != len(tc.want) {
 			t.Errorf("patternSegments(%q) = %q, want %d segments", tc.in, got, len(tc.want))
 			continue
@@ -149,7 +149,7 @@ func TestMatchSegments(t *testing.T) {
 		{"a//*", "a/x/y", false},
 	}
 	for _, tc := range tests {
-		if got := matchSegments(patternSegments(tc.pattern), tc.name); got != tc.want {
+		if got := MatchSegments(PatternSegments(tc.pattern), tc.name); got != tc.want {
 			t.Errorf("pattern %q, name %q: match = %v, want %v", tc.pattern, tc.name, got, tc.want)
 		}
 	}
@@ -300,7 +300,7 @@ func TestInternalTopicsMatchNoPattern(t *testing.T) {
 		if _, ok := tbl.Decl(name); ok {
 			t.Errorf("Decl(%q) matched a pattern", name)
 		}
-		if clientTopicName(name) == nil {
+		if ClientTopicName(name) == nil {
 			t.Errorf("clientTopicName(%q) accepted an internal name", name)
 		}
 	}
