@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/dustin/go-humanize"
 )
@@ -63,8 +65,8 @@ func (AdminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := struct {
-		Hubs map[string]Stats `json:"hubs"`
-	}{Hubs: make(map[string]Stats)}
+		Hubs map[string]hub.Stats `json:"hubs"`
+	}{Hubs: make(map[string]hub.Stats)}
 	hubs.Range(func(key, value any) bool {
 		h := value.(pooledHub)
 		out.Hubs[h.name] = h.Stats()
@@ -76,7 +78,7 @@ func (AdminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 // hubSummary is one hub in GET /sse/hubs.
 type hubSummary struct {
 	Name string `json:"name"`
-	Stats
+	hub.Stats
 	RetainedSize string   `json:"retained_size"`
 	Declared     []string `json:"declared"` // topics and patterns declared in the running configuration
 }
@@ -97,7 +99,7 @@ func (AdminAPI) hubList(w http.ResponseWriter, r *http.Request) error {
 	return writeAdminJSON(w, out)
 }
 
-func summarize(name string, e Engine, table *TopicTable) hubSummary {
+func summarize(name string, e hub.Engine, table *hub.TopicTable) hubSummary {
 	st := e.Stats()
 	return hubSummary{Name: name, Stats: st, RetainedSize: humanize.IBytes(uint64(max(st.RetainedB, 0))), Declared: table.Declared()}
 }
@@ -111,8 +113,8 @@ func (a AdminAPI) hubPath(w http.ResponseWriter, r *http.Request) error {
 	rest := strings.TrimPrefix(r.URL.Path, "/sse/hubs/")
 	name, rest, _ := strings.Cut(rest, "/")
 	app := runningApp.Load()
-	var e Engine
-	var table *TopicTable
+	var e hub.Engine
+	var table *hub.TopicTable
 	if app != nil {
 		e, table = app.lookupHub(name)
 	}
@@ -132,15 +134,15 @@ func (a AdminAPI) hubPath(w http.ResponseWriter, r *http.Request) error {
 
 // topicView is one topic: the engine's account, with sizes humanized.
 type topicView struct {
-	TopicInfo
+	hub.TopicInfo
 	RetainedSize string `json:"retained_size"`
 }
 
-func viewOf(info TopicInfo) topicView {
+func viewOf(info hub.TopicInfo) topicView {
 	return topicView{TopicInfo: info, RetainedSize: humanize.IBytes(uint64(max(info.RetainedB, 0)))}
 }
 
-func topicPage(w http.ResponseWriter, r *http.Request, hub string, e Engine) error {
+func topicPage(w http.ResponseWriter, r *http.Request, hubName string, e hub.Engine) error {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return badAdminRequest("malformed query: %v", err)
@@ -158,7 +160,7 @@ func topicPage(w http.ResponseWriter, r *http.Request, hub string, e Engine) err
 		Hub    string      `json:"hub"`
 		Topics []topicView `json:"topics"`
 		Next   string      `json:"next,omitempty"` // pass as after= for the next page
-	}{Hub: hub, Topics: make([]topicView, len(infos))}
+	}{Hub: hubName, Topics: make([]topicView, len(infos))}
 	for i, info := range infos {
 		out.Topics[i] = viewOf(info)
 	}
@@ -179,17 +181,17 @@ type declView struct {
 	Dropped     map[string]uint64 `json:"dropped"`
 }
 
-func topicDetail(w http.ResponseWriter, r *http.Request, hub string, e Engine, table *TopicTable, name string) error {
-	if err := ValidTopicName(name); err != nil {
+func topicDetail(w http.ResponseWriter, r *http.Request, hubName string, e hub.Engine, table *hub.TopicTable, name string) error {
+	if err := hub.ValidTopicName(name); err != nil {
 		return notFound("%v", err)
 	}
 	decl, declared := table.Decl(name)
 	info, held := e.Topic(r.Context(), name)
 	if !declared && !held {
-		return notFound("topic %q is not declared in hub %q", name, hub)
+		return notFound("topic %q is not declared in hub %q", name, hubName)
 	}
 	if !held {
-		info = TopicInfo{Name: name}
+		info = hub.TopicInfo{Name: name}
 	}
 	if declared {
 		info.Declared = decl.Name
@@ -198,14 +200,14 @@ func topicDetail(w http.ResponseWriter, r *http.Request, hub string, e Engine, t
 		topicView
 		Hub         string   `json:"hub"`
 		Declaration declView `json:"declaration"`
-	}{topicView: viewOf(info), Hub: hub}
+	}{topicView: viewOf(info), Hub: hubName}
 	s, _ := e.Counters().Snapshot(info.Declared)
 	out.Declaration = declView{Topic: info.Declared, Subscribers: s.Subscribers, Published: s.Published,
 		Delivered: s.Delivered, Replayed: s.Replayed, Resets: map[string]uint64{}, Dropped: map[string]uint64{}}
-	for i, reason := range ResetReasons {
+	for i, reason := range hub.ResetReasons {
 		out.Declaration.Resets[reason] = s.Resets[i]
 	}
-	for _, reason := range DropReasons() {
+	for _, reason := range hub.DropReasons() {
 		out.Declaration.Dropped[reason.String()] = s.Dropped[reason]
 	}
 	return writeAdminJSON(w, out)
@@ -224,7 +226,7 @@ func (a *App) hubNames() []string {
 }
 
 // lookupHub returns a hub of the app and its declarations, nil if none.
-func (a *App) lookupHub(name string) (Engine, *TopicTable) {
+func (a *App) lookupHub(name string) (hub.Engine, *hub.TopicTable) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.hubs[name], a.tables[name]

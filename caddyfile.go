@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/redishub"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -47,7 +50,7 @@ func parseGlobalSSE(d *caddyfile.Dispenser, existing any) (any, error) {
 			if app.Redis != nil {
 				return nil, d.Err("redis is given twice")
 			}
-			rc := &RedisConfig{}
+			rc := &redishub.RedisConfig{}
 			if !d.NextArg() {
 				return nil, d.Err("redis needs a URL: redis://host:6379/0")
 			}
@@ -101,17 +104,17 @@ func parseSSE(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
-	tables, _ := h.State[stateKey].(map[string]*TopicTable)
+	tables, _ := h.State[stateKey].(map[string]*hub.TopicTable)
 	if tables == nil {
-		tables = make(map[string]*TopicTable)
+		tables = make(map[string]*hub.TopicTable)
 		h.State[stateKey] = tables
 	}
-	hub := handler.Hub
-	if hub == "" {
-		hub = DefaultHubName
+	hubName := handler.Hub
+	if hubName == "" {
+		hubName = DefaultHubName
 	}
-	if tables[hub] == nil {
-		tables[hub] = NewTopicTable()
+	if tables[hubName] == nil {
+		tables[hubName] = hub.NewTopicTable()
 	}
 	for i, tc := range handler.Topics {
 		decls, err := tc.decls()
@@ -119,7 +122,7 @@ func parseSSE(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 			return nil, fmt.Errorf("%s: %v", handler.topicPlaces[i], err)
 		}
 		for _, d := range decls {
-			if err := tables[hub].Add(d, handler.topicPlaces[i]); err != nil {
+			if err := tables[hubName].Add(d, handler.topicPlaces[i]); err != nil {
 				return nil, err
 			}
 		}
@@ -176,7 +179,7 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("topic: at least one name is required")
 			}
 			for _, n := range tc.Names {
-				if err := ValidateDeclName(n); err != nil {
+				if err := hub.ValidateDeclName(n); err != nil {
 					return d.Errf("%v", err)
 				}
 			}
@@ -247,7 +250,7 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Err("sse: declare at least one topic")
 	}
 	if h.Grant != "" {
-		var decls []TopicDecl
+		var decls []hub.TopicDecl
 		for _, tc := range h.Topics {
 			ds, err := tc.decls()
 			if err != nil {

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/ssehub/caddy-sse/internal/hub"
 )
 
 // Cross-origin EventSource (README, "Cross-origin pages (CORS)").
@@ -96,7 +98,7 @@ func normalizeOrigin(s string) (string, error) {
 		return s, nil
 	}
 	bad := func(why string) error {
-		return fmt.Errorf("%q is not an origin (scheme://host[:port], no path): %s", Truncate(s, 128), why)
+		return fmt.Errorf("%q is not an origin (scheme://host[:port], no path): %s", hub.Truncate(s, 128), why)
 	}
 	u, err := url.Parse(s)
 	switch {

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,7 +21,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	sse "github.com/tmaxmax/go-sse"
+	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/tmaxmax/go-sse"
 )
 
 // fuzzTopics are the topics a text/event-stream publish resolves to.
@@ -40,13 +40,13 @@ func fuzzLimit(v uint16) int64 {
 
 // fuzzCheckAccepted checks what every accepted message must satisfy: it
 // would pass the hub's validation and fits max_event.
-func fuzzCheckAccepted(t *testing.T, how string, msgs []*Message, maxEvent int64) {
+func fuzzCheckAccepted(t *testing.T, how string, msgs []*hub.Message, maxEvent int64) {
 	t.Helper()
 	for i, m := range msgs {
 		if m == nil {
 			t.Fatalf("%s: message %d is nil", how, i)
 		}
-		if err := ValidateMessage(m); err != nil {
+		if err := hub.ValidateMessage(m); err != nil {
 			t.Fatalf("%s: message %d was accepted but fails ValidateMessage: %v\nmessage: %s", how, i, err, fuzzDescribeMsg(m))
 		}
 		if int64(len(m.Data)) > maxEvent {
@@ -75,7 +75,7 @@ func fuzzCheckErr(t *testing.T, how string, err error) int {
 	return pe.Status
 }
 
-func fuzzDescribeMsg(m *Message) string {
+func fuzzDescribeMsg(m *hub.Message) string {
 	return fmt.Sprintf("{topics %q name %q data %q retry %v}", m.Topics, fuzzClip(m.Name), fuzzClip(m.Data), m.Retry)
 }
 
@@ -224,10 +224,10 @@ func FuzzParseTextBody(f *testing.F) {
 
 // fuzzStreamRun feeds chunks to a fresh streamParser and returns what it
 // emitted and the status of the error that stopped it (0 for none).
-func fuzzStreamRun(t *testing.T, how string, maxEvent int64, chunks [][]byte) ([]Message, int) {
+func fuzzStreamRun(t *testing.T, how string, maxEvent int64, chunks [][]byte) ([]hub.Message, int) {
 	t.Helper()
-	var got []Message
-	p := &streamParser{topics: fuzzTopics, maxEvent: maxEvent, emit: func(m *Message) error {
+	var got []hub.Message
+	p := &streamParser{topics: fuzzTopics, maxEvent: maxEvent, emit: func(m *hub.Message) error {
 		got = append(got, *m)
 		return nil
 	}}
@@ -248,7 +248,7 @@ func fuzzStreamRun(t *testing.T, how string, maxEvent int64, chunks [][]byte) ([
 // data over max_event is a 413 the moment it is read, and a dispatched event
 // that ValidateMessage refuses is a 400. A retry field travels with the next
 // dispatched event; an event left without its blank line is discarded.
-func fuzzStreamReference(body []byte, maxEvent int64) ([]Message, int) {
+func fuzzStreamReference(body []byte, maxEvent int64) ([]hub.Message, int) {
 	s := string(body)
 	s = strings.TrimPrefix(s, "\uFEFF")
 	s = strings.ReplaceAll(s, "\r\n", "\n")
@@ -256,7 +256,7 @@ func fuzzStreamReference(body []byte, maxEvent int64) ([]Message, int) {
 	lines := strings.Split(s, "\n")
 	tail := lines[len(lines)-1] // not ended: never processed, but it counts for the line limit
 	lines = lines[:len(lines)-1]
-	var out []Message
+	var out []hub.Message
 	var data strings.Builder
 	hasData, name, retry := false, "", time.Duration(0)
 	for _, line := range lines {
@@ -268,10 +268,10 @@ func fuzzStreamReference(body []byte, maxEvent int64) ([]Message, int) {
 				name = ""
 				continue
 			}
-			m := Message{Topics: fuzzTopics, Name: name, Data: strings.TrimSuffix(data.String(), "\n"), Retry: retry}
+			m := hub.Message{Topics: fuzzTopics, Name: name, Data: strings.TrimSuffix(data.String(), "\n"), Retry: retry}
 			data.Reset()
 			hasData, name, retry = false, "", 0
-			if ValidateMessage(&m) != nil {
+			if hub.ValidateMessage(&m) != nil {
 				return out, http.StatusBadRequest
 			}
 			out = append(out, m)
@@ -307,7 +307,7 @@ func fuzzStreamReference(body []byte, maxEvent int64) ([]Message, int) {
 	return out, 0
 }
 
-func fuzzStreamDescribe(msgs []Message, status int) string {
+func fuzzStreamDescribe(msgs []hub.Message, status int) string {
 	var b strings.Builder
 	for _, m := range msgs {
 		b.WriteString(fuzzDescribeMsg(&m))
@@ -339,7 +339,7 @@ func FuzzStreamParser(f *testing.F) {
 		maxEvent := fuzzLimit(limit)
 		whole, wholeStatus := fuzzStreamRun(t, "one chunk", maxEvent, [][]byte{body})
 		for i := range whole {
-			fuzzCheckAccepted(t, "streamParser", []*Message{&whole[i]}, maxEvent)
+			fuzzCheckAccepted(t, "streamParser", []*hub.Message{&whole[i]}, maxEvent)
 		}
 		at := int(split % uint(len(body)+1))
 		two, twoStatus := fuzzStreamRun(t, "two chunks", maxEvent, [][]byte{body[:at], body[at:]})
@@ -365,47 +365,6 @@ func FuzzStreamParser(f *testing.F) {
 	})
 }
 
-// fuzzIDPattern is what ParseID must accept, written independently: an
-// epoch of id characters, a dash, and a decimal sequence without leading
-// zeros; the whole at most 64 bytes.
-var fuzzIDPattern = regexp.MustCompile(`^[0-9A-Za-z._:-]+-(0|[1-9][0-9]*)$`)
-
-func FuzzParseID(f *testing.F) {
-	for _, s := range []string{
-		"k2v9x7mq3a-42", "a-0", "a-01", "-5", "a-", "a--5", "a-b-7", "a.b_c:d-18446744073709551615",
-		"a-18446744073709551616", "a-+5", "a-1_0", "a b-5", "\xff-1", "",
-		strings.Repeat("e", 62) + "-1", strings.Repeat("e", 63) + "-1",
-	} {
-		f.Add(s, "k2v9x7mq3a", uint64(42))
-	}
-	f.Add("", strings.Repeat("e", 44), uint64(math.MaxUint64))
-	f.Add("", strings.Repeat("e", 45), uint64(math.MaxUint64))
-	f.Fuzz(func(t *testing.T, s string, epoch string, seq uint64) {
-		id, ok := ParseID(s)
-		_, seqErr := strconv.ParseUint(s[strings.LastIndexByte(s, '-')+1:], 10, 64)
-		want := len(s) <= maxIDLen && fuzzIDPattern.MatchString(s) && seqErr == nil
-		if ok != want {
-			t.Fatalf("ParseID(%q) ok = %v, want %v", s, ok, want)
-		}
-		if ok {
-			if len(s) > 64 {
-				t.Fatalf("ParseID accepted %d bytes", len(s))
-			}
-			if id.String() != s {
-				t.Fatalf("ParseID(%q) = %+v, which prints as %q", s, id, id.String())
-			}
-		}
-		// The other way round: every id the hub could make parses back.
-		made := ID{Epoch: epoch, Seq: seq}
-		back, ok := ParseID(made.String())
-		wantOK := epoch != "" && strings.Trim(epoch, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-._:") == "" &&
-			len(made.String()) <= 64
-		if ok != wantOK || ok && back != made {
-			t.Fatalf("ParseID(%q) = %+v, %v; want %+v, %v", made.String(), back, ok, made, wantOK)
-		}
-	})
-}
-
 // fuzzNormalize is the WHATWG line-ending normalisation: CRLF, then any lone
 // CR, become LF.
 func fuzzNormalize(s string) string {
@@ -427,12 +386,12 @@ func FuzzEncodeRoundTrip(f *testing.F) {
 	}
 	f.Add("x", "y", uint32(math.MaxUint32), uint64(math.MaxUint64))
 	f.Fuzz(func(t *testing.T, name, data string, retryMS uint32, seq uint64) {
-		m := &Message{Topics: []string{"t"}, Name: name, Data: data, Retry: time.Duration(retryMS) * time.Millisecond}
-		if ValidateMessage(m) != nil {
+		m := &hub.Message{Topics: []string{"t"}, Name: name, Data: data, Retry: time.Duration(retryMS) * time.Millisecond}
+		if hub.ValidateMessage(m) != nil {
 			return
 		}
-		id := ID{Epoch: "fz0ep0ch00", Seq: seq}
-		wire := encodeEvent(id, m)
+		id := hub.ID{Epoch: "fz0ep0ch00", Seq: seq}
+		wire := hub.EncodeEvent(id, m)
 		for i, c := range wire {
 			if c == '\r' && (i+1 == len(wire) || wire[i+1] != '\n') {
 				t.Fatalf("a lone CR at byte %d of the wire: %q", i, fuzzClip(string(wire)))
@@ -460,13 +419,13 @@ func FuzzEncodeRoundTrip(f *testing.F) {
 		}
 		if ev := evs[0]; ev.Type != wantType || ev.Data != wantData || ev.LastEventID != id.String() {
 			t.Fatalf("go-sse decoded type %q data %q id %q\nwant type %q data %q id %q",
-				ev.Type, fuzzClip(ev.Data), ev.LastEventID, wantType, fuzzClip(wantData), id.String())
+				ev.Type, hub.Truncate(ev.Data, 200), ev.LastEventID, wantType, hub.Truncate(wantData, 200), id.String())
 		}
 
 		// Our own stream parser, as a text/event-stream publish would read
 		// the same bytes, gets the same event back, retry included.
 		got, status := fuzzStreamRun(t, "re-parse", int64(len(wire)), [][]byte{wire})
-		want := []Message{{Topics: fuzzTopics, Name: wantType, Data: wantData, Retry: m.Retry}}
+		want := []hub.Message{{Topics: fuzzTopics, Name: wantType, Data: wantData, Retry: m.Retry}}
 		if status != 0 || !reflect.DeepEqual(got, want) {
 			t.Fatalf("the stream parser read back %s; want %s", fuzzStreamDescribe(got, status), fuzzStreamDescribe(want, 0))
 		}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
@@ -42,7 +44,7 @@ func splitGrant(v string) []string {
 }
 
 // validateGrant checks a route's grant against its declarations at load.
-func validateGrant(grant string, decls []TopicDecl) error {
+func validateGrant(grant string, decls []hub.TopicDecl) error {
 	if grant == "" {
 		return nil
 	}
@@ -52,7 +54,7 @@ func validateGrant(grant string, decls []TopicDecl) error {
 	for _, d := range decls {
 		if d.HasPlaceholder() {
 			return fmt.Errorf("grant: topic %q has a placeholder; on a route with grant the grant names the subscriber's topics, and the declarations only say which may be granted (use topic %s)",
-				d.Name, strings.Join(PatternSegments(d.Name), "/"))
+				d.Name, strings.Join(hub.PatternSegments(d.Name), "/"))
 		}
 	}
 	return nil
@@ -84,7 +86,7 @@ func (h *SSEHandler) grantedTopics(r *http.Request) ([]string, string, error) {
 		return nil, "too_many", fmt.Errorf("the grant names %d topics; this route allows %d per connection (max_topics_per_subscriber)", len(names), h.MaxTopicsPerSubscriber)
 	}
 	for _, n := range names {
-		if err := ClientTopicName(n); err != nil {
+		if err := hub.ClientTopicName(n); err != nil {
 			return nil, "invalid", fmt.Errorf("granted %v", err)
 		}
 		if !h.serves(n, nil) {
@@ -96,12 +98,12 @@ func (h *SSEHandler) grantedTopics(r *http.Request) ([]string, string, error) {
 
 // resolveGranted turns a request on a route with a grant into its topics:
 // ?topic= picks among the granted ones, none means all of them.
-func (h *SSEHandler) resolveGranted(r *http.Request, query url.Values) ([]TopicRef, int, string) {
+func (h *SSEHandler) resolveGranted(r *http.Request, query url.Values) ([]hub.TopicRef, int, string) {
 	granted, kind, err := h.grantedTopics(r)
 	if err != nil {
 		// Throttled like drops: a broken app (or a flood) costs a line a
 		// second per kind of refusal.
-		if ok, suppressed := h.dropLog.allow("grant_" + kind); ok {
+		if ok, suppressed := h.dropLog.Allow("grant_" + kind); ok {
 			if c := h.logger.Check(zap.WarnLevel, "subscriber refused: grant not honoured"); c != nil {
 				c.Write(zap.String("grant", h.Grant), zap.String("client", clientForLog(r)), zap.Error(err),
 					zap.Int("suppressed", suppressed))
@@ -117,7 +119,7 @@ func (h *SSEHandler) resolveGranted(r *http.Request, query url.Values) ([]TopicR
 	if len(requested) > 0 {
 		names = make([]string, 0, len(requested))
 		for _, t := range requested {
-			if err := ValidTopicName(t); err != nil {
+			if err := hub.ValidTopicName(t); err != nil {
 				return nil, http.StatusBadRequest, err.Error()
 			}
 			// Never granted (grantedTopics refuses it), so a 403 below.
@@ -129,7 +131,7 @@ func (h *SSEHandler) resolveGranted(r *http.Request, query url.Values) ([]TopicR
 			}
 		}
 	}
-	refs := make([]TopicRef, 0, len(names))
+	refs := make([]hub.TopicRef, 0, len(names))
 	for _, n := range names {
 		ref, ok := h.table.Lookup(n)
 		if !ok { // cannot happen: granted names match the route's declarations

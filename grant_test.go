@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
@@ -17,16 +19,16 @@ import (
 // what {test.grant} holds.
 func grantRoute(t *testing.T) *SSEHandler {
 	t.Helper()
-	h := &SSEHandler{Grant: "{test.grant}", MaxTopicsPerSubscriber: 3, logger: zap.NewNop(), table: NewTopicTable()}
+	h := &SSEHandler{Grant: "{test.grant}", MaxTopicsPerSubscriber: 3, logger: zap.NewNop(), table: hub.NewTopicTable()}
 	for _, n := range []string{"news", "user/*", "org/*"} {
-		d := TopicDecl{Name: n, Ring: DefaultRingConfig(), MaxTopics: DefaultMaxTopics}
+		d := hub.TopicDecl{Name: n, Ring: hub.DefaultRingConfig(), MaxTopics: hub.DefaultMaxTopics}
 		if err := h.table.Add(d, "test"); err != nil {
 			t.Fatal(err)
 		}
 		if d.IsLiteral() {
 			h.literals = append(h.literals, n)
 		} else {
-			h.wildcards = append(h.wildcards, PatternSegments(n))
+			h.wildcards = append(h.wildcards, hub.PatternSegments(n))
 		}
 	}
 	return h
@@ -95,16 +97,16 @@ func TestResolveGranted(t *testing.T) {
 }
 
 func TestValidateGrant(t *testing.T) {
-	decls := func(names ...string) []TopicDecl {
-		var out []TopicDecl
+	decls := func(names ...string) []hub.TopicDecl {
+		var out []hub.TopicDecl
 		for _, n := range names {
-			out = append(out, TopicDecl{Name: n})
+			out = append(out, hub.TopicDecl{Name: n})
 		}
 		return out
 	}
 	for _, tc := range []struct {
 		grant string
-		decls []TopicDecl
+		decls []hub.TopicDecl
 		want  string // "" for valid
 	}{
 		{"", decls("user/{x}"), ""},

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
+
+	"github.com/ssehub/caddy-sse/internal/hub"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
@@ -16,53 +16,6 @@ import (
 // dropped subscribers and refused publishes, at most one per reason per
 // second with a count of those left out; debug for subscribe and
 // unsubscribe. Nothing at info per event.
-
-// logThrottle lets one line per key through per interval and counts the
-// ones it holds back, so a flood of refusals (a misconfigured publisher,
-// an attack) costs a line a second, not a line a request. Keys are reasons
-// from closed sets (statuses, drop reasons), so the map stays small.
-type logThrottle struct {
-	every time.Duration
-
-	mu   sync.Mutex
-	keys map[string]*throttled
-}
-
-type throttled struct {
-	last       time.Time
-	suppressed int
-}
-
-// allow reports whether a line for key may be written now, and how many
-// were held back since the last one.
-func (l *logThrottle) allow(key string) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.keys == nil {
-		l.keys = make(map[string]*throttled)
-	}
-	every := l.every
-	if every == 0 {
-		every = time.Second
-	}
-	k := l.keys[key]
-	if k == nil && len(l.keys) >= 1024 {
-		// Keys come from closed sets; this only bounds a mistake.
-		clear(l.keys)
-	}
-	if k == nil {
-		k = new(throttled)
-		l.keys[key] = k
-	}
-	t := time.Now()
-	if !k.last.IsZero() && t.Sub(k.last) < every {
-		k.suppressed++
-		return false, 0
-	}
-	n := k.suppressed
-	k.last, k.suppressed = t, 0
-	return true, n
-}
 
 // clientForLog is the client's address as Caddy judged it (trusted_proxies
 // honoured), else the connection's peer.
@@ -75,7 +28,7 @@ func clientForLog(r *http.Request) string {
 
 // describeTopics renders declarations with their ring limits, humanized,
 // for the provision line: "news (replay 1000, 4.0 MiB, 1h0m0s)".
-func describeTopics(decls []TopicDecl) []string {
+func describeTopics(decls []hub.TopicDecl) []string {
 	out := make([]string, len(decls))
 	for i, d := range decls {
 		parts := []string{fmt.Sprintf("replay %d", d.Ring.Replay), humanize.IBytes(uint64(d.Ring.ReplaySize))}
@@ -91,8 +44,8 @@ func describeTopics(decls []TopicDecl) []string {
 }
 
 // logDrop warns, throttled, that the server closed a subscriber's stream.
-func (h *SSEHandler) logDrop(reason DropReason, remote string, refs []TopicRef) {
-	ok, suppressed := h.dropLog.allow(reason.String())
+func (h *SSEHandler) logDrop(reason hub.DropReason, remote string, refs []hub.TopicRef) {
+	ok, suppressed := h.dropLog.Allow(reason.String())
 	if !ok {
 		return
 	}
@@ -104,7 +57,7 @@ func (h *SSEHandler) logDrop(reason DropReason, remote string, refs []TopicRef) 
 
 // logRefusal warns, throttled per status, that a publish was refused.
 func (p *PublishHandler) logRefusal(r *http.Request, e *PublishError) {
-	ok, suppressed := p.refusalLog.allow(fmt.Sprint(e.Status))
+	ok, suppressed := p.refusalLog.Allow(fmt.Sprint(e.Status))
 	if !ok {
 		return
 	}
@@ -122,7 +75,7 @@ func (p *PublishHandler) logRefusal(r *http.Request, e *PublishError) {
 // log; a bare 401 (no token: a client's usual first try) and malformed
 // forms at info.
 func (m *MercureHandler) logRefusal(r *http.Request, e *mercureRefusal) {
-	ok, suppressed := m.refusalLog.allow(fmt.Sprint(e.Status, " ", e.Code, " ", reasonKind(e.Reason)))
+	ok, suppressed := m.refusalLog.Allow(fmt.Sprint(e.Status, " ", e.Code, " ", reasonKind(e.Reason)))
 	if !ok {
 		return
 	}

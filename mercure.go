@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/logthrottle"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
@@ -131,14 +134,14 @@ type MercureHandler struct {
 	querySels  *MercureSelectors // subscribers' query selectors; deciders
 	tokenSels  *MercureSelectors // tokens' selectors, with the token limits
 	cors       *corsPolicy       // nil without origins
-	hub        Engine
-	ref        TopicRef
+	hub        hub.Engine
+	ref        hub.TopicRef
 	streamer   *SSEHandler // the sse handler's streaming machinery, configured for this route
 	logger     *zap.Logger
-	refusalLog logThrottle
+	refusalLog logthrottle.Throttle
 	subs       mercureSubsRegistry // nil without the subscriptions option
-	subsRef    TopicRef            // the hub topic of the subscription events
-	subsLog    logThrottle
+	subsRef    hub.TopicRef        // the hub topic of the subscription events
+	subsLog    logthrottle.Throttle
 	// reservedBase: the last hub URL's parse for the reserved-namespace
 	// test (mercure_reserved.go).
 	reservedBase atomic.Pointer[mercureReservedBase]
@@ -204,14 +207,14 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	hub, table, err := app.hub(m.Hub)
+	engine, table, err := app.hub(m.Hub)
 	if err != nil {
 		return err
 	}
-	m.hub = hub
+	m.hub = engine
 	// Declared like an sse handler's topic: the ring is kept across
 	// reloads that keep the route, and pruned once none declares it.
-	if err := app.declare(m.Hub, table, []TopicDecl{{Name: MercureTopic, Ring: ring}}); err != nil {
+	if err := app.declare(m.Hub, table, []hub.TopicDecl{{Name: MercureTopic, Ring: ring}}); err != nil {
 		return fmt.Errorf("sse_mercure: %v (every sse_mercure route of a hub must have the same replay settings)", err)
 	}
 	ref, ok := table.Lookup(MercureTopic)
@@ -234,7 +237,7 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 		MaxSubscribers: m.MaxSubscribers,
 		WriteTimeout:   m.WriteTimeout,
 		app:            app,
-		hub:            hub,
+		hub:            engine,
 		heartbeat:      heartbeat,
 		coalesce:       DefaultCoalesce,
 		logger:         m.logger,
@@ -290,11 +293,11 @@ func (m *MercureHandler) validate() error {
 }
 
 // ring is the Mercure topic's ring, from the replay settings.
-func (m *MercureHandler) ring() (RingConfig, error) {
+func (m *MercureHandler) ring() (hub.RingConfig, error) {
 	tc := TopicConfig{Names: []string{"sse_mercure"}, Replay: m.Replay, ReplaySize: m.ReplaySize, ReplayAge: m.ReplayAge}
 	decls, err := tc.decls()
 	if err != nil {
-		return RingConfig{}, fmt.Errorf("sse_mercure: %v", strings.TrimPrefix(err.Error(), "topic "))
+		return hub.RingConfig{}, fmt.Errorf("sse_mercure: %v", strings.TrimPrefix(err.Error(), "topic "))
 	}
 	return decls[0].Ring, nil
 }

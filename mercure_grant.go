@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ssehub/caddy-sse/internal/hub"
 )
 
 // What a verified Mercure token allows, read from its claims.
@@ -217,7 +219,7 @@ func (g *MercureGrant) fromAuthorizationDetails(raw json.RawMessage, compat bool
 		}
 		if typ != mercureAuthorizationDetailType {
 			if len(others) < 4 && !containsString(others, typ) {
-				others = append(others, Truncate(typ, 64))
+				others = append(others, hub.Truncate(typ, 64))
 			}
 			continue
 		}
@@ -301,7 +303,7 @@ func (g *MercureGrant) addMercureDetail(i int, detail map[string]json.RawMessage
 			default:
 				// An unknown type cannot be evaluated, and skipping it would
 				// change what the issuer granted: the token is refused.
-				return bad(fmt.Sprintf("topics[%d].match_type %s is not exact or urlpattern", j, Truncate(string(bytes.TrimSpace(mt)), 32)))
+				return bad(fmt.Sprintf("topics[%d].match_type %s is not exact or urlpattern", j, hub.Truncate(string(bytes.TrimSpace(mt)), 32)))
 			}
 		}
 		if publish {

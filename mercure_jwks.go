@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
@@ -105,7 +107,7 @@ func newMercureJWKS(ctx context.Context, setURL string, cfg MercureAuthConfig, l
 func fileMercureJWKS(setURL string) (*mercureJWKS, error) {
 	u, err := url.Parse(setURL)
 	if err != nil || u.Path == "" || (u.Host != "" && u.Host != "localhost") {
-		return nil, fmt.Errorf("jwks_uri: %q is not a file:///absolute/path URL", Truncate(setURL, 256))
+		return nil, fmt.Errorf("jwks_uri: %q is not a file:///absolute/path URL", hub.Truncate(setURL, 256))
 	}
 	raw, err := os.ReadFile(u.Path)
 	if err != nil {
@@ -116,7 +118,7 @@ func fileMercureJWKS(setURL string) (*mercureJWKS, error) {
 	}
 	kf, err := keyfunc.NewJWKSetJSON(raw)
 	if err != nil {
-		return nil, fmt.Errorf("jwks_uri: %s does not hold a JSON Web Key Set: %v", Truncate(u.Path, 256), err)
+		return nil, fmt.Errorf("jwks_uri: %s does not hold a JSON Web Key Set: %v", hub.Truncate(u.Path, 256), err)
 	}
 	return &mercureJWKS{kf: kf}, nil
 }
@@ -127,7 +129,7 @@ func fileMercureJWKS(setURL string) (*mercureJWKS, error) {
 func checkJWKSURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return fmt.Errorf("%q is not an http(s) URL", Truncate(s, 256))
+		return fmt.Errorf("%q is not an http(s) URL", hub.Truncate(s, 256))
 	}
 	if u.Scheme == "https" {
 		return nil
@@ -136,7 +138,7 @@ func checkJWKSURL(s string) error {
 	if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || strings.EqualFold(host, "localhost") {
 		return nil
 	}
-	return fmt.Errorf("%q is plain http; keys must come over https (http is allowed only on a loopback host)", Truncate(s, 256))
+	return fmt.Errorf("%q is plain http; keys must come over https (http is allowed only on a loopback host)", hub.Truncate(s, 256))
 }
 
 // keyFunc returns the keys a token may be verified with, without the ones

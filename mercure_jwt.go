@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
@@ -325,7 +327,7 @@ func NewMercureAuth(ctx context.Context, cfg MercureAuthConfig, logger *zap.Logg
 	}
 	a := &MercureAuth{compat: cfg.compat, resource: resource, cookieNames: mercureCookieNames(cfg.CookieName, cfg.compat)}
 	if cfg.CookieName != "" && !validCookieName(cfg.CookieName) {
-		return nil, fmt.Errorf("cookie_name: %q is not a cookie name (RFC 6265 token characters)", Truncate(cfg.CookieName, 64))
+		return nil, fmt.Errorf("cookie_name: %q is not a cookie name (RFC 6265 token characters)", hub.Truncate(cfg.CookieName, 64))
 	}
 	if a.publishOrigins, err = parsePublishOrigins(cfg.PublishOrigins); err != nil {
 		return nil, err
@@ -466,9 +468,9 @@ func (cfg MercureAuthConfig) allIssuers() ([]MercureIssuerConfig, error) {
 		case is.Issuer == "":
 			return nil, fmt.Errorf("issuers[%d]: give the issuer identifier (the iss of its tokens)", i)
 		case seen[is.Issuer]:
-			return nil, fmt.Errorf("issuer %q is declared twice; give each issuer one block", Truncate(is.Issuer, 128))
+			return nil, fmt.Errorf("issuer %q is declared twice; give each issuer one block", hub.Truncate(is.Issuer, 128))
 		case is.Publisher == nil && is.Subscriber == nil:
-			return nil, fmt.Errorf("issuer %q: give a publisher or subscriber key (jwt or jwks_uri)", Truncate(is.Issuer, 128))
+			return nil, fmt.Errorf("issuer %q: give a publisher or subscriber key (jwt or jwks_uri)", hub.Truncate(is.Issuer, 128))
 		}
 		seen[is.Issuer] = true
 	}
@@ -485,7 +487,7 @@ func (cfg MercureAuthConfig) allIssuers() ([]MercureIssuerConfig, error) {
 			"(issuer <iss> { publisher { jwt <key> } subscriber { jwt <key> } }), name their issuer (issuer <iss>), or add protocol_version_compatibility 8")
 	}
 	if seen[cfg.Issuer] {
-		return nil, fmt.Errorf("issuer %q has a block and top-level keys; put its keys in one place", Truncate(cfg.Issuer, 128))
+		return nil, fmt.Errorf("issuer %q has a block and top-level keys; put its keys in one place", hub.Truncate(cfg.Issuer, 128))
 	}
 	top := MercureIssuerConfig{Issuer: cfg.Issuer}
 	role := func(kc *MercureKeyConfig, roleURL string) (*MercureVerifierConfig, error) {
@@ -519,7 +521,7 @@ func (is MercureIssuerConfig) option(role MercureRole) string {
 	if is.Issuer == "" {
 		return role.String() + "_jwt"
 	}
-	return fmt.Sprintf("issuer %s %s", Truncate(is.Issuer, 128), role)
+	return fmt.Sprintf("issuer %s %s", hub.Truncate(is.Issuer, 128), role)
 }
 
 // buildIssuerKey loads one issuer's key for one role. warn reports
@@ -548,7 +550,7 @@ func buildIssuerKey(ctx context.Context, option, issuer string, vc MercureVerifi
 			for _, alg := range vc.Algorithms {
 				if !containsString(mercureJWKSAlgs, alg) {
 					return nil, false, fmt.Errorf("%s: jwks_uri algorithm %q is not one of %s (a key set verifies asymmetric signatures only)",
-						option, Truncate(alg, 32), strings.Join(mercureJWKSAlgs, ", "))
+						option, hub.Truncate(alg, 32), strings.Join(mercureJWKSAlgs, ", "))
 				}
 			}
 			k.algs = append([]string(nil), vc.Algorithms...)
@@ -667,7 +669,7 @@ func (v *MercureVerifier) Verify(token, resource string) (*MercureGrant, error) 
 			return nil, why
 		}
 		if !containsString(key.algs, tok.Method.Alg()) {
-			why = tokenErr(fmt.Sprintf("algorithm %s is not allowed for this issuer", Truncate(tok.Method.Alg(), 16)), jwt.ErrTokenUnverifiable)
+			why = tokenErr(fmt.Sprintf("algorithm %s is not allowed for this issuer", hub.Truncate(tok.Method.Alg(), 16)), jwt.ErrTokenUnverifiable)
 			return nil, why
 		}
 		return key.keyFunc(tok)
@@ -684,7 +686,7 @@ func (v *MercureVerifier) Verify(token, resource string) (*MercureGrant, error) 
 			// RFC 9068 section 2.2 and the spec: exp is required.
 			return nil, tokenErr("no exp (required)", jwt.ErrTokenRequiredClaimMissing)
 		case !containsString(claims.Audience, resource):
-			return nil, tokenErr(fmt.Sprintf("aud does not contain the resource identifier %q", Truncate(resource, 128)), jwt.ErrTokenInvalidAudience)
+			return nil, tokenErr(fmt.Sprintf("aud does not contain the resource identifier %q", hub.Truncate(resource, 128)), jwt.ErrTokenInvalidAudience)
 		}
 	}
 	g := &MercureGrant{AccessToken: accessToken, Subject: claims.Subject, Issuer: claims.Issuer}
@@ -711,7 +713,7 @@ func (v *MercureVerifier) issuerKey(iss string) (*mercureIssuerKey, error) {
 	if iss == "" {
 		return nil, tokenErr("no iss (required)", jwt.ErrTokenRequiredClaimMissing)
 	}
-	return nil, tokenErr(fmt.Sprintf("iss %q is not a trusted issuer for %ss", Truncate(iss, 128), v.role), jwt.ErrTokenInvalidIssuer)
+	return nil, tokenErr(fmt.Sprintf("iss %q is not a trusted issuer for %ss", hub.Truncate(iss, 128), v.role), jwt.ErrTokenInvalidIssuer)
 }
 
 // mercureTokenType reads the JOSE "typ" header: true for an access token
@@ -733,7 +735,7 @@ func mercureTokenType(h any, compat bool) (bool, error) {
 	case !compat && (h == nil || t == "jwt"):
 		return false, tokenErr("typ is not at+jwt (a 0.x token? those are accepted only with protocol_version_compatibility 8)", nil)
 	}
-	return false, tokenErr(fmt.Sprintf("typ %q is not at+jwt", Truncate(typ, 32)), nil)
+	return false, tokenErr(fmt.Sprintf("typ %q is not at+jwt", hub.Truncate(typ, 32)), nil)
 }
 
 // classifyJWTError turns the jwt package's error into a fixed reason.
@@ -855,7 +857,7 @@ func unknownAlgErr(option, alg string) error {
 	if strings.EqualFold(alg, "none") {
 		return fmt.Errorf("%s: algorithm none means unsigned tokens; it is never accepted", option)
 	}
-	return fmt.Errorf("%s: unknown algorithm %q (HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)", option, Truncate(alg, 32))
+	return fmt.Errorf("%s: unknown algorithm %q (HS256, HS384, HS512, RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA)", option, hub.Truncate(alg, 32))
 }
 
 // parseMercurePEM reads one public key: a PUBLIC KEY (PKIX), RSA PUBLIC KEY
@@ -891,7 +893,7 @@ func parseMercurePEM(s string) (any, error) {
 		}
 		return cert.PublicKey, nil
 	}
-	return nil, fmt.Errorf("a PEM %q block is not a public key (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE)", Truncate(block.Type, 32))
+	return nil, fmt.Errorf("a PEM %q block is not a public key (PUBLIC KEY, RSA PUBLIC KEY or CERTIFICATE)", hub.Truncate(block.Type, 32))
 }
 
 // defaultAlgFor is the algorithm a PEM key implies when none is given.

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/ssehub/caddy-sse/internal/hub"
 )
 
 // The hub's identity as an OAuth 2.0 protected resource: its resource
@@ -36,11 +38,11 @@ func checkResourceIdentifier(s string) error {
 	u, err := url.Parse(s)
 	switch {
 	case err != nil || u.Scheme == "":
-		return fmt.Errorf("resource_identifier: %q is not an absolute URI (https://hub.example.com/.well-known/mercure)", Truncate(s, 256))
+		return fmt.Errorf("resource_identifier: %q is not an absolute URI (https://hub.example.com/.well-known/mercure)", hub.Truncate(s, 256))
 	case u.Fragment != "" || strings.Contains(s, "#"):
-		return fmt.Errorf("resource_identifier: %q has a fragment; RFC 9728 forbids it", Truncate(s, 256))
+		return fmt.Errorf("resource_identifier: %q has a fragment; RFC 9728 forbids it", hub.Truncate(s, 256))
 	case (u.Scheme == "https" || u.Scheme == "http") && u.Host == "":
-		return fmt.Errorf("resource_identifier: %q has no host", Truncate(s, 256))
+		return fmt.Errorf("resource_identifier: %q has no host", hub.Truncate(s, 256))
 	}
 	return nil
 }
@@ -61,8 +63,8 @@ func requestHubURL(r *http.Request) *url.URL {
 	default:
 		// A hub served elsewhere (/hub): its subscriptions API is below
 		// it, and the hub's own path is what comes before that.
-		if hub, _, ok := splitSubscriptionsPath(path); ok {
-			path = hub
+		if hubName, _, ok := splitSubscriptionsPath(path); ok {
+			path = hubName
 		}
 	}
 	return &url.URL{Scheme: scheme, Host: strings.ToLower(r.Host), Path: path}

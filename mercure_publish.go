@@ -16,6 +16,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
@@ -141,7 +143,7 @@ func parseMercureUpdate(body []byte, maxTopics, maxTopicLen int) (*mercureUpdate
 				Msg: fmt.Sprintf("a topic is %d bytes; at most %d are allowed (max_topic_length)", len(t), maxTopicLen)}
 		}
 		if why := mercureTextProblem(t); why != "" {
-			return nil, badMercureRequest("topic %q %s", Truncate(t, 64), why)
+			return nil, badMercureRequest("topic %q %s", hub.Truncate(t, 64), why)
 		}
 		if t == "*" {
 			return nil, badMercureRequest(`topic "*" is reserved for the wildcard matcher`)
@@ -166,7 +168,7 @@ func parseMercureUpdate(body []byte, maxTopics, maxTopicLen int) (*mercureUpdate
 	if up.ID != "" {
 		switch why := mercureTextProblem(up.ID); {
 		case why != "":
-			return nil, badMercureRequest("id %q %s", Truncate(up.ID, 64), why)
+			return nil, badMercureRequest("id %q %s", hub.Truncate(up.ID, 64), why)
 		case up.ID[0] == '#':
 			return nil, badMercureRequest("id must not start with '#': it is reserved for ids the hub generates")
 		case up.ID == "earliest":
@@ -179,7 +181,7 @@ func parseMercureUpdate(body []byte, maxTopics, maxTopicLen int) (*mercureUpdate
 	if up.Type != "" {
 		switch why := mercureTextProblem(up.Type); {
 		case why != "":
-			return nil, badMercureRequest("type %q %s", Truncate(up.Type, 64), why)
+			return nil, badMercureRequest("type %q %s", hub.Truncate(up.Type, 64), why)
 		case up.Type == "mercure":
 			return nil, badMercureRequest(`type "mercure" is reserved for the events the hub generates`)
 		}
@@ -190,7 +192,7 @@ func parseMercureUpdate(body []byte, maxTopics, maxTopicLen int) (*mercureUpdate
 	}
 	if _, given := form["retry"]; given {
 		if retry == "" || strings.TrimLeft(retry, "0123456789") != "" { // digits only: no sign, no space
-			return nil, badMercureRequest("retry must be a number of milliseconds (ASCII digits only), not %q", Truncate(retry, 32))
+			return nil, badMercureRequest("retry must be a number of milliseconds (ASCII digits only), not %q", hub.Truncate(retry, 32))
 		}
 		ms, err := strconv.ParseUint(retry, 10, 32)
 		if err != nil {
@@ -263,14 +265,14 @@ func (m *MercureHandler) publish(w http.ResponseWriter, r *http.Request) error {
 		case err != nil:
 			return m.refuse(w, r, &mercureRefusal{Status: http.StatusRequestEntityTooLarge, Msg: err.Error()})
 		case in:
-			return m.refuse(w, r, badMercureRequest("topic %q is in the hub's reserved namespace %s", Truncate(t, 64), reserved.path))
+			return m.refuse(w, r, badMercureRequest("topic %q is in the hub's reserved namespace %s", hub.Truncate(t, 64), reserved.path))
 		}
 	}
 	if refusal := m.mayPublish(grant, up.Topics, hubURL.String()); refusal != nil {
 		return m.refuse(w, r, refusal)
 	}
 	meta, _ := json.Marshal(mercureMeta{Topics: up.Topics, Private: up.Private})
-	msg := &Message{
+	msg := &hub.Message{
 		Topics:   []string{MercureTopic},
 		Name:     up.Type,
 		Data:     up.Data,
@@ -280,18 +282,18 @@ func (m *MercureHandler) publish(w http.ResponseWriter, r *http.Request) error {
 		HashID:   up.ID == "",
 	}
 	start := time.Now()
-	out, err := m.hub.Publish(r.Context(), []Publication{{Message: msg, Topics: []TopicRef{m.ref}}},
-		PublishOptions{Wait: DefaultOverloadWait})
+	out, err := m.hub.Publish(r.Context(), []hub.Publication{{Message: msg, Topics: []hub.TopicRef{m.ref}}},
+		hub.PublishOptions{Wait: DefaultOverloadWait})
 	m.hub.Counters().ObservePublish(time.Since(start))
 	if err != nil {
-		var fe *FieldError
+		var fe *hub.FieldError
 		switch {
-		case errors.Is(err, ErrReservedID):
+		case errors.Is(err, hub.ErrReservedID):
 			// "<epoch>-<seq>": the form of this hub's own ids, which a
 			// resume point must tell apart from publishers' (a reused id
 			// is no error: it resumes after its earliest bearer). Every
 			// subscriber sees the epoch; nothing private is told here.
-			return m.refuse(w, r, badMercureRequest("id %q has the form of the ids this hub generates; choose another", Truncate(up.ID, 64)))
+			return m.refuse(w, r, badMercureRequest("id %q has the form of the ids this hub generates; choose another", hub.Truncate(up.ID, 64)))
 		case errors.As(err, &fe):
 			return m.refuse(w, r, badMercureRequest("%s: %s", fe.Field, fe.Msg))
 		}
@@ -333,10 +335,10 @@ func (m *MercureHandler) mayPublish(grant *MercureGrant, topics []string, base s
 		if !allowed {
 			reason := grant.Shape
 			if reason == "" {
-				reason = fmt.Sprintf("no publish matcher of the token (%d) matches topic %q", len(matchers), Truncate(t, 128))
+				reason = fmt.Sprintf("no publish matcher of the token (%d) matches topic %q", len(matchers), hub.Truncate(t, 128))
 			}
 			return &mercureRefusal{Status: http.StatusForbidden, Code: "insufficient_scope",
-				Msg: fmt.Sprintf("the token does not allow publishing to topic %q", Truncate(t, 64)), Reason: reason}
+				Msg: fmt.Sprintf("the token does not allow publishing to topic %q", hub.Truncate(t, 64)), Reason: reason}
 		}
 	}
 	return nil

@@ -160,7 +160,7 @@ func TestParseMercureUpdateTopicLength(t *testing.T) {
 }
 
 func TestMercureReservedTopic(t *testing.T) {
-	hub, _ := url.Parse("https://example.com/.well-known/mercure")
+	engine, _ := url.Parse("https://example.com/.well-known/mercure")
 	for topic, want := range map[string]bool{
 		"https://example.com/books/1":  false,
 		"urn:uuid:1":                   false,
@@ -198,7 +198,7 @@ func TestMercureReservedTopic(t *testing.T) {
 		"https://bad host/.well-known/mercure/x":                    false, // cannot be parsed: names no hub path
 		"http://[::1/.well-known/mercure":                           false,
 	} {
-		if got := mercureReservedTopic(topic, hub); got != want {
+		if got := mercureReservedTopic(topic, engine); got != want {
 			t.Errorf("%q: reserved %v, want %v", topic, got, want)
 		}
 	}
@@ -230,7 +230,7 @@ func TestMercureReservedTopic(t *testing.T) {
 		}
 	}
 	// Every letter encoded still names the segment.
-	if !mercureReservedTopic("/.well-known/%6D%65%72%63%75%72%65/x", hub) {
+	if !mercureReservedTopic("/.well-known/%6D%65%72%63%75%72%65/x", engine) {
 		t.Error("a fully encoded segment was not reserved")
 	}
 	// An odd Host still gives the path.
@@ -245,8 +245,8 @@ func TestMercureReservedTopic(t *testing.T) {
 // all, and the parsing of those that might be has a budget per request
 // (413 beyond it).
 func TestMercureReservedCost(t *testing.T) {
-	hub, _ := url.Parse("https://example.com/.well-known/mercure")
-	mr := newMercureReserved(hub)
+	engine, _ := url.Parse("https://example.com/.well-known/mercure")
+	mr := newMercureReserved(engine)
 	// 1MiB of segments without the hub's last segment: not parsed (this
 	// took minutes when parsed).
 	if in, err := mr.check("https://example.com/" + strings.Repeat("a/", 1<<19)); in || err != nil {
@@ -307,7 +307,7 @@ func TestDecodeMercureMeta(t *testing.T) {
 // (run with -race: the parser clones its base).
 func TestMercureReservedSharedBase(t *testing.T) {
 	m := &MercureHandler{}
-	hub, _ := url.Parse("https://example.com/.well-known/mercure")
+	engine, _ := url.Parse("https://example.com/.well-known/mercure")
 	topics := map[string]bool{
 		"/.well-known/mercure/subscriptions/x": true,
 		"mercure/x":                            true, // relative: resolved against the hub URL's path
@@ -323,7 +323,7 @@ func TestMercureReservedSharedBase(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 50 {
-				mr := m.reservedFor(hub)
+				mr := m.reservedFor(engine)
 				if mr.budget != mercureReservedBudget {
 					t.Errorf("a request started with %d of the budget", mr.budget)
 					return

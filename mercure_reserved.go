@@ -52,14 +52,14 @@ var errMercureTopicTooCostly = errors.New("the topics naming the hub's path have
 // relative topics resolve against). Its path is what is reserved; a hub
 // URL whose authority the parser refuses (an odd Host) keeps its scheme
 // and path, which are all the resolution of a topic's path depends on.
-func newMercureReserved(hub *url.URL) *mercureReserved {
-	base, err := whatwg.Parse(hub.String())
+func newMercureReserved(engine *url.URL) *mercureReserved {
+	base, err := whatwg.Parse(engine.String())
 	if err != nil {
-		scheme := hub.Scheme
+		scheme := engine.Scheme
 		if scheme == "" {
 			scheme = "http"
 		}
-		if base, err = whatwg.Parse(scheme + "://hub.invalid" + hub.EscapedPath()); err != nil {
+		if base, err = whatwg.Parse(scheme + "://hub.invalid" + engine.EscapedPath()); err != nil {
 			base, _ = whatwg.Parse("http://hub.invalid/.well-known/mercure")
 		}
 	}
@@ -136,8 +136,8 @@ func percentDecodeAll(s string) string {
 }
 
 // mercureReservedTopic is check for one topic (tests).
-func mercureReservedTopic(topic string, hub *url.URL) bool {
-	reserved, _ := newMercureReserved(hub).check(topic)
+func mercureReservedTopic(topic string, engine *url.URL) bool {
+	reserved, _ := newMercureReserved(engine).check(topic)
 	return reserved
 }
 
@@ -240,12 +240,12 @@ type mercureReservedBase struct {
 // reservedFor is newMercureReserved(hub), with the hub URL's parse kept
 // for the next request to the same hub URL. Each request gets its own
 // budget.
-func (m *MercureHandler) reservedFor(hub *url.URL) *mercureReserved {
-	key := hub.String()
+func (m *MercureHandler) reservedFor(engine *url.URL) *mercureReserved {
+	key := engine.String()
 	if b := m.reservedBase.Load(); b != nil && b.key == key {
 		return &mercureReserved{base: b.base, path: b.path, last: b.last, budget: mercureReservedBudget}
 	}
-	mr := newMercureReserved(hub)
+	mr := newMercureReserved(engine)
 	mr.base.SearchParams() // built now, not by the first concurrent Clone
 	m.reservedBase.Store(&mercureReservedBase{key: key, base: mr.base, path: mr.path, last: mr.last})
 	return mr

@@ -13,6 +13,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"go.uber.org/zap"
 
 	"github.com/dunglas/go-urlpattern"
@@ -105,7 +107,7 @@ func MercureSubscribeParam(name string, compat bool) (t MercureMatcherType, ok b
 		return 0, false, errors.New("topic= is the Mercure 0.x parameter: use match= (exact) or match_urlpattern= (URL pattern); 0.x clients need protocol_version_compatibility 8")
 	}
 	if len(name) >= 5 && strings.EqualFold(name[:5], "match") {
-		return 0, false, fmt.Errorf("unknown topic matcher parameter %q: use match, match_exact or match_urlpattern (the names are case-sensitive)", Truncate(name, 64))
+		return 0, false, fmt.Errorf("unknown topic matcher parameter %q: use match, match_exact or match_urlpattern (the names are case-sensitive)", hub.Truncate(name, 64))
 	}
 	return 0, false, nil
 }
@@ -119,7 +121,7 @@ func ParseMercureMatchType(s string) (MercureMatcherType, error) {
 	case "URLPattern":
 		return MercureURLPattern, nil
 	}
-	return 0, fmt.Errorf("unknown matchType %q: use Exact or URLPattern", Truncate(s, 64))
+	return 0, fmt.Errorf("unknown matchType %q: use Exact or URLPattern", hub.Truncate(s, 64))
 }
 
 // MercureSelector is one selector as received: its type and its text.
@@ -251,19 +253,19 @@ type compiledSelector struct {
 // is, and compiled only after.
 func (s *MercureSelectors) Check(sel MercureSelector) (int, error) {
 	if reason := s.checkText(sel.Value); reason != "" {
-		return 0, &MercureSelectorError{Type: sel.Type, Selector: Truncate(sel.Value, 64), Reason: reason}
+		return 0, &MercureSelectorError{Type: sel.Type, Selector: hub.Truncate(sel.Value, 64), Reason: reason}
 	}
 	switch sel.Type {
 	case MercureExact, MercureTopicSelector, MercureURLPattern:
 	default:
-		return 0, &MercureSelectorError{Type: sel.Type, Selector: Truncate(sel.Value, 64), Reason: "unknown matcher type"}
+		return 0, &MercureSelectorError{Type: sel.Type, Selector: hub.Truncate(sel.Value, 64), Reason: "unknown matcher type"}
 	}
 	cost, reason := selectorCost(sel)
 	if reason == "" && cost > s.cfg.MaxPatternCost {
 		reason = fmt.Sprintf("is too costly to compile: its groups expand to about %s regexp instructions, at most %d are allowed (max_pattern_cost)", costString(cost), s.cfg.MaxPatternCost)
 	}
 	if reason != "" {
-		return 0, &MercureSelectorError{Type: sel.Type, Selector: Truncate(sel.Value, 64), Reason: reason}
+		return 0, &MercureSelectorError{Type: sel.Type, Selector: hub.Truncate(sel.Value, 64), Reason: reason}
 	}
 	return cost, nil
 }
@@ -482,11 +484,11 @@ func compileMercureSelector(sel MercureSelector, baseURL, key string) (*MercureM
 	case MercureURLPattern:
 		pat, err := newURLPattern(sel.Value, baseURL)
 		if err != nil {
-			return nil, &MercureSelectorError{Type: sel.Type, Selector: Truncate(sel.Value, 64), Reason: err.Error()}
+			return nil, &MercureSelectorError{Type: sel.Type, Selector: hub.Truncate(sel.Value, 64), Reason: err.Error()}
 		}
 		m.kind, m.pat, m.base = matchURLPattern, pat, baseURL
 	default:
-		return nil, &MercureSelectorError{Type: sel.Type, Selector: Truncate(sel.Value, 64), Reason: "unknown matcher type"}
+		return nil, &MercureSelectorError{Type: sel.Type, Selector: hub.Truncate(sel.Value, 64), Reason: "unknown matcher type"}
 	}
 	return m, nil
 }
@@ -527,7 +529,7 @@ func newURLPattern(s, baseURL string) (pat *urlpattern.URLPattern, err error) {
 		if i := strings.Index(msg, ": &"); i >= 0 {
 			msg = msg[:i]
 		}
-		return nil, fmt.Errorf("not a valid URL pattern (%s)", Truncate(msg, 120))
+		return nil, fmt.Errorf("not a valid URL pattern (%s)", hub.Truncate(msg, 120))
 	}
 	return pat, nil
 }

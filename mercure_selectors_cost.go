@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ssehub/caddy-sse/internal/hub"
 )
 
 // The cost of a selector, estimated from its text before anything is
@@ -95,7 +97,7 @@ func urlPatternCost(p string) (int, string) {
 			if err != nil {
 				// The library would refuse it too; say why here, where
 				// the group is known.
-				return 0, fmt.Sprintf("not a valid URL pattern: a regexp group is not a valid regular expression (%s)", Truncate(syntaxErrorCode(err), 80))
+				return 0, fmt.Sprintf("not a valid URL pattern: a regexp group is not a valid regular expression (%s)", hub.Truncate(syntaxErrorCode(err), 80))
 			}
 			cost = satAdd(cost, satAdd(mercurePatternGroupCost, regexpCost(re, 0)))
 			i = end

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"go.uber.org/zap"
 )
 
@@ -216,11 +218,11 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 	}
 	hdr := w.Header()
 	resuming := req.Resume != "" || req.Earliest
-	opts := SubscribeOptions{
+	opts := hub.SubscribeOptions{
 		Resume:   req.Resume,
 		Earliest: req.Earliest,
 		QueueLen: m.Queue,
-		Filter: func(ev *Event) bool {
+		Filter: func(ev *hub.Event) bool {
 			meta, _ := ev.Decoded(decodeMercureMeta).(*mercureMeta)
 			return meta != nil && decider.Allows(meta.Topics, meta.Private)
 		},
@@ -228,7 +230,7 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 	if resuming && !req.Earliest {
 		opts.Predecessor = DefaultMercurePredecessorScan
 	}
-	refs := []TopicRef{m.ref}
+	refs := []hub.TopicRef{m.ref}
 	if m.subs != nil && len(private) > 0 {
 		// Subscription events are private: only a subscriber whose token
 		// has subscribe selectors can be allowed one, so only those read
@@ -242,7 +244,7 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 	sub, replay, err := m.hub.SubscribeWith(refs, opts)
 	if err != nil {
 		m.streamer.subscribers.Add(-1)
-		if errors.Is(err, ErrTooManyTopics) {
+		if errors.Is(err, hub.ErrTooManyTopics) {
 			return m.streamer.comeBackLater(w, "too many topics in this hub")
 		}
 		return m.refuse(w, r, &mercureRefusal{Status: http.StatusServiceUnavailable, Msg: "event hub unavailable: " + err.Error()})

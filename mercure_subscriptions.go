@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/redishub"
+
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
@@ -150,11 +153,11 @@ const MercureSubscriptionsTopic = "~mercure-subscriptions"
 
 // setupSubscriptions declares the events' topic and finds (or makes) the
 // hub's registry.
-func (m *MercureHandler) setupSubscriptions(app *App, table *TopicTable, ring RingConfig) error {
+func (m *MercureHandler) setupSubscriptions(app *App, table *hub.TopicTable, ring hub.RingConfig) error {
 	if !m.Subscriptions {
 		return nil
 	}
-	if err := app.declare(m.Hub, table, []TopicDecl{{Name: MercureSubscriptionsTopic, Ring: ring}}); err != nil {
+	if err := app.declare(m.Hub, table, []hub.TopicDecl{{Name: MercureSubscriptionsTopic, Ring: ring}}); err != nil {
 		return fmt.Errorf("sse_mercure: %v (every sse_mercure route of a hub must have the same replay settings)", err)
 	}
 	ref, ok := table.Lookup(MercureSubscriptionsTopic)
@@ -167,7 +170,7 @@ func (m *MercureHandler) setupSubscriptions(app *App, table *TopicTable, ring Ri
 		ttl = DefaultMercureSubscriptionsTTL
 	}
 	v, _, err := subsRegistries.LoadOrNew(m.hub, func() (caddy.Destructor, error) {
-		if rh, ok := m.hub.(*RedisHub); ok {
+		if rh, ok := m.hub.(*redishub.RedisHub); ok {
 			return newRedisSubsRegistry(rh, ttl, m.logger), nil
 		}
 		return newMemorySubsRegistry(), nil
@@ -225,20 +228,20 @@ func (m *MercureHandler) publishSubscriptionEvents(subs []mercureSub, active boo
 		return
 	}
 	sh := m.eventShape()
-	pubs := make([]Publication, 0, len(subs))
+	pubs := make([]hub.Publication, 0, len(subs))
 	for _, s := range subs {
 		data, _ := json.Marshal(sh.doc(s, active, true, ""))
 		meta, _ := json.Marshal(mercureMeta{Topics: []string{sh.topic(s)}, Private: true})
-		pubs = append(pubs, Publication{
-			Message: &Message{Topics: []string{MercureSubscriptionsTopic}, Name: sh.eventType(), Data: string(data),
+		pubs = append(pubs, hub.Publication{
+			Message: &hub.Message{Topics: []string{MercureSubscriptionsTopic}, Name: sh.eventType(), Data: string(data),
 				Meta: string(meta), HashID: true},
-			Topics: []TopicRef{m.subsRef},
+			Topics: []hub.TopicRef{m.subsRef},
 		})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), mercureSubsPublishTimeout)
 	defer cancel()
-	if _, err := m.hub.Publish(ctx, pubs, PublishOptions{Wait: mercureSubsPublishWait}); err != nil {
-		if ok, suppressed := m.subsLog.allow("publish"); ok {
+	if _, err := m.hub.Publish(ctx, pubs, hub.PublishOptions{Wait: mercureSubsPublishWait}); err != nil {
+		if ok, suppressed := m.subsLog.Allow("publish"); ok {
 			m.logger.Warn("subscription events dropped", zap.Int("events", len(pubs)), zap.Bool("active", active),
 				zap.Error(err), zap.Int("suppressed", suppressed))
 		}
@@ -247,8 +250,8 @@ func (m *MercureHandler) publishSubscriptionEvents(subs []mercureSub, active boo
 
 // mercureLastEventID is the id of the last event the hub dispatched, as a
 // resume point ("#<epoch>-<seq>"), or "earliest" before the first.
-func mercureLastEventID(hub Engine) string {
-	st := hub.Stats()
+func mercureLastEventID(engine hub.Engine) string {
+	st := engine.Stats()
 	if st.LastSeq == 0 {
 		return "earliest"
 	}
@@ -267,7 +270,7 @@ func isSubscriptionsRequest(r *http.Request) bool {
 // request reached, so a hub served elsewhere than /.well-known/mercure
 // serves its API under its own path (one with a "subscriptions" segment
 // of its own cannot).
-func splitSubscriptionsPath(escaped string) (hub, rest string, ok bool) {
+func splitSubscriptionsPath(escaped string) (hubName, rest string, ok bool) {
 	const seg = "/subscriptions"
 	for off := 0; ; {
 		i := strings.Index(escaped[off:], seg)

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"go.uber.org/zap"
 )
 
@@ -52,11 +54,11 @@ func subsPathMatchType(s string, compat bool) bool {
 // parseSubscriptionsPath reads an API path; ok is false for a path that
 // names nothing (404). compat admits the 0.x shapes.
 func parseSubscriptionsPath(escaped string, compat bool) (q subscriptionsQuery, ok bool) {
-	hub, rest, found := splitSubscriptionsPath(escaped)
+	hubName, rest, found := splitSubscriptionsPath(escaped)
 	if !found {
 		return q, false
 	}
-	base := hub + "/subscriptions"
+	base := hubName + "/subscriptions"
 	if rest == "" {
 		q.path = base
 		if compat {
@@ -139,7 +141,7 @@ func (m *MercureHandler) serveSubscriptions(w http.ResponseWriter, r *http.Reque
 	// for those allowed to know.
 	if !readable(requested) {
 		return m.refuse(w, r, &mercureRefusal{Status: http.StatusForbidden, Code: "insufficient_scope",
-			Msg: "the token does not allow subscribing to " + Truncate(requested, 128)})
+			Msg: "the token does not allow subscribing to " + hub.Truncate(requested, 128)})
 	}
 	q, ok := parseSubscriptionsPath(requested, m.compat())
 	if !ok {

@@ -7,6 +7,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/logthrottle"
+	"github.com/ssehub/caddy-sse/internal/redishub"
+
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 )
@@ -35,7 +39,7 @@ import (
 // they compute, so the registry needs a single Redis (or Sentinel), not
 // a Cluster — as the engine.
 type redisSubsRegistry struct {
-	rh     *RedisHub
+	rh     *redishub.RedisHub
 	inst   string
 	ttl    time.Duration
 	logger *zap.Logger
@@ -48,28 +52,28 @@ type redisSubsRegistry struct {
 	dirty  atomic.Bool // a call failed: Redis may differ from the mirror
 
 	notify atomic.Pointer[func([]mercureSub, bool)]
-	log    logThrottle
+	log    logthrottle.Throttle
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
 
-func newRedisSubsRegistry(rh *RedisHub, ttl time.Duration, logger *zap.Logger) *redisSubsRegistry {
+func newRedisSubsRegistry(rh *redishub.RedisHub, ttl time.Duration, logger *zap.Logger) *redisSubsRegistry {
 	if logger == nil {
 		logger = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &redisSubsRegistry{rh: rh, inst: NewEpoch() + NewEpoch(), ttl: ttl, logger: logger,
+	r := &redisSubsRegistry{rh: rh, inst: hub.NewEpoch() + hub.NewEpoch(), ttl: ttl, logger: logger,
 		mirror: make(map[string]*countedSub), cancel: cancel}
-	r.log.every = 10 * time.Second
+	r.log.Every = 10 * time.Second
 	r.done.Add(1)
 	go r.heartbeats(ctx)
 	return r
 }
 
-func (r *redisSubsRegistry) countsKey() string    { return r.rh.base + "#subs" }
-func (r *redisSubsRegistry) docsKey() string      { return r.rh.base + "#subs:docs" }
-func (r *redisSubsRegistry) instancesKey() string { return r.rh.base + "#subs:instances" }
-func (r *redisSubsRegistry) instPrefix() string   { return r.rh.base + "#subs@" }
+func (r *redisSubsRegistry) countsKey() string    { return r.rh.KeyBase() + "#subs" }
+func (r *redisSubsRegistry) docsKey() string      { return r.rh.KeyBase() + "#subs:docs" }
+func (r *redisSubsRegistry) instancesKey() string { return r.rh.KeyBase() + "#subs:instances" }
+func (r *redisSubsRegistry) instPrefix() string   { return r.rh.KeyBase() + "#subs@" }
 func (r *redisSubsRegistry) keys() []string {
 	return []string{r.countsKey(), r.docsKey(), r.instPrefix() + r.inst, r.instancesKey()}
 }
@@ -109,7 +113,7 @@ return out
 // heartbeatScript: ARGV instance, ttl ms, instance hash prefix. Refreshes
 // the instance and reaps at most 16 expired ones. Returns {1 if the
 // instance was absent, the documents of the subscriptions that ended}.
-var subsHeartbeatScript = redis.NewScript(luaNowMs + `
+var subsHeartbeatScript = redis.NewScript(redishub.LuaNowMs + `
 local added = redis.call('ZADD', KEYS[4], nowms + tonumber(ARGV[2]), ARGV[1])
 local gone = {}
 for _, inst in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', nowms, 'LIMIT', 0, 16)) do
@@ -133,7 +137,7 @@ return {added, gone}
 // resyncScript: ARGV instance, ttl ms, then id, count, doc triples (the
 // mirror). Makes the instance's hash equal the mirror, adjusting the
 // counts. Returns {documents that became active, documents that ended}.
-var subsResyncScript = redis.NewScript(luaNowMs + `
+var subsResyncScript = redis.NewScript(redishub.LuaNowMs + `
 redis.call('ZADD', KEYS[4], nowms + tonumber(ARGV[2]), ARGV[1])
 local up, down = {}, {}
 local function adjust(id, delta, doc)
@@ -192,7 +196,7 @@ func (r *redisSubsRegistry) join(ctx context.Context, subs []mercureSub) []mercu
 		byID[k] = s
 	}
 	r.mu.Unlock()
-	ids, err := subsJoinScript.Run(ctx, r.rh.rdb, r.keys(), args...).StringSlice()
+	ids, err := subsJoinScript.Run(ctx, r.rh.Client(), r.keys(), args...).StringSlice()
 	if err != nil {
 		r.failed("join", err)
 		return nil
@@ -224,7 +228,7 @@ func (r *redisSubsRegistry) leave(ctx context.Context, subs []mercureSub) []merc
 		byID[k] = s
 	}
 	r.mu.Unlock()
-	ids, err := subsLeaveScript.Run(ctx, r.rh.rdb, r.keys(), args...).StringSlice()
+	ids, err := subsLeaveScript.Run(ctx, r.rh.Client(), r.keys(), args...).StringSlice()
 	if err != nil {
 		r.failed("leave", err)
 		return nil
@@ -240,16 +244,16 @@ func (r *redisSubsRegistry) leave(ctx context.Context, subs []mercureSub) []merc
 // heartbeat rewrites this instance's counts from the mirror.
 func (r *redisSubsRegistry) failed(what string, err error) {
 	r.dirty.Store(true)
-	if ok, suppressed := r.log.allow(what); ok {
+	if ok, suppressed := r.log.Allow(what); ok {
 		r.logger.Warn("subscriptions registry: Redis call failed; repaired at the next heartbeat",
 			zap.String("call", what), zap.Error(err), zap.Int("suppressed", suppressed))
 	}
 }
 
 func (r *redisSubsRegistry) list(ctx context.Context) ([]mercureSub, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.rh.callTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.rh.CallTimeout())
 	defer cancel()
-	docs, err := r.rh.rdb.HVals(ctx, r.docsKey()).Result()
+	docs, err := r.rh.Client().HVals(ctx, r.docsKey()).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -294,8 +298,8 @@ func (r *redisSubsRegistry) heartbeats(ctx context.Context) {
 }
 
 func (r *redisSubsRegistry) heartbeat(ctx context.Context) {
-	cctx, cancel := context.WithTimeout(ctx, r.rh.callTimeout)
-	res, err := subsHeartbeatScript.Run(cctx, r.rh.rdb, r.keys(), r.inst, r.ttl.Milliseconds(), r.instPrefix()).Slice()
+	cctx, cancel := context.WithTimeout(ctx, r.rh.CallTimeout())
+	res, err := subsHeartbeatScript.Run(cctx, r.rh.Client(), r.keys(), r.inst, r.ttl.Milliseconds(), r.instPrefix()).Slice()
 	cancel()
 	if err != nil || len(res) != 2 {
 		if ctx.Err() == nil {
@@ -320,8 +324,8 @@ func (r *redisSubsRegistry) resync(ctx context.Context) {
 		args = append(args, id, c.n, string(doc))
 	}
 	r.mu.Unlock()
-	cctx, cancel := context.WithTimeout(ctx, r.rh.callTimeout)
-	res, err := subsResyncScript.Run(cctx, r.rh.rdb, r.keys(), args...).Slice()
+	cctx, cancel := context.WithTimeout(ctx, r.rh.CallTimeout())
+	res, err := subsResyncScript.Run(cctx, r.rh.Client(), r.keys(), args...).Slice()
 	cancel()
 	r.sync.Unlock()
 	if err != nil || len(res) != 2 {
@@ -351,9 +355,9 @@ func toStrings(v any) []string {
 func (r *redisSubsRegistry) Destruct() error {
 	r.cancel()
 	r.done.Wait()
-	ctx, cancel := context.WithTimeout(context.Background(), r.rh.callTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), r.rh.CallTimeout())
 	defer cancel()
-	_ = r.rh.rdb.ZAdd(ctx, r.instancesKey(), redis.Z{Score: 0, Member: r.inst}).Err()
+	_ = r.rh.Client().ZAdd(ctx, r.instancesKey(), redis.Z{Score: 0, Member: r.inst}).Err()
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/redishub"
 	"github.com/ssehub/caddy-sse/internal/redistest"
 )
 
@@ -124,4 +125,22 @@ func TestRedisSubsRegistry(t *testing.T) {
 	if ids := listIDs(t, a); len(ids) != 0 {
 		t.Fatalf("A lists %v after every leave", ids)
 	}
+}
+
+// newRedisHub is a Redis engine on srv, connected, closed when the test ends.
+func newRedisHub(t *testing.T, srv *redistest.Server, prefix string) *redishub.RedisHub {
+	t.Helper()
+	rh, err := redishub.NewRedisHub("default", redishub.RedisConfig{URL: srv.URL(), Prefix: prefix}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rh.Close() })
+	deadline := time.Now().Add(15 * time.Second)
+	for !rh.Stats().Connected {
+		if time.Now().After(deadline) {
+			t.Fatal("the Redis engine never connected")
+		}
+		time.Sleep(5 * time.Millisecond) // polls a state no event announces
+	}
+	return rh
 }

@@ -73,15 +73,15 @@ func (m *MercureHandler) eventShape() subsShape {
 // topic is the topic of s's events in this shape, which is also the id of
 // its document and the API path that serves it.
 func (sh subsShape) topic(s mercureSub) string {
-	hub := s.HubPath
-	if hub == "" {
-		hub = defaultMercureHubPath
+	hubName := s.HubPath
+	if hubName == "" {
+		hubName = defaultMercureHubPath
 	}
-	hub = strings.TrimSuffix(hub, "/") // a hub at "/" or "/hub/"
+	hubName = strings.TrimSuffix(hubName, "/") // a hub at "/" or "/hub/"
 	if sh.legacy {
-		return hub + "/subscriptions/" + expandURIVar(s.Match) + "/" + expandURIVar(s.Subscriber)
+		return hubName + "/subscriptions/" + expandURIVar(s.Match) + "/" + expandURIVar(s.Subscriber)
 	}
-	return hub + "/subscriptions/" + expandURIVar(s.MatchType) + "/" + expandURIVar(s.Match) + "/" + expandURIVar(s.Subscriber)
+	return hubName + "/subscriptions/" + expandURIVar(s.MatchType) + "/" + expandURIVar(s.Match) + "/" + expandURIVar(s.Subscriber)
 }
 
 // eventType is the SSE event field of the events ("" for none).

@@ -162,15 +162,15 @@ func TestSplitSubscriptionsPath(t *testing.T) {
 		{"/.well-known/mercure", "", "-"},
 		{"/.well-known/mercure/subscriptionsx", "", "-"},
 	} {
-		hub, rest, ok := splitSubscriptionsPath(c.path)
+		hubName, rest, ok := splitSubscriptionsPath(c.path)
 		if c.rest == "-" {
 			if ok {
-				t.Errorf("%s: split as %q %q", c.path, hub, rest)
+				t.Errorf("%s: split as %q %q", c.path, hubName, rest)
 			}
 			continue
 		}
-		if !ok || hub != c.hub || rest != c.rest {
-			t.Errorf("%s: %q %q %v", c.path, hub, rest, ok)
+		if !ok || hubName != c.hub || rest != c.rest {
+			t.Errorf("%s: %q %q %v", c.path, hubName, rest, ok)
 		}
 	}
 }

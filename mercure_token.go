@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/ssehub/caddy-sse/internal/hub"
 )
 
 // Where a Mercure client puts its token (the spec's "Presenting the Access
@@ -118,7 +120,7 @@ func bearerCredentials(h string) (token, problem string) {
 		if scheme == "" {
 			return "", "the Authorization header is empty"
 		}
-		return "", fmt.Sprintf("the Authorization header uses the %s scheme; the hub reads Bearer tokens only", Truncate(scheme, 16))
+		return "", fmt.Sprintf("the Authorization header uses the %s scheme; the hub reads Bearer tokens only", hub.Truncate(scheme, 16))
 	}
 	token = strings.TrimLeft(rest, " ")
 	if token == "" {
@@ -192,7 +194,7 @@ func (a *MercureAuth) CheckCookieOrigin(r *http.Request, source MercureTokenSour
 	if n == ownOrigin(r) || a.publishOrigins[n] {
 		return nil
 	}
-	return fmt.Errorf("%w: origin %s may not publish with a cookie (publish_origins)", ErrMercureInvalidRequest, Truncate(n, 128))
+	return fmt.Errorf("%w: origin %s may not publish with a cookie (publish_origins)", ErrMercureInvalidRequest, hub.Truncate(n, 128))
 }
 
 // parsePublishOrigins checks the publish_origins option.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strconv"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -76,7 +78,7 @@ func (metricsCollector) Describe(ch chan<- *prometheus.Desc) {
 // lock so that collecting holds no lock of the app.
 type hubView struct {
 	name     string
-	engine   Engine
+	engine   hub.Engine
 	declared []string
 }
 
@@ -106,10 +108,10 @@ func collectHub(ch chan<- prometheus.Metric, v hubView) {
 		ch <- prometheus.MustNewConstMetric(descPublished, prometheus.CounterValue, float64(s.Published), v.name, topic)
 		ch <- prometheus.MustNewConstMetric(descDelivered, prometheus.CounterValue, float64(s.Delivered), v.name, topic)
 		ch <- prometheus.MustNewConstMetric(descReplayed, prometheus.CounterValue, float64(s.Replayed), v.name, topic)
-		for i, reason := range ResetReasons {
+		for i, reason := range hub.ResetReasons {
 			ch <- prometheus.MustNewConstMetric(descResets, prometheus.CounterValue, float64(s.Resets[i]), v.name, topic, reason)
 		}
-		for _, r := range DropReasons() {
+		for _, r := range hub.DropReasons() {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(s.Dropped[r]), v.name, topic, r.String())
 		}
 	}
@@ -117,8 +119,8 @@ func collectHub(ch chan<- prometheus.Metric, v hubView) {
 	for status, n := range p.Rejected {
 		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(n), v.name, strconv.Itoa(status))
 	}
-	buckets := make(map[float64]uint64, len(PublishBuckets))
-	for i, b := range PublishBuckets {
+	buckets := make(map[float64]uint64, len(hub.PublishBuckets))
+	for i, b := range hub.PublishBuckets {
 		buckets[b] = p.Buckets[i]
 	}
 	ch <- prometheus.MustNewConstHistogram(descDuration, p.Count, p.Sum, buckets, v.name)

@@ -4,21 +4,24 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/hubtest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
 // metricsTestApp is an sse app holding one memory hub with the given
 // declarations, as provisioning would leave it.
-func metricsTestApp(t *testing.T, h Engine, decls ...TopicDecl) *App {
+func metricsTestApp(t *testing.T, h hub.Engine, decls ...hub.TopicDecl) *App {
 	t.Helper()
-	table := NewTopicTable()
+	table := hub.NewTopicTable()
 	for _, d := range decls {
 		if err := table.Add(d, "test"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return &App{hubs: map[string]Engine{"default": h}, tables: map[string]*TopicTable{"default": table}}
+	return &App{hubs: map[string]hub.Engine{"default": h}, tables: map[string]*hub.TopicTable{"default": table}}
 }
 
 // metricsTestGather scrapes reg into name{label=value,...} -> value, with
@@ -55,9 +58,9 @@ func metricsTestGather(t *testing.T, reg *prometheus.Registry) map[string]float6
 // the descriptors); a second configuration's registry gets the same
 // values: nothing is reset or registered twice.
 func TestMetricsCollector(t *testing.T) {
-	h := NewHub()
-	pattern := TopicDecl{Name: "chat/*", Ring: hubTestRing, MaxTopics: 10}
-	app := metricsTestApp(t, h, TopicDecl{Name: "news", Ring: hubTestRing}, pattern)
+	h := hub.NewHub()
+	pattern := hub.TopicDecl{Name: "chat/*", Ring: hubtest.Ring, MaxTopics: 10}
+	app := metricsTestApp(t, h, hub.TopicDecl{Name: "news", Ring: hubtest.Ring}, pattern)
 	reg := prometheus.NewPedanticRegistry()
 	if err := registerMetrics(reg, app); err != nil {
 		t.Fatal(err)
@@ -65,10 +68,10 @@ func TestMetricsCollector(t *testing.T) {
 	if err := registerMetrics(reg, app); err != nil {
 		t.Fatalf("registering the same app again: %v", err)
 	}
-	chat := hubTestGroupRef("chat/x", "chat/*", 10)
-	hubTestSubscribe(t, h, []TopicRef{chat}, "", 8)
-	hubTestPublish(t, h, "hello", chat)
-	hubTestPublish(t, h, "hello", hubTestGroupRef("chat/y", "chat/*", 10))
+	chat := hubtest.GroupRef("chat/x", "chat/*", 10)
+	hubtest.Subscribe(t, h, []hub.TopicRef{chat}, "", 8)
+	hubtest.PublishData(t, h, "hello", chat)
+	hubtest.PublishData(t, h, "hello", hubtest.GroupRef("chat/y", "chat/*", 10))
 	h.Counters().Reject(401)
 	h.Counters().ObservePublish(1000)
 
@@ -97,7 +100,7 @@ func TestMetricsCollector(t *testing.T) {
 	}
 	// A reload: a new configuration, a new registry, the same pooled hub.
 	reg2 := prometheus.NewPedanticRegistry()
-	if err := registerMetrics(reg2, metricsTestApp(t, h, TopicDecl{Name: "news", Ring: hubTestRing}, pattern)); err != nil {
+	if err := registerMetrics(reg2, metricsTestApp(t, h, hub.TopicDecl{Name: "news", Ring: hubtest.Ring}, pattern)); err != nil {
 		t.Fatal(err)
 	}
 	if g := metricsTestGather(t, reg2)[`caddy_sse_published_total{hub=default,topic=chat/*}`]; g != 2 {

@@ -12,6 +12,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/logthrottle"
+	"github.com/ssehub/caddy-sse/internal/redishub"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -32,7 +36,7 @@ var hubs = caddy.NewUsagePool()
 // pooledHub lets an Engine live in a caddy.UsagePool without the hub core
 // knowing about Caddy.
 type pooledHub struct {
-	Engine
+	hub.Engine
 	name string
 }
 
@@ -46,7 +50,7 @@ type App struct {
 	// Redis, when set, holds every hub of this configuration, shared with
 	// every Caddy instance using the same Redis and prefix. Default: hubs
 	// live in this process's memory.
-	Redis *RedisConfig `json:"redis,omitempty"`
+	Redis *redishub.RedisConfig `json:"redis,omitempty"`
 	// How long a publish's Idempotency-Key is remembered, per hub (with
 	// Redis, in Redis). Default: 10m.
 	IdempotencyWindow caddy.Duration `json:"idempotency_window,omitempty"`
@@ -55,8 +59,8 @@ type App struct {
 	IdempotencyKeys int `json:"idempotency_keys,omitempty"`
 
 	mu       sync.Mutex
-	hubs     map[string]Engine
-	tables   map[string]*TopicTable
+	hubs     map[string]hub.Engine
+	tables   map[string]*hub.TopicTable
 	keys     map[string]string // pool key (may hold a Redis password) -> hub name
 	declared int               // handlers declared, for naming places in JSON configs
 	// Hubs that sse_publish handlers publish to, checked in Start for
@@ -78,8 +82,8 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the app.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
-	a.hubs = make(map[string]Engine)
-	a.tables = make(map[string]*TopicTable)
+	a.hubs = make(map[string]hub.Engine)
+	a.tables = make(map[string]*hub.TopicTable)
 	// Made first: Cleanup closes it even when provisioning fails below.
 	a.stopping = make(chan struct{})
 	if a.IdempotencyWindow < 0 {
@@ -94,7 +98,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		if a.Redis.URL == "" {
 			return errors.New("sse: redis needs a URL (is the environment variable set?)")
 		}
-		if _, err := ParseRedisURL(a.Redis.URL); err != nil {
+		if _, err := redishub.ParseRedisURL(a.Redis.URL); err != nil {
 			return fmt.Errorf("sse: %v", err)
 		}
 		if a.Redis.Backlog < 0 {
@@ -135,8 +139,8 @@ func (h stoppingHandler) Handle(context.Context, caddy.Event) error {
 // Hubs are pooled by engine as well as name: a reload that switches to
 // Redis (or to another Redis) gets a new hub, one that keeps it the same
 // gets the same hub, its open streams and rings untouched.
-func (a *App) hub(name string) (Engine, *TopicTable, error) {
-	if err := ValidHubName(name); err != nil {
+func (a *App) hub(name string) (hub.Engine, *hub.TopicTable, error) {
+	if err := hub.ValidHubName(name); err != nil {
 		return nil, nil, err
 	}
 	a.mu.Lock()
@@ -150,31 +154,31 @@ func (a *App) hub(name string) (Engine, *TopicTable, error) {
 	}
 	v, _, err := hubs.LoadOrNew(key, func() (caddy.Destructor, error) {
 		if a.Redis != nil {
-			rh, err := NewRedisHub(name, *a.Redis, a.logger)
+			rh, err := redishub.NewRedisHub(name, *a.Redis, a.logger)
 			if err != nil {
 				return nil, err
 			}
 			return pooledHub{rh, name}, nil
 		}
-		return pooledHub{NewHub(), name}, nil
+		return pooledHub{hub.NewHub(), name}, nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	h := v.(pooledHub).Engine
 	// A pooled hub outlives configurations: this one's settings apply now.
-	if s, ok := h.(IdempotencySetter); ok {
+	if s, ok := h.(hub.IdempotencySetter); ok {
 		window, keys := time.Duration(a.IdempotencyWindow), a.IdempotencyKeys
 		if window == 0 {
-			window = DefaultIdempotencyWindow
+			window = hub.DefaultIdempotencyWindow
 		}
 		if keys == 0 {
-			keys = DefaultIdempotencyKeys
+			keys = hub.DefaultIdempotencyKeys
 		}
 		s.SetIdempotency(window, keys)
 	}
 	a.hubs[name] = h
-	a.tables[name] = NewTopicTable()
+	a.tables[name] = hub.NewTopicTable()
 	if a.keys == nil {
 		a.keys = make(map[string]string)
 	}
@@ -184,7 +188,7 @@ func (a *App) hub(name string) (Engine, *TopicTable, error) {
 
 // declare adds a handler's topics to its hub's table, rejecting a topic
 // declared elsewhere in this configuration with other settings.
-func (a *App) declare(hub string, table *TopicTable, decls []TopicDecl) error {
+func (a *App) declare(hubName string, table *hub.TopicTable, decls []hub.TopicDecl) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.declared++
@@ -194,7 +198,7 @@ func (a *App) declare(hub string, table *TopicTable, decls []TopicDecl) error {
 	}
 	// Handlers are provisioned in no fixed order across servers, so the
 	// number alone would not say which one is meant; the topics do.
-	place := fmt.Sprintf("sse handler #%d (hub %q, topics %s)", a.declared, hub, strings.Join(names, ", "))
+	place := fmt.Sprintf("sse handler #%d (hub %q, topics %s)", a.declared, hubName, strings.Join(names, ", "))
 	for _, d := range decls {
 		if err := table.Add(d, place); err != nil {
 			return err
@@ -239,13 +243,13 @@ func (a *App) Start() error {
 }
 
 // publisherOf records that an sse_publish handler publishes to the hub.
-func (a *App) publisherOf(hub string) {
+func (a *App) publisherOf(hubName string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.publishedTo == nil {
 		a.publishedTo = make(map[string]bool)
 	}
-	a.publishedTo[hub] = true
+	a.publishedTo[hubName] = true
 }
 
 // Stop closes this configuration's open streams: on exit Caddy's HTTP app
@@ -307,11 +311,11 @@ type TopicConfig struct {
 	MaxTopics int `json:"max_topics,omitempty"`
 }
 
-func (tc TopicConfig) decls() ([]TopicDecl, error) {
+func (tc TopicConfig) decls() ([]hub.TopicDecl, error) {
 	if len(tc.Names) == 0 {
 		return nil, errors.New("topic: no name given")
 	}
-	ring := DefaultRingConfig()
+	ring := hub.DefaultRingConfig()
 	if tc.Replay != nil {
 		if *tc.Replay < 0 {
 			return nil, fmt.Errorf("topic %s: replay must not be negative", tc.Names[0])
@@ -342,15 +346,15 @@ func (tc TopicConfig) decls() ([]TopicDecl, error) {
 		return nil, fmt.Errorf("topic %s: max_topics must not be negative", tc.Names[0])
 	}
 	if maxTopics == 0 {
-		maxTopics = DefaultMaxTopics
+		maxTopics = hub.DefaultMaxTopics
 	}
-	var out []TopicDecl
+	var out []hub.TopicDecl
 	literalOnly := true
 	for _, n := range tc.Names {
-		if err := ValidateDeclName(n); err != nil {
+		if err := hub.ValidateDeclName(n); err != nil {
 			return nil, err
 		}
-		d := TopicDecl{Name: n, Ring: ring}
+		d := hub.TopicDecl{Name: n, Ring: ring}
 		if !d.IsLiteral() {
 			d.MaxTopics = maxTopics
 			literalOnly = false
@@ -423,17 +427,17 @@ type SSEHandler struct {
 	Presence *PresenceConfig `json:"presence,omitempty"`
 
 	app         *App
-	hub         Engine
-	table       *TopicTable
-	literals    []string    // served when no ?topic= is given
-	perRequest  []TopicDecl // names with placeholders, resolved per request
-	wildcards   [][]string  // '*' patterns a subscriber may pick from
+	hub         hub.Engine
+	table       *hub.TopicTable
+	literals    []string        // served when no ?topic= is given
+	perRequest  []hub.TopicDecl // names with placeholders, resolved per request
+	wildcards   [][]string      // '*' patterns a subscriber may pick from
 	heartbeat   time.Duration
 	coalesce    time.Duration
 	subscribers atomic.Int64
 	logger      *zap.Logger
-	dropLog     logThrottle // warnings for dropped and refused subscribers (logs.go)
-	topicPlaces []string    // file:line of each Topics entry, when adapted from a Caddyfile
+	dropLog     logthrottle.Throttle // warnings for dropped and refused subscribers (logs.go)
+	topicPlaces []string             // file:line of each Topics entry, when adapted from a Caddyfile
 	cors        *corsPolicy
 	presence    *presenceTracker
 	presenceKey trackerKey
@@ -474,7 +478,7 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 	if h.MaxTopicsPerSubscriber == 0 {
 		h.MaxTopicsPerSubscriber = DefaultMaxTopicsPerSubscriber
 	}
-	var decls []TopicDecl
+	var decls []hub.TopicDecl
 	for _, tc := range h.Topics {
 		ds, err := tc.decls()
 		if err != nil {
@@ -492,7 +496,7 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 		case d.IsLiteral():
 			h.literals = append(h.literals, d.Name)
 		default:
-			h.wildcards = append(h.wildcards, PatternSegments(d.Name))
+			h.wildcards = append(h.wildcards, hub.PatternSegments(d.Name))
 			if d.MaxTopics <= h.MaxTopicsPerSubscriber {
 				// Held topics are never forgotten: one connection could
 				// lock every new topic of the pattern out.
@@ -617,10 +621,10 @@ type PublishHandler struct {
 
 	tokens     [][]byte
 	allowFrom  []netip.Prefix
-	hub        Engine
-	table      *TopicTable
+	hub        hub.Engine
+	table      *hub.TopicTable
 	logger     *zap.Logger
-	refusalLog logThrottle // warnings for refused publishes (logs.go)
+	refusalLog logthrottle.Throttle // warnings for refused publishes (logs.go)
 }
 
 // CaddyModule returns the Caddy module information.

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 )
@@ -66,18 +68,18 @@ type presenceData struct {
 var trackers = caddy.NewUsagePool()
 
 type trackerKey struct {
-	hub   Engine
+	hub   hub.Engine
 	topic string
 }
 
 // presenceTracker counts a hub's subscribers per topic for one presence
 // topic and publishes their changes.
 type presenceTracker struct {
-	hub   Engine
+	hub   hub.Engine
 	topic string
 
 	mu       sync.Mutex
-	ref      TopicRef // the presence topic, resolved once every handler declared its topics
+	ref      hub.TopicRef // the presence topic, resolved once every handler declared its topics
 	resolved bool
 	window   time.Duration
 	maxUsers int
@@ -91,8 +93,8 @@ type presenceTracker struct {
 	after func(time.Duration, func())
 }
 
-func newPresenceTracker(hub Engine, topic string) *presenceTracker {
-	return &presenceTracker{hub: hub, topic: topic, topics: make(map[string]*presenceTopic),
+func newPresenceTracker(engine hub.Engine, topic string) *presenceTracker {
+	return &presenceTracker{hub: engine, topic: topic, topics: make(map[string]*presenceTopic),
 		now: time.Now, after: func(d time.Duration, f func()) { time.AfterFunc(d, f) }}
 }
 
@@ -178,14 +180,14 @@ func (h *SSEHandler) setupPresence() error {
 // validPresenceTopic accepts a concrete topic name: events are published to
 // it, so it cannot be a pattern or a placeholder.
 func validPresenceTopic(name string) error {
-	if ValidateDeclName(name) == nil && !(TopicDecl{Name: name}).IsLiteral() {
+	if hub.ValidateDeclName(name) == nil && !(hub.TopicDecl{Name: name}).IsLiteral() {
 		return fmt.Errorf("presence: %q must be a concrete topic name, not a pattern or placeholder", name)
 	}
-	if err := ValidTopicName(name); err != nil {
+	if err := hub.ValidTopicName(name); err != nil {
 		return fmt.Errorf("presence: %v", err)
 	}
-	if InternalTopic(name) {
-		return ErrInternalTopic("presence", name)
+	if hub.InternalTopic(name) {
+		return hub.ErrInternalTopic("presence", name)
 	}
 	return nil
 }
@@ -203,7 +205,7 @@ func (h *SSEHandler) releasePresence() {
 
 // presenceJoin reports a new subscriber of refs and returns what reports
 // its leaving. The user is Caddy's authenticated user, if any.
-func (h *SSEHandler) presenceJoin(r *http.Request, refs []TopicRef) (leave func()) {
+func (h *SSEHandler) presenceJoin(r *http.Request, refs []hub.TopicRef) (leave func()) {
 	p := h.presence
 	if p == nil {
 		return func() {}
@@ -270,11 +272,11 @@ func (p *presenceTracker) flush(t *presenceTopic) {
 	if len(pubs) > 0 {
 		t.last = p.now()
 	}
-	hub, window, logger, closed := p.hub, p.window, p.logger, p.closed
+	engine, window, logger, closed := p.hub, p.window, p.logger, p.closed
 	p.mu.Unlock()
 	if len(pubs) > 0 && !closed {
 		ctx, cancel := context.WithTimeout(context.Background(), presencePublishTimeout)
-		_, err := hub.Publish(ctx, pubs, PublishOptions{Wait: window})
+		_, err := engine.Publish(ctx, pubs, hub.PublishOptions{Wait: window})
 		cancel()
 		if err != nil && logger != nil {
 			logger.Warn("presence events not published", zap.String("presence", p.topic),
@@ -298,14 +300,14 @@ func (p *presenceTracker) flush(t *presenceTopic) {
 
 // takeLocked turns a topic's changes into events (one per user whose
 // streams changed) and clears them.
-func (p *presenceTracker) takeLocked(t *presenceTopic) []Publication {
+func (p *presenceTracker) takeLocked(t *presenceTopic) []hub.Publication {
 	if !p.resolved {
 		// Cannot happen once the configuration started: the app checks
 		// every presence topic before it starts.
 		t.changes, t.index = t.changes[:0], make(map[string]int)
 		return nil
 	}
-	var pubs []Publication
+	var pubs []hub.Publication
 	for _, c := range t.changes {
 		if c.delta == 0 {
 			continue
@@ -315,9 +317,9 @@ func (p *presenceTracker) takeLocked(t *presenceTopic) []Publication {
 			kind = "leave"
 		}
 		data, _ := json.Marshal(presenceData{Topic: t.name, Subscribers: t.count, User: c.user})
-		pubs = append(pubs, Publication{
-			Message: &Message{Topics: []string{p.topic}, Name: kind, Data: string(data)},
-			Topics:  []TopicRef{p.ref},
+		pubs = append(pubs, hub.Publication{
+			Message: &hub.Message{Topics: []string{p.topic}, Name: kind, Data: string(data)},
+			Topics:  []hub.TopicRef{p.ref},
 		})
 	}
 	clear(t.changes)

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/hubtest"
+
 	"github.com/caddyserver/caddy/v2"
 )
 
@@ -82,19 +85,19 @@ type presenceFixture struct {
 	t       *testing.T
 	clock   *fakeClock
 	p       *presenceTracker
-	watcher *Subscription
+	watcher *hub.Subscription
 }
 
 func newPresenceFixture(t *testing.T, window time.Duration, maxUsers int) *presenceFixture {
 	t.Helper()
-	hub := NewHub()
-	t.Cleanup(func() { _ = hub.Close() })
+	engine := hub.NewHub()
+	t.Cleanup(func() { _ = engine.Close() })
 	clock := &fakeClock{t: time.Unix(1000, 0)}
-	p := newPresenceTracker(hub, "online")
+	p := newPresenceTracker(engine, "online")
 	p.now, p.after = clock.now, clock.after
 	p.window, p.maxUsers = window, maxUsers
-	p.ref, p.resolved = TopicRef{Name: "online", Ring: hubTestRing}, true
-	watcher, _ := hubTestSubscribe(t, hub, hubTestRefs("online"), "", 1<<16)
+	p.ref, p.resolved = hub.TopicRef{Name: "online", Ring: hubtest.Ring}, true
+	watcher, _ := hubtest.Subscribe(t, engine, hubtest.Refs("online"), "", 1<<16)
 	return &presenceFixture{t: t, clock: clock, p: p, watcher: watcher}
 }
 
@@ -103,7 +106,7 @@ func newPresenceFixture(t *testing.T, window time.Duration, maxUsers int) *prese
 func (f *presenceFixture) events() []string {
 	f.t.Helper()
 	var out []string
-	for _, ev := range hubTestDrain(f.watcher) {
+	for _, ev := range hubtest.Drain(f.watcher) {
 		var e presenceEvent
 		for line := range strings.SplitSeq(string(ev.Wire), "\n") {
 			if v, ok := strings.CutPrefix(line, "event: "); ok {

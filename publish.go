@@ -11,6 +11,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
@@ -65,7 +67,7 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		}
 		return p.refuse(w, r, badRequest("", "reading body: %v", err))
 	}
-	var msgs []*Message
+	var msgs []*hub.Message
 	var perr *PublishError
 	array := false
 	switch mediaType {
@@ -82,7 +84,7 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 	if perr != nil {
 		return p.refuse(w, r, perr)
 	}
-	pubs := make([]Publication, len(msgs))
+	pubs := make([]hub.Publication, len(msgs))
 	for i, m := range msgs {
 		prefix := ""
 		if array {
@@ -92,9 +94,9 @@ func (p *PublishHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ cad
 		if perr != nil {
 			return p.refuse(w, r, perr)
 		}
-		pubs[i] = Publication{Message: m, Topics: refs}
+		pubs[i] = hub.Publication{Message: m, Topics: refs}
 	}
-	out, err := p.publish(r, pubs, PublishOptions{IdempotencyKey: idemKey, Wait: time.Duration(p.OverloadWait)})
+	out, err := p.publish(r, pubs, hub.PublishOptions{IdempotencyKey: idemKey, Wait: time.Duration(p.OverloadWait)})
 	if err != nil {
 		return p.refuse(w, r, hubError(err))
 	}
@@ -122,7 +124,7 @@ type streamSummary struct {
 	Delivered int64  `json:"delivered"`
 }
 
-func (s *streamSummary) add(results []PublishResult) {
+func (s *streamSummary) add(results []hub.PublishResult) {
 	if len(results) == 0 {
 		return
 	}
@@ -151,12 +153,12 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 	// Events are published in batches: all that one read of the body
 	// brought, up to streamBatch. One hub call (one Redis round trip) per
 	// batch, and no event waits for bytes that have not arrived.
-	batch := make([]Publication, 0, streamBatch)
+	batch := make([]hub.Publication, 0, streamBatch)
 	publishBatch := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		out, err := p.publish(r, batch, PublishOptions{Wait: time.Duration(p.OverloadWait)})
+		out, err := p.publish(r, batch, hub.PublishOptions{Wait: time.Duration(p.OverloadWait)})
 		clear(batch) // the ring keeps the messages it retains; we need none
 		batch = batch[:0]
 		if err != nil {
@@ -168,8 +170,8 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 	parser := &streamParser{
 		topics:   topics,
 		maxEvent: p.MaxEvent,
-		emit: func(m *Message) error {
-			batch = append(batch, Publication{Message: m, Topics: refs})
+		emit: func(m *hub.Message) error {
+			batch = append(batch, hub.Publication{Message: m, Topics: refs})
 			if len(batch) >= streamBatch {
 				return publishBatch()
 			}
@@ -207,7 +209,7 @@ func (p *PublishHandler) publishStream(w http.ResponseWriter, r *http.Request, q
 
 // publish hands events to the engine, timing the call for the
 // publish_duration_seconds histogram.
-func (p *PublishHandler) publish(r *http.Request, pubs []Publication, opts PublishOptions) (PublishOutcome, error) {
+func (p *PublishHandler) publish(r *http.Request, pubs []hub.Publication, opts hub.PublishOptions) (hub.PublishOutcome, error) {
 	start := time.Now()
 	out, err := p.hub.Publish(r.Context(), pubs, opts)
 	p.hub.Counters().ObservePublish(time.Since(start))
@@ -237,14 +239,14 @@ func (ir idleReader) Read(b []byte) (int, error) {
 
 // resolve checks topic names against the hub's declarations and the
 // route's max_topics_per_event.
-func (p *PublishHandler) resolve(topics []string, prefix string) ([]TopicRef, *PublishError) {
+func (p *PublishHandler) resolve(topics []string, prefix string) ([]hub.TopicRef, *PublishError) {
 	if len(topics) == 0 {
 		return nil, badRequest(prefix+"topic", "no topic given")
 	}
-	refs := make([]TopicRef, 0, min(len(topics), p.MaxTopicsPerEvent))
+	refs := make([]hub.TopicRef, 0, min(len(topics), p.MaxTopicsPerEvent))
 	seen := make(map[string]bool, min(len(topics), p.MaxTopicsPerEvent))
 	for _, t := range topics {
-		if err := ValidTopicName(t); err != nil {
+		if err := hub.ValidTopicName(t); err != nil {
 			return nil, badRequest(prefix+"topic", "%s", err.Error())
 		}
 		if seen[t] {
@@ -258,7 +260,7 @@ func (p *PublishHandler) resolve(topics []string, prefix string) ([]TopicRef, *P
 		ref, ok := p.table.Lookup(t)
 		// Internal topics take only what their own route publishes, with
 		// the metadata its subscribers' filters need.
-		if !ok || InternalTopic(t) {
+		if !ok || hub.InternalTopic(t) {
 			return nil, &PublishError{Status: http.StatusNotFound, Field: prefix + "topic",
 				Msg: fmt.Sprintf("topic %q is not declared by any sse handler of hub %q", t, p.Hub)}
 		}
@@ -270,13 +272,13 @@ func (p *PublishHandler) resolve(topics []string, prefix string) ([]TopicRef, *P
 // hubError maps an engine's refusal to its answer (README, Publishing).
 func hubError(err error) *PublishError {
 	switch {
-	case errors.Is(err, ErrTooManyTopics):
+	case errors.Is(err, hub.ErrTooManyTopics):
 		return &PublishError{Status: http.StatusTooManyRequests, Field: "topic", Msg: err.Error()}
-	case errors.Is(err, ErrOutcomeUnknown):
+	case errors.Is(err, hub.ErrOutcomeUnknown):
 		return &PublishError{Status: http.StatusGatewayTimeout, Msg: err.Error()}
-	case errors.Is(err, ErrIdempotencyConflict):
+	case errors.Is(err, hub.ErrIdempotencyConflict):
 		return &PublishError{Status: http.StatusUnprocessableEntity, Field: "Idempotency-Key", Msg: err.Error()}
-	case errors.Is(err, ErrIdempotencyInProgress):
+	case errors.Is(err, hub.ErrIdempotencyInProgress):
 		return &PublishError{Status: http.StatusConflict, Field: "Idempotency-Key", Msg: err.Error()}
 	}
 	return &PublishError{Status: http.StatusServiceUnavailable, Msg: err.Error()}
@@ -292,8 +294,8 @@ func idempotencyKey(r *http.Request, mediaType string) (string, *PublishError) {
 		return "", nil
 	case len(vals) > 1:
 		return "", badRequest("Idempotency-Key", "give one Idempotency-Key header, not %d", len(vals))
-	case !ValidIdempotencyKey(vals[0]):
-		return "", badRequest("Idempotency-Key", "Idempotency-Key must be 1-%d printable ASCII characters", MaxIdempotencyKeyLen)
+	case !hub.ValidIdempotencyKey(vals[0]):
+		return "", badRequest("Idempotency-Key", "Idempotency-Key must be 1-%d printable ASCII characters", hub.MaxIdempotencyKeyLen)
 	case mediaType == "text/event-stream":
 		return "", badRequest("Idempotency-Key", "a text/event-stream publish takes no Idempotency-Key: its events are published as they arrive")
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/ssehub/caddy-sse/internal/hub"
 )
 
 // PublishError is a rejected publish: an HTTP status and the JSON body
@@ -45,7 +47,7 @@ func asPublishError(err error, prefix string) *PublishError {
 		}
 		return pe
 	}
-	var fe *FieldError
+	var fe *hub.FieldError
 	if errors.As(err, &fe) {
 		return badRequest(prefix+fe.Field, "%s", fe.Msg)
 	}
@@ -53,11 +55,11 @@ func asPublishError(err error, prefix string) *PublishError {
 }
 
 // checkMessage validates m and its size.
-func checkMessage(m *Message, maxEvent int64, prefix string) *PublishError {
+func checkMessage(m *hub.Message, maxEvent int64, prefix string) *PublishError {
 	if maxEvent > 0 && int64(len(m.Data)) > maxEvent {
 		return tooLarge(prefix+"data", "event data is %d bytes; max_event allows %d", len(m.Data), maxEvent)
 	}
-	if err := ValidateMessage(m); err != nil {
+	if err := hub.ValidateMessage(m); err != nil {
 		return asPublishError(err, prefix)
 	}
 	return nil
@@ -75,7 +77,7 @@ type jsonMessage struct {
 // parseJSONBody reads one event object or an array of them. The whole body
 // is validated before anything is returned.
 // It reports whether the body was an array, which is answered with an array.
-func parseJSONBody(body []byte, maxEvent int64) ([]*Message, bool, *PublishError) {
+func parseJSONBody(body []byte, maxEvent int64) ([]*hub.Message, bool, *PublishError) {
 	if !utf8.Valid(body) {
 		return nil, false, badRequest("", "body is not valid UTF-8")
 	}
@@ -95,7 +97,7 @@ func parseJSONBody(body []byte, maxEvent int64) ([]*Message, bool, *PublishError
 	} else {
 		raw = []json.RawMessage{trimmed}
 	}
-	msgs := make([]*Message, 0, len(raw))
+	msgs := make([]*hub.Message, 0, len(raw))
 	for i, r := range raw {
 		prefix := ""
 		if array {
@@ -113,7 +115,7 @@ func parseJSONBody(body []byte, maxEvent int64) ([]*Message, bool, *PublishError
 	return msgs, array, nil
 }
 
-func decodeJSONMessage(r json.RawMessage, prefix string) (*Message, *PublishError) {
+func decodeJSONMessage(r json.RawMessage, prefix string) (*hub.Message, *PublishError) {
 	var jm jsonMessage
 	dec := json.NewDecoder(bytes.NewReader(r))
 	dec.DisallowUnknownFields()
@@ -124,7 +126,7 @@ func decodeJSONMessage(r json.RawMessage, prefix string) (*Message, *PublishErro
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, badRequest(where, "malformed JSON: trailing data after the event")
 	}
-	m := &Message{Name: jm.Event}
+	m := &hub.Message{Name: jm.Event}
 	switch {
 	case jm.Topic != nil && jm.Topics != nil:
 		return nil, badRequest(prefix+"topics", "give either topic or topics, not both")
@@ -162,7 +164,7 @@ func decodeJSONMessage(r json.RawMessage, prefix string) (*Message, *PublishErro
 }
 
 // parseFormBody reads an application/x-www-form-urlencoded event.
-func parseFormBody(body []byte, maxEvent int64) ([]*Message, *PublishError) {
+func parseFormBody(body []byte, maxEvent int64) ([]*hub.Message, *PublishError) {
 	vals, err := url.ParseQuery(string(body))
 	if err != nil {
 		return nil, badRequest("", "malformed form: %v", err)
@@ -171,7 +173,7 @@ func parseFormBody(body []byte, maxEvent int64) ([]*Message, *PublishError) {
 		switch k {
 		case "topic", "event", "data", "retry":
 		default:
-			return nil, badRequest(k, "unknown form field %q; fields are topic, event, data, retry", Truncate(k, 64))
+			return nil, badRequest(k, "unknown form field %q; fields are topic, event, data, retry", hub.Truncate(k, 64))
 		}
 	}
 	if len(vals["data"]) > 1 {
@@ -182,19 +184,19 @@ func parseFormBody(body []byte, maxEvent int64) ([]*Message, *PublishError) {
 
 // parseTextBody reads a text/plain body: the body is the data, the query
 // carries topic, event and retry.
-func parseTextBody(body []byte, query url.Values, maxEvent int64) ([]*Message, *PublishError) {
+func parseTextBody(body []byte, query url.Values, maxEvent int64) ([]*hub.Message, *PublishError) {
 	return metaMessage(query, string(body), maxEvent)
 }
 
 // metaMessage builds the event of a form or a text/plain body from its
 // fields (form) or query (text/plain), which carry event and retry once.
-func metaMessage(vals url.Values, data string, maxEvent int64) ([]*Message, *PublishError) {
+func metaMessage(vals url.Values, data string, maxEvent int64) ([]*hub.Message, *PublishError) {
 	for _, k := range []string{"event", "retry"} {
 		if len(vals[k]) > 1 {
 			return nil, badRequest(k, "%s is given %d times", k, len(vals[k]))
 		}
 	}
-	m := &Message{Topics: vals["topic"], Name: vals.Get("event"), Data: data}
+	m := &hub.Message{Topics: vals["topic"], Name: vals.Get("event"), Data: data}
 	if r := vals.Get("retry"); r != "" {
 		ms, err := strconv.ParseInt(r, 10, 64)
 		if err != nil || !isDigits([]byte(r)) || ms > int64(math.MaxInt64/time.Millisecond) {
@@ -205,7 +207,7 @@ func metaMessage(vals url.Values, data string, maxEvent int64) ([]*Message, *Pub
 	if perr := checkMessage(m, maxEvent, ""); perr != nil {
 		return nil, perr
 	}
-	return []*Message{m}, nil
+	return []*hub.Message{m}, nil
 }
 
 // streamParser reads a text/event-stream body by the WHATWG rules and emits
@@ -216,7 +218,7 @@ func metaMessage(vals url.Values, data string, maxEvent int64) ([]*Message, *Pub
 type streamParser struct {
 	topics   []string
 	maxEvent int64
-	emit     func(*Message) error
+	emit     func(*hub.Message) error
 	// flush, if set, is called whenever the parser is about to wait for
 	// more of the body (and before it returns): the caller can publish the
 	// events emitted so far in one batch, and none waits for later bytes.
@@ -370,7 +372,7 @@ func (p *streamParser) dispatch() error {
 		return nil
 	}
 	data := p.data[:len(p.data)-1] // the spec drops the last LF
-	m := &Message{Topics: p.topics, Name: p.name, Data: string(data), Retry: p.retry}
+	m := &hub.Message{Topics: p.topics, Name: p.name, Data: string(data), Retry: p.retry}
 	p.data, p.hasData, p.name, p.retry = p.data[:0], false, "", 0
 	if perr := checkMessage(m, p.maxEvent, ""); perr != nil {
 		return perr

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/ssehub/caddy-sse/internal/hub"
 )
 
 // bodyTestMaxEvent is a max_event large enough not to matter.
@@ -45,7 +47,7 @@ func bodyTestCheckErr(t *testing.T, perr *PublishError, want bodyTestWantErr) {
 	}
 }
 
-func bodyTestCheckMsgs(t *testing.T, got []*Message, want []Message) {
+func bodyTestCheckMsgs(t *testing.T, got []*hub.Message, want []hub.Message) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("got %d messages, want %d: %s", len(got), len(want), bodyTestFormat(got))
@@ -57,7 +59,7 @@ func bodyTestCheckMsgs(t *testing.T, got []*Message, want []Message) {
 	}
 }
 
-func bodyTestFormat(msgs []*Message) string {
+func bodyTestFormat(msgs []*hub.Message) string {
 	var b strings.Builder
 	for _, m := range msgs {
 		fmt.Fprintf(&b, "%+v ", *m)
@@ -70,53 +72,53 @@ func TestParseJSONBody(t *testing.T) {
 		name      string
 		body      string
 		maxEvent  int64 // 0: bodyTestMaxEvent
-		want      []Message
+		want      []hub.Message
 		wantArray bool
 		err       bodyTestWantErr
 	}{
 		// One object.
 		{name: "object", body: `{"topic":"news","event":"update","data":"hi"}`,
-			want: []Message{{Topics: []string{"news"}, Name: "update", Data: "hi"}}},
+			want: []hub.Message{{Topics: []string{"news"}, Name: "update", Data: "hi"}}},
 		{name: "whitespace around", body: " \r\n\t{\"topic\":\"a\",\"data\":\"x\"} \n",
-			want: []Message{{Topics: []string{"a"}, Data: "x"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "x"}}},
 		{name: "topics", body: `{"topics":["a","b/c"],"data":"x"}`,
-			want: []Message{{Topics: []string{"a", "b/c"}, Data: "x"}}},
+			want: []hub.Message{{Topics: []string{"a", "b/c"}, Data: "x"}}},
 		{name: "string data is sent as is", body: `{"topic":"a","data":"line1\nline2\r\n é \ud83c\udf89 <b>&amp;</b>"}`,
-			want: []Message{{Topics: []string{"a"}, Data: "line1\nline2\r\n é 🎉 <b>&amp;</b>"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "line1\nline2\r\n é 🎉 <b>&amp;</b>"}}},
 		{name: "string data of spaces", body: `{"topic":"a","data":"  "}`,
-			want: []Message{{Topics: []string{"a"}, Data: "  "}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "  "}}},
 		{name: "number data", body: `{"topic":"a","data":42}`,
-			want: []Message{{Topics: []string{"a"}, Data: "42"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "42"}}},
 		{name: "number data kept verbatim", body: `{"topic":"a","data": -1.50e3 }`,
-			want: []Message{{Topics: []string{"a"}, Data: "-1.50e3"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "-1.50e3"}}},
 		{name: "object data compacted", body: "{\"topic\":\"a\",\"data\":{ \"a\" : [ 1, 2 ],\n \"b\" : null, \"c\": \"x y\" }}",
-			want: []Message{{Topics: []string{"a"}, Data: `{"a":[1,2],"b":null,"c":"x y"}`}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: `{"a":[1,2],"b":null,"c":"x y"}`}}},
 		{name: "array data compacted", body: `{"topic":"a","data":[ "x" , 1 , {} ]}`,
-			want: []Message{{Topics: []string{"a"}, Data: `["x",1,{}]`}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: `["x",1,{}]`}}},
 		{name: "boolean data", body: `{"topic":"a","data":false}`,
-			want: []Message{{Topics: []string{"a"}, Data: "false"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "false"}}},
 		{name: "empty object data", body: `{"topic":"a","data":{}}`,
-			want: []Message{{Topics: []string{"a"}, Data: "{}"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "{}"}}},
 		{name: "retry", body: `{"topic":"a","data":"x","retry":1500}`,
-			want: []Message{{Topics: []string{"a"}, Data: "x", Retry: 1500 * time.Millisecond}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "x", Retry: 1500 * time.Millisecond}}},
 		{name: "retry 0", body: `{"topic":"a","data":"x","retry":0}`,
-			want: []Message{{Topics: []string{"a"}, Data: "x"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "x"}}},
 		{name: "retry null", body: `{"topic":"a","data":"x","retry":null}`,
-			want: []Message{{Topics: []string{"a"}, Data: "x"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "x"}}},
 		{name: "event message", body: `{"topic":"a","event":"message","data":"x"}`,
-			want: []Message{{Topics: []string{"a"}, Name: "message", Data: "x"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Name: "message", Data: "x"}}},
 		{name: "event of 128 bytes", body: `{"topic":"a","event":"` + strings.Repeat("e", 128) + `","data":"x"}`,
-			want: []Message{{Topics: []string{"a"}, Name: strings.Repeat("e", 128), Data: "x"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Name: strings.Repeat("e", 128), Data: "x"}}},
 		{name: "data of exactly max_event", body: `{"topic":"a","data":"0123456789"}`, maxEvent: 10,
-			want: []Message{{Topics: []string{"a"}, Data: "0123456789"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "0123456789"}}},
 		{name: "max_event counts compacted data", body: `{"topic":"a","data":{ "a" : 1 }}`, maxEvent: 7,
-			want: []Message{{Topics: []string{"a"}, Data: `{"a":1}`}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: `{"a":1}`}}},
 
 		// Arrays.
 		{name: "array", body: `[{"topic":"a","data":"x"},{"topics":["b","c"],"event":"e","data":{"k":1},"retry":5}]`, wantArray: true,
-			want: []Message{{Topics: []string{"a"}, Data: "x"}, {Topics: []string{"b", "c"}, Name: "e", Data: `{"k":1}`, Retry: 5 * time.Millisecond}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "x"}, {Topics: []string{"b", "c"}, Name: "e", Data: `{"k":1}`, Retry: 5 * time.Millisecond}}},
 		{name: "array of one", body: ` [ {"topic":"a","data":"x"} ] `, wantArray: true,
-			want: []Message{{Topics: []string{"a"}, Data: "x"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "x"}}},
 
 		// Rejected.
 		{name: "topic and topics", body: `{"topic":"a","topics":["b"],"data":"x"}`, err: bad("topics")},
@@ -226,17 +228,17 @@ func TestParseFormBody(t *testing.T) {
 		name     string
 		body     string
 		maxEvent int64
-		want     []Message
+		want     []hub.Message
 		err      bodyTestWantErr
 	}{
 		{name: "all fields", body: "topic=a&topic=b%2Fc&event=e&data=x%0D%0Ay&retry=10",
-			want: []Message{{Topics: []string{"a", "b/c"}, Name: "e", Data: "x\r\ny", Retry: 10 * time.Millisecond}}},
+			want: []hub.Message{{Topics: []string{"a", "b/c"}, Name: "e", Data: "x\r\ny", Retry: 10 * time.Millisecond}}},
 		{name: "plus is a space", body: "topic=a&data=hello+world",
-			want: []Message{{Topics: []string{"a"}, Data: "hello world"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "hello world"}}},
 		{name: "repeated topic", body: "data=x&topic=a&topic=b&topic=c",
-			want: []Message{{Topics: []string{"a", "b", "c"}, Data: "x"}}},
+			want: []hub.Message{{Topics: []string{"a", "b", "c"}, Data: "x"}}},
 		{name: "exactly max_event", body: "topic=a&data=0123456789", maxEvent: 10,
-			want: []Message{{Topics: []string{"a"}, Data: "0123456789"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "0123456789"}}},
 		{name: "unknown field", body: "topic=a&data=x&colour=red", err: bad("colour")},
 		{name: "id is not a field", body: "topic=a&data=x&id=5", err: bad("id")},
 		{name: "duplicated data", body: "topic=a&data=x&data=y", err: bad("data")},
@@ -281,15 +283,15 @@ func TestParseTextBody(t *testing.T) {
 		body     string
 		query    string
 		maxEvent int64
-		want     []Message
+		want     []hub.Message
 		err      bodyTestWantErr
 	}{
 		{name: "body is the data", body: "hello\r\nworld\n", query: "topic=a&topic=b&event=e&retry=250",
-			want: []Message{{Topics: []string{"a", "b"}, Name: "e", Data: "hello\r\nworld\n", Retry: 250 * time.Millisecond}}},
+			want: []hub.Message{{Topics: []string{"a", "b"}, Name: "e", Data: "hello\r\nworld\n", Retry: 250 * time.Millisecond}}},
 		{name: "data that looks like a stream", body: "data: x\n\n", query: "topic=a",
-			want: []Message{{Topics: []string{"a"}, Data: "data: x\n\n"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "data: x\n\n"}}},
 		{name: "exactly max_event", body: "0123456789", query: "topic=a", maxEvent: 10,
-			want: []Message{{Topics: []string{"a"}, Data: "0123456789"}}},
+			want: []hub.Message{{Topics: []string{"a"}, Data: "0123456789"}}},
 		{name: "empty body", body: "", query: "topic=a", err: bad("data")},
 		{name: "no topic", body: "x", query: "", err: bad("topic")},
 		{name: "bad topic", body: "x", query: "topic=a%20b", err: bad("topic")},
@@ -324,9 +326,9 @@ func TestParseTextBody(t *testing.T) {
 
 // bodyTestStream runs input through a fresh streamParser fed in the given
 // chunks and returns what it emitted and the error that stopped it.
-func bodyTestStream(topics []string, maxEvent int64, chunks [][]byte) ([]*Message, error) {
-	var got []*Message
-	p := &streamParser{topics: topics, maxEvent: maxEvent, emit: func(m *Message) error {
+func bodyTestStream(topics []string, maxEvent int64, chunks [][]byte) ([]*hub.Message, error) {
+	var got []*hub.Message
+	p := &streamParser{topics: topics, maxEvent: maxEvent, emit: func(m *hub.Message) error {
 		got = append(got, m)
 		return nil
 	}}
@@ -348,7 +350,7 @@ func bodyTestBytewise(s string) [][]byte {
 	return out
 }
 
-func bodyTestDescribe(msgs []*Message, err error) string {
+func bodyTestDescribe(msgs []*hub.Message, err error) string {
 	s := bodyTestFormat(msgs)
 	var pe *PublishError
 	if errors.As(err, &pe) {
@@ -362,59 +364,61 @@ func bodyTestDescribe(msgs []*Message, err error) string {
 
 func TestStreamParser(t *testing.T) {
 	topics := []string{"a", "b"}
-	m := func(data string) Message { return Message{Topics: topics, Data: data} }
-	named := func(name, data string) Message { return Message{Topics: topics, Name: name, Data: data} }
-	retry := func(d time.Duration, data string) Message { return Message{Topics: topics, Data: data, Retry: d} }
+	m := func(data string) hub.Message { return hub.Message{Topics: topics, Data: data} }
+	named := func(name, data string) hub.Message { return hub.Message{Topics: topics, Name: name, Data: data} }
+	retry := func(d time.Duration, data string) hub.Message {
+		return hub.Message{Topics: topics, Data: data, Retry: d}
+	}
 	tooLarge := bodyTestWantErr{status: http.StatusRequestEntityTooLarge, field: "data"}
 	tests := []struct {
 		name     string
 		in       string
 		maxEvent int64
-		want     []Message
+		want     []hub.Message
 		err      bodyTestWantErr // after the messages in want
 	}{
-		{name: "one event", in: "data: a\n\n", want: []Message{m("a")}},
-		{name: "LF lines", in: "data: a\ndata: b\n\n", want: []Message{m("a\nb")}},
-		{name: "CR lines", in: "data: a\rdata: b\r\r", want: []Message{m("a\nb")}},
-		{name: "CRLF lines", in: "data: a\r\ndata: b\r\n\r\n", want: []Message{m("a\nb")}},
-		{name: "mixed line endings", in: "data: 1\r\n\ndata: 2\r\rdata: 3\n\r\ndata: 4\r\n\r", want: []Message{m("1"), m("2"), m("3"), m("4")}},
-		{name: "CR then LF is one line end", in: "data: a\r\ndata: b\r\n\r\n", want: []Message{m("a\nb")}},
-		{name: "CR CR is two", in: "data: a\r\rdata: b\r\r", want: []Message{m("a"), m("b")}},
-		{name: "several events", in: "data: 1\n\ndata: 2\n\ndata: 3\n\n", want: []Message{m("1"), m("2"), m("3")}},
-		{name: "byte order mark", in: "\xEF\xBB\xBFdata: a\n\n", want: []Message{m("a")}},
-		{name: "byte order mark then CRLF", in: "\xEF\xBB\xBF\r\ndata: a\r\n\r\n", want: []Message{m("a")}},
-		{name: "only the first BOM is skipped", in: "\xEF\xBB\xBF\xEF\xBB\xBFdata: a\n\ndata: b\n\n", want: []Message{m("b")}},
-		{name: "BOM later is data", in: "data: \xEF\xBB\xBFa\n\n", want: []Message{m("\uFEFFa")}},
-		{name: "comments", in: ": hi\n:\ndata: a\n: between\ndata: b\n\n:bye\n", want: []Message{m("a\nb")}},
+		{name: "one event", in: "data: a\n\n", want: []hub.Message{m("a")}},
+		{name: "LF lines", in: "data: a\ndata: b\n\n", want: []hub.Message{m("a\nb")}},
+		{name: "CR lines", in: "data: a\rdata: b\r\r", want: []hub.Message{m("a\nb")}},
+		{name: "CRLF lines", in: "data: a\r\ndata: b\r\n\r\n", want: []hub.Message{m("a\nb")}},
+		{name: "mixed line endings", in: "data: 1\r\n\ndata: 2\r\rdata: 3\n\r\ndata: 4\r\n\r", want: []hub.Message{m("1"), m("2"), m("3"), m("4")}},
+		{name: "CR then LF is one line end", in: "data: a\r\ndata: b\r\n\r\n", want: []hub.Message{m("a\nb")}},
+		{name: "CR CR is two", in: "data: a\r\rdata: b\r\r", want: []hub.Message{m("a"), m("b")}},
+		{name: "several events", in: "data: 1\n\ndata: 2\n\ndata: 3\n\n", want: []hub.Message{m("1"), m("2"), m("3")}},
+		{name: "byte order mark", in: "\xEF\xBB\xBFdata: a\n\n", want: []hub.Message{m("a")}},
+		{name: "byte order mark then CRLF", in: "\xEF\xBB\xBF\r\ndata: a\r\n\r\n", want: []hub.Message{m("a")}},
+		{name: "only the first BOM is skipped", in: "\xEF\xBB\xBF\xEF\xBB\xBFdata: a\n\ndata: b\n\n", want: []hub.Message{m("b")}},
+		{name: "BOM later is data", in: "data: \xEF\xBB\xBFa\n\n", want: []hub.Message{m("\uFEFFa")}},
+		{name: "comments", in: ": hi\n:\ndata: a\n: between\ndata: b\n\n:bye\n", want: []hub.Message{m("a\nb")}},
 		{name: "comment only", in: ": keep-alive\n\n", want: nil},
-		{name: "field without colon", in: "data\ndata\n\n", want: []Message{m("\n")}},
-		{name: "field without colon then value", in: "data\ndata: x\n\n", want: []Message{m("\nx")}},
-		{name: "data without space", in: "data:a\n\n", want: []Message{m("a")}},
-		{name: "only one space is stripped", in: "data:   a \n\n", want: []Message{m("  a ")}},
-		{name: "colon in the value", in: "data: a: b\n\n", want: []Message{m("a: b")}},
-		{name: "tab is not stripped", in: "data:\ta\n\n", want: []Message{m("\ta")}},
-		{name: "NUL and separators are data", in: "data: a\x00b\u2028c\n\n", want: []Message{m("a\x00b\u2028c")}},
-		{name: "id is ignored", in: "id: 7\ndata: a\n\nid\ndata: b\n\nid: 9\n\n", want: []Message{m("a"), m("b")}},
-		{name: "unknown fields", in: "foo: bar\nDATA: no\ndata : no\ndata: a\n\n", want: []Message{m("a")}},
-		{name: "blank lines", in: "\n\n\r\n\rdata: a\n\n\n\n", want: []Message{m("a")}},
-		{name: "event name", in: "event: up\ndata: a\n\ndata: b\n\n", want: []Message{named("up", "a"), m("b")}},
-		{name: "event name without data is dropped", in: "event: up\n\ndata: b\n\n", want: []Message{m("b")}},
-		{name: "last event name wins", in: "event: x\nevent: y\ndata: a\n\n", want: []Message{named("y", "a")}},
-		{name: "event name with spaces", in: "event:  two words \ndata: a\n\n", want: []Message{named(" two words ", "a")}},
-		{name: "retry", in: "retry: 1500\ndata: a\n\ndata: b\n\n", want: []Message{retry(1500*time.Millisecond, "a"), m("b")}},
-		{name: "retry attaches to the next event", in: "retry: 1500\n\ndata: a\n\ndata: b\n\n", want: []Message{retry(1500*time.Millisecond, "a"), m("b")}},
-		{name: "retry after data", in: "data: a\nretry: 20\n\n", want: []Message{retry(20*time.Millisecond, "a")}},
-		{name: "last retry wins", in: "retry: 100\nretry: 200\ndata: a\n\n", want: []Message{retry(200*time.Millisecond, "a")}},
-		{name: "bad retries are ignored", in: "retry: soon\nretry: -5\nretry:  100\nretry: 1.5\nretry\ndata: a\n\n", want: []Message{m("a")}},
-		{name: "trailing event without blank line", in: "data: a\n\ndata: b\n", want: []Message{m("a")}},
-		{name: "trailing line without end", in: "data: a\n\ndata: b", want: []Message{m("a")}},
-		{name: "trailing event ended by CR", in: "data: a\n\ndata: b\r", want: []Message{m("a")}},
-		{name: "exactly max_event", in: "data: 12345\ndata: 6789\n\n", maxEvent: 10, want: []Message{m("12345\n6789")}},
-		{name: "data over max_event", in: "data: ok\n\ndata: 123456\ndata: 7890\n\n", maxEvent: 10, want: []Message{m("ok")}, err: tooLarge},
-		{name: "oversize line", in: "data: ok\n\ndata: " + strings.Repeat("x", 200) + "\n\n", maxEvent: 16, want: []Message{m("ok")}, err: tooLarge},
+		{name: "field without colon", in: "data\ndata\n\n", want: []hub.Message{m("\n")}},
+		{name: "field without colon then value", in: "data\ndata: x\n\n", want: []hub.Message{m("\nx")}},
+		{name: "data without space", in: "data:a\n\n", want: []hub.Message{m("a")}},
+		{name: "only one space is stripped", in: "data:   a \n\n", want: []hub.Message{m("  a ")}},
+		{name: "colon in the value", in: "data: a: b\n\n", want: []hub.Message{m("a: b")}},
+		{name: "tab is not stripped", in: "data:\ta\n\n", want: []hub.Message{m("\ta")}},
+		{name: "NUL and separators are data", in: "data: a\x00b\u2028c\n\n", want: []hub.Message{m("a\x00b\u2028c")}},
+		{name: "id is ignored", in: "id: 7\ndata: a\n\nid\ndata: b\n\nid: 9\n\n", want: []hub.Message{m("a"), m("b")}},
+		{name: "unknown fields", in: "foo: bar\nDATA: no\ndata : no\ndata: a\n\n", want: []hub.Message{m("a")}},
+		{name: "blank lines", in: "\n\n\r\n\rdata: a\n\n\n\n", want: []hub.Message{m("a")}},
+		{name: "event name", in: "event: up\ndata: a\n\ndata: b\n\n", want: []hub.Message{named("up", "a"), m("b")}},
+		{name: "event name without data is dropped", in: "event: up\n\ndata: b\n\n", want: []hub.Message{m("b")}},
+		{name: "last event name wins", in: "event: x\nevent: y\ndata: a\n\n", want: []hub.Message{named("y", "a")}},
+		{name: "event name with spaces", in: "event:  two words \ndata: a\n\n", want: []hub.Message{named(" two words ", "a")}},
+		{name: "retry", in: "retry: 1500\ndata: a\n\ndata: b\n\n", want: []hub.Message{retry(1500*time.Millisecond, "a"), m("b")}},
+		{name: "retry attaches to the next event", in: "retry: 1500\n\ndata: a\n\ndata: b\n\n", want: []hub.Message{retry(1500*time.Millisecond, "a"), m("b")}},
+		{name: "retry after data", in: "data: a\nretry: 20\n\n", want: []hub.Message{retry(20*time.Millisecond, "a")}},
+		{name: "last retry wins", in: "retry: 100\nretry: 200\ndata: a\n\n", want: []hub.Message{retry(200*time.Millisecond, "a")}},
+		{name: "bad retries are ignored", in: "retry: soon\nretry: -5\nretry:  100\nretry: 1.5\nretry\ndata: a\n\n", want: []hub.Message{m("a")}},
+		{name: "trailing event without blank line", in: "data: a\n\ndata: b\n", want: []hub.Message{m("a")}},
+		{name: "trailing line without end", in: "data: a\n\ndata: b", want: []hub.Message{m("a")}},
+		{name: "trailing event ended by CR", in: "data: a\n\ndata: b\r", want: []hub.Message{m("a")}},
+		{name: "exactly max_event", in: "data: 12345\ndata: 6789\n\n", maxEvent: 10, want: []hub.Message{m("12345\n6789")}},
+		{name: "data over max_event", in: "data: ok\n\ndata: 123456\ndata: 7890\n\n", maxEvent: 10, want: []hub.Message{m("ok")}, err: tooLarge},
+		{name: "oversize line", in: "data: ok\n\ndata: " + strings.Repeat("x", 200) + "\n\n", maxEvent: 16, want: []hub.Message{m("ok")}, err: tooLarge},
 		{name: "oversize line without end", in: "data: " + strings.Repeat("x", 200), maxEvent: 16, err: tooLarge},
 		{name: "oversize comment", in: ": " + strings.Repeat("x", 200) + "\n", maxEvent: 16, err: tooLarge},
-		{name: "empty data", in: "data: a\n\ndata:\n\n", want: []Message{m("a")}, err: bodyTestWantErr{status: 400, field: "data"}},
+		{name: "empty data", in: "data: a\n\ndata:\n\n", want: []hub.Message{m("a")}, err: bodyTestWantErr{status: 400, field: "data"}},
 		{name: "empty data without colon", in: "data\n\n", err: bodyTestWantErr{status: 400, field: "data"}},
 		{name: "invalid UTF-8", in: "data: \xff\n\n", err: bodyTestWantErr{status: 400, field: "data"}},
 		{name: "event with NUL", in: "event: a\x00b\ndata: x\n\n", err: bodyTestWantErr{status: 400, field: "event"}},
@@ -427,7 +431,7 @@ func TestStreamParser(t *testing.T) {
 			if maxEvent == 0 {
 				maxEvent = bodyTestMaxEvent
 			}
-			check := func(how string, msgs []*Message, err error) {
+			check := func(how string, msgs []*hub.Message, err error) {
 				t.Helper()
 				var pe *PublishError
 				if err != nil && !errors.As(err, &pe) {
@@ -466,8 +470,8 @@ func TestStreamParser(t *testing.T) {
 				}
 			}
 			// readAll over a reader that returns one byte at a time.
-			var viaReader []*Message
-			p := &streamParser{topics: topics, maxEvent: maxEvent, emit: func(m *Message) error {
+			var viaReader []*hub.Message
+			p := &streamParser{topics: topics, maxEvent: maxEvent, emit: func(m *hub.Message) error {
 				viaReader = append(viaReader, m)
 				return nil
 			}}
@@ -497,7 +501,7 @@ func TestStreamParserEmitsEarly(t *testing.T) {
 	// With CR line ends the event goes out at the second CR, without
 	// waiting to see whether an LF follows.
 	var n int
-	p := &streamParser{topics: []string{"a"}, maxEvent: bodyTestMaxEvent, emit: func(*Message) error { n++; return nil }}
+	p := &streamParser{topics: []string{"a"}, maxEvent: bodyTestMaxEvent, emit: func(*hub.Message) error { n++; return nil }}
 	steps := []struct {
 		feed string
 		want int
@@ -524,7 +528,7 @@ func TestStreamParserEmitsEarly(t *testing.T) {
 func TestStreamParserEmitError(t *testing.T) {
 	hubDown := errors.New("hub down")
 	calls := 0
-	p := &streamParser{topics: []string{"a"}, maxEvent: bodyTestMaxEvent, emit: func(*Message) error {
+	p := &streamParser{topics: []string{"a"}, maxEvent: bodyTestMaxEvent, emit: func(*hub.Message) error {
 		calls++
 		if calls == 2 {
 			return hubDown
@@ -543,7 +547,7 @@ func TestStreamParserEmitError(t *testing.T) {
 func TestStreamParserReadError(t *testing.T) {
 	broken := errors.New("connection reset")
 	var n int
-	p := &streamParser{topics: []string{"a"}, maxEvent: bodyTestMaxEvent, emit: func(*Message) error { n++; return nil }}
+	p := &streamParser{topics: []string{"a"}, maxEvent: bodyTestMaxEvent, emit: func(*hub.Message) error { n++; return nil }}
 	r := iotest.DataErrReader(&bodyTestErrAfter{data: []byte("data: 1\n\ndata: 2\n"), err: broken})
 	if err := p.readAll(r); !errors.Is(err, broken) {
 		t.Fatalf("readAll = %v, want the read error", err)
@@ -571,8 +575,8 @@ func (r *bodyTestErrAfter) Read(p []byte) (int, error) {
 // The parser must not keep a reference to the caller's buffer: readAll
 // reuses it for the next read.
 func TestStreamParserCopiesInput(t *testing.T) {
-	var got []*Message
-	p := &streamParser{topics: []string{"a"}, maxEvent: bodyTestMaxEvent, emit: func(m *Message) error {
+	var got []*hub.Message
+	p := &streamParser{topics: []string{"a"}, maxEvent: bodyTestMaxEvent, emit: func(m *hub.Message) error {
 		got = append(got, m)
 		return nil
 	}}
@@ -592,7 +596,7 @@ func TestStreamParserCopiesInput(t *testing.T) {
 // The same bound on the other body formats.
 func TestHugeRetryOtherFormats(t *testing.T) {
 	const ms = 20000000000000 // about 634 years
-	check := func(how string, msgs []*Message, perr *PublishError) {
+	check := func(how string, msgs []*hub.Message, perr *PublishError) {
 		t.Helper()
 		if perr != nil {
 			if perr.Status != http.StatusBadRequest || perr.Field != "retry" {

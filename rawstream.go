@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"golang.org/x/sys/unix"
 )
 
@@ -24,16 +26,16 @@ import (
 type rawStream struct {
 	gate     writeGate
 	conn     net.Conn
-	rawConn  syscall.RawConn // for writeNow's non-blocking writev
-	sub      *Subscription   // told when the socket stops taking bytes
-	unframed bool            // HTTP/1.0: no chunked framing; the stream ends at close
+	rawConn  syscall.RawConn   // for writeNow's non-blocking writev
+	sub      *hub.Subscription // told when the socket stops taking bytes
+	unframed bool              // HTTP/1.0: no chunked framing; the stream ends at close
 	timeout  time.Duration
 	chunk    [][]byte // [chunk size line, event bytes..., CRLF]
 	pending  int
 	armed    time.Time // the write deadline currently set
 	sizeBuf  [18]byte
-	rest     [][]byte // what a non-blocking write left unwritten; it goes first
-	batch    []*Event // writeNow's scratch
+	rest     [][]byte     // what a non-blocking write left unwritten; it goes first
+	batch    []*hub.Event // writeNow's scratch
 	err      error
 	gone     chan struct{} // closed when the client closes its side, or sends anything
 
@@ -49,7 +51,7 @@ var errStreamEnded = errors.New("stream ended")
 // written, or returns nil where that is not possible (the stream then
 // stays on the ResponseWriter). unframed is for HTTP/1.0, whose response
 // net/http sent without chunked framing.
-func hijackStream(w http.ResponseWriter, timeout time.Duration, sub *Subscription, unframed bool) *rawStream {
+func hijackStream(w http.ResponseWriter, timeout time.Duration, sub *hub.Subscription, unframed bool) *rawStream {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		return nil
@@ -156,7 +158,7 @@ const maxIovecs = 1024
 // left over. It never blocks: a socket that takes only part of the chunk
 // leaves the rest to the stream's goroutine. It reports true when nothing
 // is left to do.
-func (s *rawStream) writeNow(sub *Subscription, coalesce time.Duration) bool {
+func (s *rawStream) writeNow(sub *hub.Subscription, coalesce time.Duration) bool {
 	g := &s.gate
 	if !g.mu.TryLock() {
 		return false // the goroutine is writing; it is woken to look again

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/hubtest"
 )
 
 // tcpPair is a connected loopback TCP pair with small socket buffers, so a
@@ -56,9 +59,9 @@ func TestWriteNowLeavesTheRestToFlush(t *testing.T) {
 	server, client := tcpPair(t)
 	s := newTestRawStream(t, server)
 	s.gate.live = true
-	h := NewHub()
-	ref := TopicRef{Name: "t", Ring: RingConfig{Replay: 0, ReplaySize: DefaultReplaySize}}
-	sub, _, err := h.Subscribe([]TopicRef{ref}, "", 1000)
+	h := hub.NewHub()
+	ref := hub.TopicRef{Name: "t", Ring: hub.RingConfig{Replay: 0, ReplaySize: hub.DefaultReplaySize}}
+	sub, _, err := h.Subscribe([]hub.TopicRef{ref}, "", 1000)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,12 +69,12 @@ func TestWriteNowLeavesTheRestToFlush(t *testing.T) {
 	big := strings.Repeat("x", 16<<10)
 	partial := false
 	for i := 0; i < 200 && !partial; i++ {
-		res, err := h.publish([]Publication{{Message: &Message{Topics: []string{"t"}, Data: big}, Topics: []TopicRef{ref}}})
+		res, err := hubtest.Publish(h, []hub.Publication{{Message: &hub.Message{Topics: []string{"t"}, Data: big}, Topics: []hub.TopicRef{ref}}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, _ := ParseID(res[0].ID)
-		want.Write(encodeEvent(id, &Message{Data: big}))
+		id, _ := hub.ParseID(res[0].ID)
+		want.Write(hub.EncodeEvent(id, &hub.Message{Data: big}))
 		if !s.writeNow(sub, 0) {
 			if s.err != nil {
 				t.Fatalf("writeNow: %v", s.err)
@@ -120,27 +123,27 @@ func firstDiff(a, b []byte) int {
 func TestWriteNowDefersToTheGoroutine(t *testing.T) {
 	server, _ := tcpPair(t)
 	s := newTestRawStream(t, server)
-	h := NewHub()
-	ref := TopicRef{Name: "t", Ring: DefaultRingConfig()}
-	sub, _, _ := h.Subscribe([]TopicRef{ref}, "", 10)
+	h := hub.NewHub()
+	ref := hub.TopicRef{Name: "t", Ring: hub.DefaultRingConfig()}
+	sub, _, _ := h.Subscribe([]hub.TopicRef{ref}, "", 10)
 	publish := func() {
-		if _, err := h.publish([]Publication{{Message: &Message{Topics: []string{"t"}, Data: "x"}, Topics: []TopicRef{ref}}}); err != nil {
+		if _, err := hubtest.Publish(h, []hub.Publication{{Message: &hub.Message{Topics: []string{"t"}, Data: "x"}, Topics: []hub.TopicRef{ref}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	publish()
-	if s.writeNow(sub, 0) || sub.queued() != 1 {
+	if s.writeNow(sub, 0) || sub.Queued() != 1 {
 		t.Fatal("wrote before the stream was live")
 	}
 	s.gate.live, s.gate.gathering = true, true
-	if s.writeNow(sub, 0) || sub.queued() != 1 {
+	if s.writeNow(sub, 0) || sub.Queued() != 1 {
 		t.Fatal("wrote while the goroutine gathers")
 	}
 	s.gate.gathering, s.gate.last = false, time.Now()
-	if s.writeNow(sub, time.Hour) || sub.queued() != 1 {
+	if s.writeNow(sub, time.Hour) || sub.Queued() != 1 {
 		t.Fatal("wrote within the coalesce window")
 	}
-	if !s.writeNow(sub, 0) || sub.queued() != 0 {
+	if !s.writeNow(sub, 0) || sub.Queued() != 0 {
 		t.Fatal("an idle live stream did not write")
 	}
 	publish()
@@ -172,10 +175,10 @@ func TestWriteNowOutlivesTheLastFlushDeadline(t *testing.T) {
 	s.gate.live = true
 	// What a flush long ago left behind: a deadline now in the past.
 	s.setDeadline(time.Now().Add(-time.Second))
-	h := NewHub()
-	ref := TopicRef{Name: "t", Ring: DefaultRingConfig()}
-	sub, _, _ := h.Subscribe([]TopicRef{ref}, "", 10)
-	if _, err := h.publish([]Publication{{Message: &Message{Topics: []string{"t"}, Data: "late"}, Topics: []TopicRef{ref}}}); err != nil {
+	h := hub.NewHub()
+	ref := hub.TopicRef{Name: "t", Ring: hub.DefaultRingConfig()}
+	sub, _, _ := h.Subscribe([]hub.TopicRef{ref}, "", 10)
+	if _, err := hubtest.Publish(h, []hub.Publication{{Message: &hub.Message{Topics: []string{"t"}, Data: "late"}, Topics: []hub.TopicRef{ref}}}); err != nil {
 		t.Fatal(err)
 	}
 	if !s.writeNow(sub, 0) {

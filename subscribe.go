@@ -11,6 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ssehub/caddy-sse/internal/hub"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -61,7 +63,7 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 	}
 
 	sub, replay, err := h.hub.Subscribe(refs, lastEventID(r, query), h.Queue)
-	if errors.Is(err, ErrTooManyTopics) {
+	if errors.Is(err, hub.ErrTooManyTopics) {
 		h.subscribers.Add(-1)
 		return h.comeBackLater(w, "too many topics in this hub")
 	}
@@ -87,7 +89,7 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 // expires). It is what the sse and sse_mercure routes share once they have
 // subscribed; release runs when the stream is over, after sub is closed.
 // The response headers are set by the caller; stream writes the status.
-func (h *SSEHandler) stream(w http.ResponseWriter, r *http.Request, sub *Subscription, replay Replay, refs []TopicRef, end <-chan struct{}, release func()) error {
+func (h *SSEHandler) stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, replay hub.Replay, refs []hub.TopicRef, end <-chan struct{}, release func()) error {
 	sub.LimitBytes(int64(h.QueueSize))
 	client := clientForLog(r)
 	since := time.Now()
@@ -122,8 +124,8 @@ func (h *SSEHandler) stream(w http.ResponseWriter, r *http.Request, sub *Subscri
 			go func() {
 				defer done()
 				h.serve(raw, sub, replay, raw.gone, end, client, refs)
-				if raw.misbehaved.Load() && sub.Drop(DropProtocol) {
-					h.logDrop(DropProtocol, client, refs)
+				if raw.misbehaved.Load() && sub.Drop(hub.DropProtocol) {
+					h.logDrop(hub.DropProtocol, client, refs)
 				}
 				raw.finish()
 			}()
@@ -163,10 +165,10 @@ type writeGate struct {
 // configuration stops, or the route ends the stream (end). The subscriber
 // was registered before the opening was sent, so nothing published after
 // the client read it is missed.
-func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone, end <-chan struct{}, remote string, refs []TopicRef) {
+func (h *SSEHandler) serve(s sink, sub *hub.Subscription, replay hub.Replay, gone, end <-chan struct{}, remote string, refs []hub.TopicRef) {
 	s.add(streamOpening)
 	if h.Retry > 0 {
-		s.add(RetryField(time.Duration(h.Retry)))
+		s.add(hub.RetryField(time.Duration(h.Retry)))
 	}
 	if replay.Later != nil {
 		if s.flush() != nil {
@@ -202,7 +204,7 @@ func (h *SSEHandler) serve(s sink, sub *Subscription, replay Replay, gone, end <
 // awaitReplay holds a resuming stream open while the engine (Redis) cannot
 // be read, with heartbeats, until its replay arrives. A 503 would make a
 // browser give up for good; an open stream lets it resume by itself.
-func (h *SSEHandler) awaitReplay(s sink, sub *Subscription, later <-chan Replay, gone, end <-chan struct{}) (Replay, bool) {
+func (h *SSEHandler) awaitReplay(s sink, sub *hub.Subscription, later <-chan hub.Replay, gone, end <-chan struct{}) (hub.Replay, bool) {
 	var heartbeat <-chan time.Time
 	if h.heartbeat > 0 {
 		t := time.NewTicker(h.heartbeat)
@@ -216,19 +218,19 @@ func (h *SSEHandler) awaitReplay(s sink, sub *Subscription, later <-chan Replay,
 		case <-heartbeat:
 			s.add(heartbeatLine)
 			if s.flush() != nil {
-				return Replay{}, false
+				return hub.Replay{}, false
 			}
 		case <-sub.Done():
 			s.setDeadline(time.Now())
-			return Replay{}, false
+			return hub.Replay{}, false
 		case <-h.app.stopping:
-			sub.Drop(DropShutdown)
+			sub.Drop(hub.DropShutdown)
 			h.goodbye(s)
-			return Replay{}, false
+			return hub.Replay{}, false
 		case <-gone:
-			return Replay{}, false
+			return hub.Replay{}, false
 		case <-end:
-			return Replay{}, false
+			return hub.Replay{}, false
 		}
 	}
 }
@@ -237,7 +239,7 @@ func (h *SSEHandler) awaitReplay(s sink, sub *Subscription, later <-chan Replay,
 // reconnect hint. The deadline stays armed so a stuck client cannot hold up
 // the server's shutdown with the final write.
 func (h *SSEHandler) goodbye(s sink) {
-	s.add(RetryField(time.Duration(500+rand.IntN(1000)) * time.Millisecond))
+	s.add(hub.RetryField(time.Duration(500+rand.IntN(1000)) * time.Millisecond))
 	_ = s.flush()
 	s.setDeadline(time.Now().Add(s.writeTimeout()))
 }
@@ -250,7 +252,7 @@ func (h *SSEHandler) goodbye(s sink) {
 // meanwhile into the same write. A quiet stream writes at once; a busy one
 // makes one syscall per window instead of one per event, which is what
 // bounds throughput once every core is busy.
-func (h *SSEHandler) pump(s sink, sub *Subscription, gone, end <-chan struct{}, remote string, refs []TopicRef) {
+func (h *SSEHandler) pump(s sink, sub *hub.Subscription, gone, end <-chan struct{}, remote string, refs []hub.TopicRef) {
 	g := s.gateOf()
 	g.mu.Lock()
 	g.live, g.last = true, time.Now()
@@ -265,7 +267,7 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone, end <-chan struct{}, 
 		heartbeat = timer.C
 	}
 	var (
-		batch     []*Event
+		batch     []*hub.Event
 		gather    *time.Timer
 		gathering <-chan time.Time // the coalesce window's end, while gathering
 		urgent    <-chan struct{}  // the queue passed half its bound, while gathering
@@ -306,7 +308,7 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone, end <-chan struct{}, 
 			// full, or the hub closed. The client resumes by id. An expired
 			// deadline makes the final write fail at once, closing the
 			// connection instead of blocking on a full socket.
-			if reason := sub.DropReason(); reason == DropSlow || reason == DropOverload {
+			if reason := sub.DropReason(); reason == hub.DropSlow || reason == hub.DropOverload {
 				h.logDrop(reason, remote, refs)
 			}
 			g.mu.Lock()
@@ -314,7 +316,7 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone, end <-chan struct{}, 
 			g.mu.Unlock()
 			return
 		case <-h.app.stopping:
-			sub.Drop(DropShutdown)
+			sub.Drop(hub.DropShutdown)
 			g.mu.Lock()
 			h.goodbye(s)
 			g.mu.Unlock()
@@ -340,8 +342,8 @@ func (h *SSEHandler) pump(s sink, sub *Subscription, gone, end <-chan struct{}, 
 		if !ok || err != nil {
 			// A write that outlasted write_timeout: the peer stopped
 			// reading. Anything else is the client leaving.
-			if errors.Is(err, os.ErrDeadlineExceeded) && sub.Drop(DropSlow) {
-				h.logDrop(DropSlow, remote, refs)
+			if errors.Is(err, os.ErrDeadlineExceeded) && sub.Drop(hub.DropSlow) {
+				h.logDrop(hub.DropSlow, remote, refs)
 			} else if c := h.logger.Check(zap.DebugLevel, "subscriber write failed"); c != nil {
 				c.Write(zap.String("client", remote), zap.Error(err))
 			}
@@ -376,7 +378,7 @@ func (g *writeGate) idle() time.Duration {
 
 // writeQueued adds everything queued for sub, flushing every 64 KiB; the
 // caller flushes the rest. It reports false when the client is gone.
-func (h *SSEHandler) writeQueued(s sink, sub *Subscription, batch *[]*Event) bool {
+func (h *SSEHandler) writeQueued(s sink, sub *hub.Subscription, batch *[]*hub.Event) bool {
 	*batch = sub.Take((*batch)[:0])
 	for _, ev := range *batch {
 		s.add(ev.Wire)
@@ -395,7 +397,7 @@ func (h *SSEHandler) comeBackLater(w http.ResponseWriter, why string) error {
 	w.WriteHeader(http.StatusOK)
 	s := newStream(w, time.Duration(h.WriteTimeout))
 	defer s.release()
-	s.add(RetryField(time.Duration(5000+rand.IntN(10000)) * time.Millisecond))
+	s.add(hub.RetryField(time.Duration(5000+rand.IntN(10000)) * time.Millisecond))
 	s.add([]byte(": " + why + "; come back later\n\n"))
 	_ = s.flush()
 	return nil
@@ -413,7 +415,7 @@ func (h *SSEHandler) comeBackLater(w http.ResponseWriter, why string) error {
 // itself around each flush.
 type stream struct {
 	gate    writeGate
-	sub     *Subscription // told while a flush is blocked
+	sub     *hub.Subscription // told while a flush is blocked
 	w       http.ResponseWriter
 	rc      *http.ResponseController
 	timeout time.Duration
@@ -508,7 +510,7 @@ func lastEventID(r *http.Request, query url.Values) string {
 
 // resolveTopics turns the request into the topics it subscribes to. It
 // answers an HTTP status and message when the request cannot be served.
-func (h *SSEHandler) resolveTopics(r *http.Request, query url.Values) ([]TopicRef, int, string) {
+func (h *SSEHandler) resolveTopics(r *http.Request, query url.Values) ([]hub.TopicRef, int, string) {
 	if h.Grant != "" {
 		return h.resolveGranted(r, query) // grant.go
 	}
@@ -528,12 +530,12 @@ func (h *SSEHandler) resolveTopics(r *http.Request, query url.Values) ([]TopicRe
 		}
 	} else {
 		for _, t := range requested {
-			if err := ValidTopicName(t); err != nil {
+			if err := hub.ValidTopicName(t); err != nil {
 				return nil, http.StatusBadRequest, err.Error()
 			}
 			// An internal name is answered as any name the route does not
 			// serve; serves would refuse it too (matchSegments).
-			if ClientTopicName(t) != nil || !h.serves(t, offered) {
+			if hub.ClientTopicName(t) != nil || !h.serves(t, offered) {
 				return nil, http.StatusNotFound, fmt.Sprintf("topic %q is not served here", t)
 			}
 			if !slices.Contains(names, t) {
@@ -541,7 +543,7 @@ func (h *SSEHandler) resolveTopics(r *http.Request, query url.Values) ([]TopicRe
 			}
 		}
 	}
-	refs := make([]TopicRef, 0, len(names))
+	refs := make([]hub.TopicRef, 0, len(names))
 	for _, n := range names {
 		ref, ok := h.table.Lookup(n)
 		if !ok { // cannot happen: the route's own declarations are in the table
@@ -557,7 +559,7 @@ func (h *SSEHandler) serves(name string, offered []string) bool {
 		return true
 	}
 	for _, segs := range h.wildcards {
-		if MatchSegments(segs, name) {
+		if hub.MatchSegments(segs, name) {
 			return true
 		}
 	}
@@ -577,7 +579,7 @@ func (h *SSEHandler) resolvePerRequest(r *http.Request) ([]string, int, string) 
 	out := make([]string, 0, len(h.perRequest))
 	for _, d := range h.perRequest {
 		name, err := repl.ReplaceOrErr(d.Name, true, true)
-		if err != nil || ClientTopicName(name) != nil || !MatchSegments(PatternSegments(d.Name), name) {
+		if err != nil || hub.ClientTopicName(name) != nil || !hub.MatchSegments(hub.PatternSegments(d.Name), name) {
 			return nil, http.StatusForbidden, "this request may not subscribe here"
 		}
 		out = append(out, name)
@@ -585,7 +587,7 @@ func (h *SSEHandler) resolvePerRequest(r *http.Request) ([]string, int, string) 
 	return out, 0, ""
 }
 
-func topicNames(refs []TopicRef) []string {
+func topicNames(refs []hub.TopicRef) []string {
 	out := make([]string, len(refs))
 	for i, r := range refs {
 		out[i] = r.Name

@@ -1,7 +1,0 @@
-//go:build !ssetesthooks
-
-package caddysse
-
-// filterHook is the identity outside the integration tests' build
-// (filter_hook_on.go).
-func filterHook(ev *Event) *Event { return ev }

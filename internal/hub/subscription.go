@@ -1,0 +1,257 @@
+package hub
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Subscription is one subscriber's registration. When events wait for it,
+// Ready is signalled and Take collects them, in id order. Done is closed
+// when the hub drops the subscriber (it fell behind while its peers kept
+// up, or the hub closed), after which it must resume by id.
+//
+// The queue is a slice that exists only while events wait: an idle
+// subscriber costs no queue memory however large its bound, and a writer
+// that wakes up takes everything pending at once.
+//
+// The queue is bounded in events and bytes. A queue that is not full takes
+// a whole publish (a JSON array larger than the bound included), so it may
+// pass its bound by at most one publish. What happens to a publish that
+// finds a queue full is the hub's decision (admitLocked): it waits while
+// the subscriber's writer can still catch up, and drops the subscriber
+// when its socket has stopped taking bytes.
+type Subscription struct {
+	hub        *Hub
+	topics     []*topic
+	Filter     func(*Event) bool // SubscribeOptions.Filter; nil: every event
+	max        int               // queue bound in events
+	ready      chan struct{}     // capacity 1: "something is pending"
+	urgent     chan struct{}     // capacity 1: "the queue is past half: stop gathering"
+	done       chan struct{}
+	lastSeq    uint64           // guarded by hub.mu: dedupes multi-topic fan-out
+	floor      uint64           // guarded by hub.mu: live events up to this seq were replayed (Redis engine)
+	notifiedOp uint64           // guarded by hub.mu: the hub call that last collected it for notify
+	filterOp   uint64           // guarded by hub.mu: the hub call that last collected it for its filter pass
+	removed    bool             // guarded by hub.mu
+	counters   []*TopicCounters // of its topics' declarations, each once; set at registration
+	dropReason atomic.Uint32    // the DropReason that closed it, once
+
+	mu           sync.Mutex
+	pending      []*Event
+	pendingBytes int64
+	maxBytes     int64  // queue bound in bytes; 0: events alone bound it
+	full         bool   // counted in hub.full
+	fullOp       uint64 // the hub call that filled it: that call may finish its batch
+	halfway      atomic.Bool
+	left         bool // unregistered: nothing more is queued or staged
+
+	// A filtered subscriber's events waiting for its filter, in id order
+	// (fanout_filter.go); spare is the other buffer. filterMu makes one
+	// filter pass at a time take and queue them.
+	staged, spare []stagedEvent
+	filterMu      sync.Mutex
+
+	// blockedSince is when the subscriber's socket stopped taking bytes
+	// (a write is blocked, or a non-blocking write left bytes over), on
+	// the monotonic clock of monoNow; 0 while it takes them.
+	blockedSince atomic.Int64
+	parked       atomic.Bool // waiting for its replay: it takes nothing
+
+	writeNow atomic.Pointer[func() bool] // see SetWriteNow
+}
+
+// processStart anchors monoNow: time.Since reads the monotonic clock.
+var processStart = time.Now()
+
+// monoNow is a monotonic timestamp in nanoseconds, never 0.
+func monoNow() int64 { return int64(time.Since(processStart)) + 1 }
+
+// LimitBytes bounds the queue in bytes as well as events (0: no byte
+// bound). Call it right after Subscribe.
+func (s *Subscription) LimitBytes(n int64) {
+	s.mu.Lock()
+	s.maxBytes = n
+	s.mu.Unlock()
+}
+
+// SetWriteNow installs a hook that the publishing goroutine calls after
+// queueing events for this subscriber. It may write them without blocking
+// and report true when nothing is left to do; false leaves them to whoever
+// waits on Ready. An idle HTTP/1.1 stream writes this way, which saves a
+// goroutine wake-up per delivery.
+func (s *Subscription) SetWriteNow(f func() bool) { s.writeNow.Store(&f) }
+
+// Ready receives a value when events are waiting.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Urgent receives a value when the queue has passed half of its bound: a
+// writer gathering events to coalesce them should write now.
+func (s *Subscription) Urgent() <-chan struct{} { return s.urgent }
+
+// Blocked records that the subscriber's socket has stopped taking bytes
+// (from now, unless it already had): the hub drops a full subscriber in
+// that state instead of making publishers wait for it.
+func (s *Subscription) Blocked() {
+	s.blockedSince.CompareAndSwap(0, monoNow())
+}
+
+// Unblocked records that the socket took everything written to it.
+func (s *Subscription) Unblocked() { s.blockedSince.Store(0) }
+
+// Park marks a subscriber that cannot take events for now (its stream
+// waits for a replay from Redis): publishers do not wait for it, and a full
+// queue drops it, as one whose socket is dead.
+func (s *Subscription) Park(parked bool) { s.parked.Store(parked) }
+
+// blockedFor is how long the socket has not been taking bytes, as of now.
+func (s *Subscription) blockedFor(now int64) time.Duration {
+	if s.parked.Load() {
+		return stuckAfter
+	}
+	since := s.blockedSince.Load()
+	if since == 0 || since > now {
+		return 0
+	}
+	return time.Duration(now - since)
+}
+
+// Take appends the waiting events to dst and returns it.
+func (s *Subscription) Take(dst []*Event) []*Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.takeLocked(dst)
+}
+
+func (s *Subscription) takeLocked(dst []*Event) []*Event {
+	dst = append(dst, s.pending...)
+	clear(s.pending)
+	// A busy stream keeps an array of up to 256 pointers (2 KiB):
+	// regrowing it every coalesce window was the largest allocation of a
+	// publish flood. One that took less than a quarter of it is quietening
+	// down and lets it go, and a larger array (a burst) is never kept.
+	if c := cap(s.pending); c > 256 || (c > 64 && len(s.pending)*4 < c) {
+		s.pending = nil
+	} else {
+		s.pending = s.pending[:0]
+	}
+	s.pendingBytes = 0
+	s.halfway.Store(false)
+	s.updateFullLocked()
+	return dst
+}
+
+// Queued is how many events wait.
+func (s *Subscription) Queued() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending)
+}
+
+// TakeUpTo is Take when at most limit events wait; with more, it takes
+// nothing and reports false.
+func (s *Subscription) TakeUpTo(dst []*Event, limit int) ([]*Event, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) > limit {
+		return dst, false
+	}
+	return s.takeLocked(dst), true
+}
+
+// Full reports whether the queue is at its bound.
+func (s *Subscription) Full() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.full
+}
+
+// offer queues ev for the hub call op, reporting false when the queue was
+// already full before that call. It never blocks: the hub calls it under
+// its lock. The subscriber is told afterwards, by notify, once the hub's
+// lock is released.
+func (s *Subscription) offer(ev *Event, op uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.full && s.fullOp != op {
+		return false
+	}
+	s.appendLocked(ev, op)
+	return true
+}
+
+// appendLocked queues ev for the hub call op, marking the queue full once
+// it reaches its bound.
+func (s *Subscription) appendLocked(ev *Event, op uint64) {
+	s.pending = append(s.pending, ev)
+	s.pendingBytes += int64(len(ev.Wire))
+	if !s.halfway.Load() && (len(s.pending)*2 >= s.max || (s.maxBytes > 0 && s.pendingBytes*2 >= s.maxBytes)) {
+		s.halfway.Store(true)
+	}
+	if !s.full && s.atBoundLocked() {
+		s.full, s.fullOp = true, op
+		s.hub.full.Add(1)
+	}
+}
+
+func (s *Subscription) atBoundLocked() bool {
+	return len(s.pending) >= s.max || (s.maxBytes > 0 && s.pendingBytes >= s.maxBytes)
+}
+
+// updateFullLocked clears the full mark once the queue has room again and
+// wakes publishers waiting for room.
+func (s *Subscription) updateFullLocked() {
+	if s.full && !s.atBoundLocked() {
+		s.clearFullLocked()
+	}
+}
+
+// clearFullLocked stops counting the subscriber as full and wakes
+// publishers waiting for room.
+func (s *Subscription) clearFullLocked() {
+	s.full = false
+	s.hub.full.Add(-1)
+	s.hub.roomMade()
+}
+
+// notify tells the subscriber that events wait: its WriteNow hook writes
+// them at once if it can, else its Ready channel is signalled, and its
+// Urgent channel too when the queue is past half.
+func (s *Subscription) notify() {
+	if f := s.writeNow.Load(); f != nil && (*f)() {
+		return
+	}
+	select {
+	case s.ready <- struct{}{}:
+	default: // already signalled
+	}
+	if s.halfway.Load() {
+		select {
+		case s.urgent <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Done is closed when the hub has dropped this subscriber.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Close unregisters the subscriber; it is safe to call more than once.
+func (s *Subscription) Close() {
+	s.hub.mu.Lock()
+	s.hub.removeLocked(s, false)
+	s.hub.mu.Unlock()
+}
+
+// unqueue forgets the subscriber's queue when it leaves the hub, so it no
+// longer counts as full.
+func (s *Subscription) unqueue() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.left = true
+	clear(s.staged)
+	s.staged = nil
+	if s.full {
+		s.clearFullLocked()
+	}
+}
