@@ -1,5 +1,5 @@
 // Package hubtest holds the test helpers that the engines' tests share
-// (internal/hub's external tests, internal/redishub's, the routes'): publish
+// (internal/hub's external tests, internal/redishub's and the routes'): publish
 // and subscribe through the Engine interface, and read what came back. It
 // uses only the hub's exported API and is imported only by tests.
 package hubtest
