@@ -6,6 +6,7 @@ import (
 
 	"github.com/ssehub/caddy-sse/internal/hub"
 	"github.com/ssehub/caddy-sse/internal/redishub"
+	"github.com/ssehub/caddy-sse/internal/stream"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -433,7 +434,7 @@ func originsArg(d *caddyfile.Dispenser, dst *[]string) error {
 		return d.Err("origins: give one or more origins (https://app.example.com) or *")
 	}
 	*dst = append(*dst, args...)
-	if _, err := newCORSPolicy(*dst); err != nil {
+	if _, err := stream.NewCORSPolicy(*dst); err != nil {
 		return d.Errf("%v", err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/stream"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -105,7 +106,7 @@ func (h *SSEHandler) resolveGranted(r *http.Request, query url.Values) ([]hub.To
 		// second per kind of refusal.
 		if ok, suppressed := h.dropLog.Allow("grant_" + kind); ok {
 			if c := h.logger.Check(zap.WarnLevel, "subscriber refused: grant not honoured"); c != nil {
-				c.Write(zap.String("grant", h.Grant), zap.String("client", clientForLog(r)), zap.Error(err),
+				c.Write(zap.String("grant", h.Grant), zap.String("client", stream.ClientForLog(r)), zap.Error(err),
 					zap.Int("suppressed", suppressed))
 			}
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/stream"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
@@ -84,7 +85,7 @@ func TestResolveGranted(t *testing.T) {
 				}
 				return
 			}
-			if got := topicNames(refs); !slices.Equal(got, tc.want) {
+			if got := stream.TopicNames(refs); !slices.Equal(got, tc.want) {
 				t.Fatalf("topics %q, want %q", got, tc.want)
 			}
 			for _, ref := range refs {

@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/stream"
 
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 	"go.uber.org/zap"
 )
@@ -16,15 +16,6 @@ import (
 // dropped subscribers and refused publishes, at most one per reason per
 // second with a count of those left out; debug for subscribe and
 // unsubscribe. Nothing at info per event.
-
-// clientForLog is the client's address as Caddy judged it (trusted_proxies
-// honoured), else the connection's peer.
-func clientForLog(r *http.Request) string {
-	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
-		return ip
-	}
-	return r.RemoteAddr
-}
 
 // describeTopics renders declarations with their ring limits, humanized,
 // for the provision line: "news (replay 1000, 4.0 MiB, 1h0m0s)".
@@ -43,18 +34,6 @@ func describeTopics(decls []hub.TopicDecl) []string {
 	return out
 }
 
-// logDrop warns, throttled, that the server closed a subscriber's stream.
-func (h *SSEHandler) logDrop(reason hub.DropReason, remote string, refs []hub.TopicRef) {
-	ok, suppressed := h.dropLog.Allow(reason.String())
-	if !ok {
-		return
-	}
-	if c := h.logger.Check(zap.WarnLevel, "subscriber dropped"); c != nil {
-		c.Write(zap.String("reason", reason.String()), zap.String("client", remote),
-			zap.Strings("topics", topicNames(refs)), zap.Int("suppressed", suppressed))
-	}
-}
-
 // logRefusal warns, throttled per status, that a publish was refused.
 func (p *PublishHandler) logRefusal(r *http.Request, e *PublishError) {
 	ok, suppressed := p.refusalLog.Allow(fmt.Sprint(e.Status))
@@ -63,7 +42,7 @@ func (p *PublishHandler) logRefusal(r *http.Request, e *PublishError) {
 	}
 	if c := p.logger.Check(zap.WarnLevel, "publish refused"); c != nil {
 		c.Write(zap.Int("status", e.Status), zap.String("reason", e.Msg), zap.String("field", e.Field),
-			zap.String("client", clientForLog(r)), zap.Int("suppressed", suppressed))
+			zap.String("client", stream.ClientForLog(r)), zap.Int("suppressed", suppressed))
 	}
 }
 
@@ -91,7 +70,7 @@ func (m *MercureHandler) logRefusal(r *http.Request, e *mercureRefusal) {
 		if e.Reason != "" {
 			fields = append(fields, zap.String("reason", e.Reason))
 		}
-		fields = append(fields, zap.String("client", clientForLog(r)), zap.Int("suppressed", suppressed))
+		fields = append(fields, zap.String("client", stream.ClientForLog(r)), zap.Int("suppressed", suppressed))
 		c.Write(fields...)
 	}
 }

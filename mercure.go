@@ -10,6 +10,7 @@ import (
 
 	"github.com/ssehub/caddy-sse/internal/hub"
 	"github.com/ssehub/caddy-sse/internal/logthrottle"
+	"github.com/ssehub/caddy-sse/internal/stream"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -131,12 +132,12 @@ type MercureHandler struct {
 	// --- end of the subscribe side's options
 
 	auth       *MercureAuth
-	querySels  *MercureSelectors // subscribers' query selectors; deciders
-	tokenSels  *MercureSelectors // tokens' selectors, with the token limits
-	cors       *corsPolicy       // nil without origins
+	querySels  *MercureSelectors  // subscribers' query selectors; deciders
+	tokenSels  *MercureSelectors  // tokens' selectors, with the token limits
+	cors       *stream.CORSPolicy // nil without origins
 	hub        hub.Engine
 	ref        hub.TopicRef
-	streamer   *SSEHandler // the sse handler's streaming machinery, configured for this route
+	streamer   *stream.Streamer // writes the streams, like the sse handler's (internal/stream)
 	logger     *zap.Logger
 	refusalLog logthrottle.Throttle
 	subs       mercureSubsRegistry // nil without the subscriptions option
@@ -169,10 +170,10 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 		m.MaxBody = DefaultMercureMaxBody
 	}
 	if m.Queue == 0 {
-		m.Queue = DefaultQueue
+		m.Queue = stream.DefaultQueue
 	}
 	if m.WriteTimeout == 0 {
-		m.WriteTimeout = caddy.Duration(DefaultWriteTimeout)
+		m.WriteTimeout = caddy.Duration(stream.DefaultWriteTimeout)
 	}
 	if err := m.validate(); err != nil {
 		return err
@@ -226,22 +227,19 @@ func (m *MercureHandler) Provision(ctx caddy.Context) error {
 		return err
 	}
 
-	heartbeat := DefaultHeartbeat
+	heartbeat := stream.DefaultHeartbeat
 	if m.Heartbeat != nil {
 		heartbeat = time.Duration(*m.Heartbeat)
 	}
-	m.streamer = &SSEHandler{
-		Hub:            m.Hub,
-		Queue:          m.Queue,
-		QueueSize:      DefaultQueueSize,
+	m.streamer = &stream.Streamer{
+		QueueSize:      stream.DefaultQueueSize,
+		WriteTimeout:   time.Duration(m.WriteTimeout),
+		Heartbeat:      heartbeat,
+		Coalesce:       stream.DefaultCoalesce,
 		MaxSubscribers: m.MaxSubscribers,
-		WriteTimeout:   m.WriteTimeout,
-		app:            app,
-		hub:            engine,
-		heartbeat:      heartbeat,
-		coalesce:       DefaultCoalesce,
-		logger:         m.logger,
-		noReset:        true,
+		NoReset:        true, // Mercure clients expect no "reset" event
+		Stopping:       app.stopping,
+		Logger:         m.logger,
 	}
 	m.logger.Info("sse_mercure handler ready",
 		zap.String("hub", m.Hub),

@@ -3,6 +3,8 @@ package caddysse
 import (
 	"fmt"
 	"slices"
+
+	"github.com/ssehub/caddy-sse/internal/stream"
 )
 
 // Cross-origin pages and the Mercure hub: `origins` and `publish_origins`.
@@ -40,7 +42,7 @@ import (
 // route may ask for: an EventSource's, and Authorization, which fetch
 // (publishing) and EventSource polyfills send. The publish body's
 // form-urlencoded Content-Type is safelisted: no preflight asks for it.
-var mercureCORSHeaders = append(slices.Clip(eventSourceHeaders), "authorization")
+var mercureCORSHeaders = append(slices.Clip(stream.EventSourceHeaders), "authorization")
 
 // mercureExposedHeaders are the answer's headers a page of another origin
 // may read: Link carries the subscriptions API's cursor (the spec requires
@@ -50,22 +52,22 @@ const mercureExposedHeaders = "Link, Mercure-Last-Event-ID"
 
 // corsPolicy builds the route's CORS policy from origins, checked against
 // publish_origins; nil without origins.
-func (m *MercureHandler) corsPolicy() (*corsPolicy, error) {
-	c, err := newCORSPolicy(m.Origins)
+func (m *MercureHandler) corsPolicy() (*stream.CORSPolicy, error) {
+	c, err := stream.NewCORSPolicy(m.Origins)
 	if c == nil || err != nil {
 		return nil, err
 	}
 	// QUERY subscribes with the selectors in a form body (spec,
 	// Subscription); its form Content-Type is safelisted.
-	c.methods = "GET, HEAD, POST, QUERY"
-	c.headers = mercureCORSHeaders
-	c.servesUnlisted = true
-	c.expose = mercureExposedHeaders
-	if c.anyOrigin {
+	c.Methods = "GET, HEAD, POST, QUERY"
+	c.Headers = mercureCORSHeaders
+	c.ServesUnlisted = true
+	c.Expose = mercureExposedHeaders
+	if c.AnyOrigin() {
 		return c, nil
 	}
 	for _, o := range m.PublishOrigins {
-		if n, err := normalizeOrigin(o); err == nil && !c.allowed[n] {
+		if n, err := stream.NormalizeOrigin(o); err == nil && !c.Listed(n) {
 			return nil, fmt.Errorf("publish_origins: %s is not in origins: its pages' requests would be refused (CORS) before the cookie is checked; list it in origins too", n)
 		}
 	}

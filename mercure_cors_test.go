@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/ssehub/caddy-sse/internal/stream"
 )
 
 // An sse_mercure route's preflight also admits POST (publishing with
@@ -17,14 +19,14 @@ func TestMercureCORSPreflight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sse, _ := newCORSPolicy([]string{app})
-	preflight := func(c *corsPolicy, method, headers string) *http.Response {
+	sse, _ := stream.NewCORSPolicy([]string{app})
+	preflight := func(c *stream.CORSPolicy, method, headers string) *http.Response {
 		r := httptest.NewRequest(http.MethodOptions, "https://hub.example.com/.well-known/mercure", nil)
 		r.Header.Set("Origin", app)
 		r.Header.Set("Access-Control-Request-Method", method)
 		r.Header.Set("Access-Control-Request-Headers", headers)
 		w := httptest.NewRecorder()
-		if answered, err := c.handle(w, r); !answered || err != nil {
+		if answered, err := c.Handle(w, r); !answered || err != nil {
 			t.Fatalf("preflight not answered: %v", err)
 		}
 		return w.Result()
@@ -85,14 +87,14 @@ func TestMercureCORSOrigins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	do := func(c *corsPolicy, method, origin string, preflight bool) (bool, *http.Response) {
+	do := func(c *stream.CORSPolicy, method, origin string, preflight bool) (bool, *http.Response) {
 		r := httptest.NewRequest(method, "https://hub.example.com/.well-known/mercure", nil)
 		r.Header.Set("Origin", origin)
 		if preflight {
 			r.Header.Set("Access-Control-Request-Method", "POST")
 		}
 		w := httptest.NewRecorder()
-		answered, err := c.handle(w, r)
+		answered, err := c.Handle(w, r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +102,7 @@ func TestMercureCORSOrigins(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name              string
-		c                 *corsPolicy
+		c                 *stream.CORSPolicy
 		method, origin    string
 		preflight         bool
 		answered          bool

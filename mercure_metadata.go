@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/stream"
 )
 
 // The hub's identity as an OAuth 2.0 protected resource: its resource
@@ -168,7 +169,7 @@ func (m *MercureHandler) serveMetadata(w http.ResponseWriter, r *http.Request) (
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		return true, plainError(w, http.StatusMethodNotAllowed, "the protected resource metadata answers GET")
+		return true, stream.PlainError(w, http.StatusMethodNotAllowed, "the protected resource metadata answers GET")
 	}
 	doc := mercureMetadata{
 		Resource:                           m.resourceIdentifier(r),

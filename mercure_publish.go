@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/stream"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -26,7 +27,7 @@ import (
 // subscribe.
 func (m *MercureHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	if m.cors != nil {
-		if answered, err := m.cors.handle(w, r); answered {
+		if answered, err := m.cors.Handle(w, r); answered {
 			return err
 		}
 	}
@@ -83,7 +84,7 @@ func (m *MercureHandler) refuse(w http.ResponseWriter, r *http.Request, e *mercu
 		w.Header().Set("Retry-After", "1")
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	return plainError(w, e.Status, e.Msg)
+	return stream.PlainError(w, e.Status, e.Msg)
 }
 
 // mercureUpdate is a publish request's form, checked.

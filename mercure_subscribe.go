@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/stream"
 
 	"go.uber.org/zap"
 )
@@ -213,7 +214,7 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 	decider := m.querySels.Decider(subscribed, private)
 
 	// private: a stream authorized by a token must not be cached for others.
-	if streamHeaders(w, r, "private, no-cache, no-transform") {
+	if stream.Headers(w, r, "private, no-cache, no-transform") {
 		return nil
 	}
 	hdr := w.Header()
@@ -237,15 +238,14 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 		// their topic (each event costs a filter call per reader).
 		refs = append(refs, m.subsRef)
 	}
-	if n := m.streamer.subscribers.Add(1); m.MaxSubscribers > 0 && n > int64(m.MaxSubscribers) {
-		m.streamer.subscribers.Add(-1)
-		return m.streamer.comeBackLater(w, "too many subscribers on this route")
+	if !m.streamer.Enter() {
+		return m.streamer.ComeBackLater(w, "too many subscribers on this route")
 	}
 	sub, replay, err := m.hub.SubscribeWith(refs, opts)
 	if err != nil {
-		m.streamer.subscribers.Add(-1)
+		m.streamer.Leave()
 		if errors.Is(err, hub.ErrTooManyTopics) {
-			return m.streamer.comeBackLater(w, "too many topics in this hub")
+			return m.streamer.ComeBackLater(w, "too many topics in this hub")
 		}
 		return m.refuse(w, r, &mercureRefusal{Status: http.StatusServiceUnavailable, Msg: "event hub unavailable: " + err.Error()})
 	}
@@ -269,7 +269,7 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 	if c := m.logger.Check(zap.DebugLevel, "mercure subscriber"); c != nil {
 		c.Write(zap.Int("selectors", len(subscribed)), zap.Bool("token", grant != nil),
 			zap.String("resume", req.Resume), zap.Bool("earliest", req.Earliest),
-			zap.Int("replayed", len(replay.Events)), zap.String("client", clientForLog(r)))
+			zap.Int("replayed", len(replay.Events)), zap.String("client", stream.ClientForLog(r)))
 	}
 	// The stream ends by the token's exp (draft-08): the client reconnects
 	// with a fresh token, or is refused.
@@ -284,6 +284,6 @@ func (m *MercureHandler) subscribe(w http.ResponseWriter, r *http.Request) error
 	// also for an HTTP/1.1 stream served on after this returns.
 	leave := m.subscriptionsJoin(r, subscribed, private, grant)
 	stop := release
-	release = func() { stop(); leave(); m.streamer.subscribers.Add(-1) }
-	return m.streamer.stream(w, r, sub, replay, refs, end, release)
+	release = func() { stop(); leave(); m.streamer.Leave() }
+	return m.streamer.Stream(w, r, sub, replay, refs, end, release)
 }

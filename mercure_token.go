@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/stream"
 )
 
 // Where a Mercure client puts its token (the spec's "Presenting the Access
@@ -187,11 +188,11 @@ func (a *MercureAuth) CheckCookieOrigin(r *http.Request, source MercureTokenSour
 		}
 		origin, from = u.Scheme+"://"+u.Host, "Referer"
 	}
-	n, err := normalizeOrigin(origin)
+	n, err := stream.NormalizeOrigin(origin)
 	if err != nil || n == "null" {
 		return fmt.Errorf("%w: the %s header is not an origin", ErrMercureInvalidRequest, from)
 	}
-	if n == ownOrigin(r) || a.publishOrigins[n] {
+	if n == stream.OwnOrigin(r) || a.publishOrigins[n] {
 		return nil
 	}
 	return fmt.Errorf("%w: origin %s may not publish with a cookie (publish_origins)", ErrMercureInvalidRequest, hub.Truncate(n, 128))
@@ -207,7 +208,7 @@ func parsePublishOrigins(origins []string) (map[string]bool, error) {
 		case "null":
 			return nil, errors.New(`publish_origins: "null" is sent by sandboxed frames and file: pages of any site; it cannot be trusted`)
 		}
-		n, err := normalizeOrigin(o)
+		n, err := stream.NormalizeOrigin(o)
 		if err != nil {
 			return nil, fmt.Errorf("publish_origins: %v", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/redishub"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -98,7 +99,7 @@ func (c metricsCollector) Collect(ch chan<- prometheus.Metric) {
 func collectHub(ch chan<- prometheus.Metric, v hubView) {
 	ctr := v.engine.Counters()
 	up := 1.0 // memory
-	if r, ok := v.engine.(interface{ healthy() bool }); ok && !r.healthy() {
+	if r, ok := v.engine.(*redishub.RedisHub); ok && !r.Healthy() {
 		up = 0
 	}
 	ch <- prometheus.MustNewConstMetric(descEngineUp, prometheus.GaugeValue, up, v.name)

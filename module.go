@@ -9,12 +9,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ssehub/caddy-sse/internal/hub"
 	"github.com/ssehub/caddy-sse/internal/logthrottle"
 	"github.com/ssehub/caddy-sse/internal/redishub"
+	"github.com/ssehub/caddy-sse/internal/stream"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyevents"
@@ -369,12 +369,7 @@ func (tc TopicConfig) decls() ([]hub.TopicDecl, error) {
 
 // Defaults of the sse handler (README, "Caddyfile").
 const (
-	DefaultHeartbeat              = 15 * time.Second
-	DefaultQueue                  = 256
-	DefaultQueueSize              = 1 << 20
-	DefaultWriteTimeout           = 10 * time.Second
 	DefaultMaxTopicsPerSubscriber = 64
-	DefaultCoalesce               = 10 * time.Millisecond
 	DefaultHubName                = "default"
 )
 
@@ -434,17 +429,13 @@ type SSEHandler struct {
 	wildcards   [][]string      // '*' patterns a subscriber may pick from
 	heartbeat   time.Duration
 	coalesce    time.Duration
-	subscribers atomic.Int64
+	streamer    *stream.Streamer // writes the streams (internal/stream)
 	logger      *zap.Logger
 	dropLog     logthrottle.Throttle // warnings for dropped and refused subscribers (logs.go)
 	topicPlaces []string             // file:line of each Topics entry, when adapted from a Caddyfile
-	cors        *corsPolicy
+	cors        *stream.CORSPolicy
 	presence    *presenceTracker
 	presenceKey trackerKey
-	// noReset leaves the "reset" event out of the streams: sse_mercure
-	// streams through an SSEHandler of its own, and Mercure clients
-	// expect no such event.
-	noReset bool
 }
 
 // CaddyModule returns the Caddy module information.
@@ -458,22 +449,22 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 	if h.Hub == "" {
 		h.Hub = DefaultHubName
 	}
-	h.heartbeat = DefaultHeartbeat
+	h.heartbeat = stream.DefaultHeartbeat
 	if h.Heartbeat != nil {
 		h.heartbeat = time.Duration(*h.Heartbeat)
 	}
-	h.coalesce = DefaultCoalesce
+	h.coalesce = stream.DefaultCoalesce
 	if h.Coalesce != nil {
 		h.coalesce = time.Duration(*h.Coalesce)
 	}
 	if h.Queue == 0 {
-		h.Queue = DefaultQueue
+		h.Queue = stream.DefaultQueue
 	}
 	if h.QueueSize == 0 {
-		h.QueueSize = DefaultQueueSize
+		h.QueueSize = stream.DefaultQueueSize
 	}
 	if h.WriteTimeout == 0 {
-		h.WriteTimeout = caddy.Duration(DefaultWriteTimeout)
+		h.WriteTimeout = caddy.Duration(stream.DefaultWriteTimeout)
 	}
 	if h.MaxTopicsPerSubscriber == 0 {
 		h.MaxTopicsPerSubscriber = DefaultMaxTopicsPerSubscriber
@@ -515,7 +506,7 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if h.cors, err = newCORSPolicy(h.Origins); err != nil {
+	if h.cors, err = stream.NewCORSPolicy(h.Origins); err != nil {
 		return fmt.Errorf("sse: %v", err)
 	}
 	if err := h.setupPresence(); err != nil {
@@ -523,6 +514,16 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 	}
 	if err := app.declare(h.Hub, h.table, decls); err != nil {
 		return err
+	}
+	h.streamer = &stream.Streamer{
+		QueueSize:      h.QueueSize,
+		WriteTimeout:   time.Duration(h.WriteTimeout),
+		Retry:          time.Duration(h.Retry),
+		Heartbeat:      h.heartbeat,
+		Coalesce:       h.coalesce,
+		MaxSubscribers: h.MaxSubscribers,
+		Stopping:       app.stopping,
+		Logger:         h.logger,
 	}
 	h.logger.Info("sse handler ready",
 		zap.String("hub", h.Hub),

@@ -203,9 +203,9 @@ func (rh *RedisHub) idempotency() (time.Duration, int) {
 	return rh.idemWindow, rh.idemKeys
 }
 
-// healthy reports whether the bus reader is connected and Redis answered
+// Healthy reports whether the bus reader is connected and Redis answered
 // the last ping in time.
-func (rh *RedisHub) healthy() bool {
+func (rh *RedisHub) Healthy() bool {
 	rh.mu.Lock()
 	defer rh.mu.Unlock()
 	return rh.connected && rh.pingErr == nil
@@ -229,7 +229,7 @@ func (rh *RedisHub) Publish(ctx context.Context, pubs []hub.Publication, opts hu
 	// Known to be unreachable or hung: refuse without sending, so the
 	// publisher learns that nothing was published (503) instead of waiting
 	// for an unknown outcome (504).
-	if !rh.healthy() {
+	if !rh.Healthy() {
 		return hub.PublishOutcome{}, fmt.Errorf("%w: redis is unreachable; nothing was published", hub.ErrEngineUnavailable)
 	}
 	index := make(map[string]int)
@@ -400,7 +400,7 @@ func (rh *RedisHub) SubscribeWith(refs []hub.TopicRef, opts hub.SubscribeOptions
 	p := &pendingReplay{sub: sub, refs: refs, resume: resume, opts: opts, pos: pos, later: make(chan hub.Replay, 1)}
 	// Known to be down or hung: wait for the replayer rather than for a
 	// timeout.
-	if pos.Epoch != "" && rh.healthy() {
+	if pos.Epoch != "" && rh.Healthy() {
 		ctx, cancel := context.WithTimeout(context.Background(), rh.callTimeout)
 		rp, ok, err := rh.readReplay(ctx, p)
 		cancel()

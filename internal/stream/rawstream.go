@@ -1,4 +1,4 @@
-package caddysse
+package stream
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package caddysse
+package stream
 
 import (
 	"net/http"
@@ -21,9 +21,9 @@ func TestNormalizeOrigin(t *testing.T) {
 		"null":                         "null",
 	}
 	for in, want := range good {
-		got, err := normalizeOrigin(in)
+		got, err := NormalizeOrigin(in)
 		if err != nil || got != want {
-			t.Errorf("normalizeOrigin(%q) = %q, %v; want %q", in, got, err, want)
+			t.Errorf("NormalizeOrigin(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 	bad := []string{
@@ -34,8 +34,8 @@ func TestNormalizeOrigin(t *testing.T) {
 		"NULL", "https://a%2eexample.com",
 	}
 	for _, in := range bad {
-		if got, err := normalizeOrigin(in); err == nil {
-			t.Errorf("normalizeOrigin(%q) = %q, want an error", in, got)
+		if got, err := NormalizeOrigin(in); err == nil {
+			t.Errorf("NormalizeOrigin(%q) = %q, want an error", in, got)
 		}
 	}
 }
@@ -55,7 +55,7 @@ type corsCase struct {
 
 func runCORS(t *testing.T, origins []string, cases []corsCase) {
 	t.Helper()
-	c, err := newCORSPolicy(origins)
+	c, err := NewCORSPolicy(origins)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func runCORS(t *testing.T, origins []string, cases []corsCase) {
 				}
 			}
 			w := httptest.NewRecorder()
-			answered, err := c.handle(w, r)
+			answered, err := c.Handle(w, r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -167,12 +167,12 @@ func TestCORSAnyOrigin(t *testing.T) {
 }
 
 func TestCORSPolicyErrors(t *testing.T) {
-	if c, err := newCORSPolicy(nil); c != nil || err != nil {
+	if c, err := NewCORSPolicy(nil); c != nil || err != nil {
 		t.Fatalf("no origins: %v, %v; want no policy", c, err)
 	}
 	for _, origins := range [][]string{{"*", "https://a.example"}, {"https://a.example/"}, {"a.example"}} {
-		if _, err := newCORSPolicy(origins); err == nil || !strings.Contains(err.Error(), "origins") {
-			t.Errorf("newCORSPolicy(%q) = %v, want an error naming origins", origins, err)
+		if _, err := NewCORSPolicy(origins); err == nil || !strings.Contains(err.Error(), "origins") {
+			t.Errorf("NewCORSPolicy(%q) = %v, want an error naming origins", origins, err)
 		}
 	}
 }

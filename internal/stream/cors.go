@@ -1,4 +1,4 @@
-package caddysse
+package stream
 
 import (
 	"errors"
@@ -43,41 +43,41 @@ import (
 // seconds: Chromium caps it at 2h, Firefox at 24h.
 const corsMaxAge = "7200"
 
-// eventSourceHeaders are the request headers an EventSource sends; a
+// EventSourceHeaders are the request headers an EventSource sends; a
 // preflight is allowed those (and only those) it asks for.
-var eventSourceHeaders = []string{"last-event-id", "cache-control", "accept"}
+var EventSourceHeaders = []string{"last-event-id", "cache-control", "accept"}
 
-// corsPolicy is the parsed `origins` option.
-type corsPolicy struct {
+// CORSPolicy is the parsed `origins` option.
+type CORSPolicy struct {
 	anyOrigin bool            // "*": any origin, "null" too, never with credentials
 	allowed   map[string]bool // normalised origins, "null" when listed
-	// servesUnlisted answers an origin not allowed without CORS headers
+	// ServesUnlisted answers an origin not allowed without CORS headers
 	// (the browser then hides the answer from the page) instead of a 403:
 	// sse_mercure's way, the Mercure hub's (mercure_cors.go).
-	servesUnlisted bool
-	// expose is the Access-Control-Expose-Headers of an allowed origin's
+	ServesUnlisted bool
+	// Expose is the Access-Control-Expose-Headers of an allowed origin's
 	// answer ("": none).
-	expose string
+	Expose string
 	// What a preflight may ask for: an EventSource's by default; an
 	// sse_mercure route also takes POST and Authorization
 	// (mercure_cors.go).
-	methods string
-	headers []string
+	Methods string
+	Headers []string
 }
 
-// newCORSPolicy parses the `origins` option; nil origins means no policy
+// NewCORSPolicy parses the `origins` option; nil origins means no policy
 // (no CORS headers at all).
-func newCORSPolicy(origins []string) (*corsPolicy, error) {
+func NewCORSPolicy(origins []string) (*CORSPolicy, error) {
 	if len(origins) == 0 {
 		return nil, nil
 	}
-	c := &corsPolicy{allowed: make(map[string]bool, len(origins)), methods: "GET, HEAD", headers: eventSourceHeaders}
+	c := &CORSPolicy{allowed: make(map[string]bool, len(origins)), Methods: "GET, HEAD", Headers: EventSourceHeaders}
 	for _, o := range origins {
 		if o == "*" {
 			c.anyOrigin = true
 			continue
 		}
-		n, err := normalizeOrigin(o)
+		n, err := NormalizeOrigin(o)
 		if err != nil {
 			return nil, fmt.Errorf("origins: %v", err)
 		}
@@ -93,7 +93,7 @@ func newCORSPolicy(origins []string) (*corsPolicy, error) {
 // path, query, fragment or user, and returns it as a browser serialises
 // it: scheme and host in lower case, no default port. "null" (sandboxed
 // frames, file: pages) is an origin too, allowed only when listed.
-func normalizeOrigin(s string) (string, error) {
+func NormalizeOrigin(s string) (string, error) {
 	if s == "null" {
 		return s, nil
 	}
@@ -140,22 +140,22 @@ func normalizeOrigin(s string) (string, error) {
 
 // allows reports whether a request's Origin may read the stream: any
 // well-formed origin under "*", else a listed one or the route's own.
-func (c *corsPolicy) allows(origin string, r *http.Request) bool {
-	n, err := normalizeOrigin(origin)
+func (c *CORSPolicy) allows(origin string, r *http.Request) bool {
+	n, err := NormalizeOrigin(origin)
 	if err != nil {
 		return false
 	}
-	return c.anyOrigin || c.allowed[n] || n == ownOrigin(r)
+	return c.anyOrigin || c.allowed[n] || n == OwnOrigin(r)
 }
 
 // ownOrigin is the origin the request was sent to, as a browser would
 // write it in Origin for a same-origin request.
-func ownOrigin(r *http.Request) string {
+func OwnOrigin(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if own, err := normalizeOrigin(scheme + "://" + r.Host); err == nil {
+	if own, err := NormalizeOrigin(scheme + "://" + r.Host); err == nil {
 		return own
 	}
 	return ""
@@ -164,7 +164,7 @@ func ownOrigin(r *http.Request) string {
 // handle applies the policy. It reports true when it has answered the
 // request (a preflight, or a refused origin); otherwise the allowed
 // origin's headers are set and the request is served as usual.
-func (c *corsPolicy) handle(w http.ResponseWriter, r *http.Request) (bool, error) {
+func (c *CORSPolicy) Handle(w http.ResponseWriter, r *http.Request) (bool, error) {
 	hdr := w.Header()
 	// The answer depends on Origin: caches must not hand one origin's
 	// answer to another.
@@ -175,8 +175,8 @@ func (c *corsPolicy) handle(w http.ResponseWriter, r *http.Request) (bool, error
 	}
 	preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 	if len(origins) > 1 || !c.allows(origins[0], r) {
-		if !c.servesUnlisted {
-			return true, plainError(w, http.StatusForbidden, "this origin may not read this event stream")
+		if !c.ServesUnlisted {
+			return true, PlainError(w, http.StatusForbidden, "this origin may not read this event stream")
 		}
 		if preflight {
 			// No Access-Control-* header: the browser refuses the
@@ -195,8 +195,8 @@ func (c *corsPolicy) handle(w http.ResponseWriter, r *http.Request) (bool, error
 		hdr.Set("Access-Control-Allow-Credentials", "true")
 	}
 	if !preflight {
-		if c.expose != "" {
-			hdr.Set("Access-Control-Expose-Headers", c.expose)
+		if c.Expose != "" {
+			hdr.Set("Access-Control-Expose-Headers", c.Expose)
 		}
 		return false, nil
 	}
@@ -204,8 +204,8 @@ func (c *corsPolicy) handle(w http.ResponseWriter, r *http.Request) (bool, error
 	// listed makes the browser refuse the request itself.
 	hdr.Add("Vary", "Access-Control-Request-Method")
 	hdr.Add("Vary", "Access-Control-Request-Headers")
-	hdr.Set("Access-Control-Allow-Methods", c.methods)
-	if allowed := allowedRequestHeaders(r.Header.Values("Access-Control-Request-Headers"), c.headers); allowed != "" {
+	hdr.Set("Access-Control-Allow-Methods", c.Methods)
+	if allowed := allowedRequestHeaders(r.Header.Values("Access-Control-Request-Headers"), c.Headers); allowed != "" {
 		hdr.Set("Access-Control-Allow-Headers", allowed)
 	}
 	hdr.Set("Access-Control-Max-Age", corsMaxAge)
@@ -229,3 +229,9 @@ func allowedRequestHeaders(requested, allowed []string) string {
 	}
 	return strings.Join(out, ", ")
 }
+
+// AnyOrigin reports the "*" policy.
+func (c *CORSPolicy) AnyOrigin() bool { return c.anyOrigin }
+
+// Listed reports whether a normalised origin is listed.
+func (c *CORSPolicy) Listed(origin string) bool { return c.allowed[origin] }
