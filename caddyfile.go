@@ -4,11 +4,10 @@ import (
 	"fmt"
 	"strconv"
 
+	"github.com/ssehub/caddy-sse/internal/caddyargs"
 	"github.com/ssehub/caddy-sse/internal/hub"
 	"github.com/ssehub/caddy-sse/internal/redishub"
-	"github.com/ssehub/caddy-sse/internal/stream"
 
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -62,12 +61,12 @@ func parseGlobalSSE(d *caddyfile.Dispenser, existing any) (any, error) {
 			for d.NextBlock(1) {
 				switch d.Val() {
 				case "prefix":
-					if err := oneArg(d, &rc.Prefix); err != nil {
+					if err := caddyargs.One(d, &rc.Prefix); err != nil {
 						return nil, err
 					}
 				case "backlog":
 					var v string
-					if err := oneArg(d, &v); err != nil {
+					if err := caddyargs.One(d, &v); err != nil {
 						return nil, err
 					}
 					n, err := strconv.Atoi(v)
@@ -81,11 +80,11 @@ func parseGlobalSSE(d *caddyfile.Dispenser, existing any) (any, error) {
 			}
 			app.Redis = rc
 		case "idempotency_window":
-			if err := durationArg(d, &app.IdempotencyWindow); err != nil {
+			if err := caddyargs.Duration(d, &app.IdempotencyWindow); err != nil {
 				return nil, err
 			}
 		case "idempotency_keys":
-			if err := countArg(d, &app.IdempotencyKeys, false); err != nil {
+			if err := caddyargs.Count(d, &app.IdempotencyKeys, false); err != nil {
 				return nil, err
 			}
 		default:
@@ -112,7 +111,7 @@ func parseSSE(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	}
 	hubName := handler.Hub
 	if hubName == "" {
-		hubName = DefaultHubName
+		hubName = hub.DefaultHubName
 	}
 	if tables[hubName] == nil {
 		tables[hubName] = hub.NewTopicTable()
@@ -192,51 +191,51 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Topics = append(h.Topics, tc)
 			h.topicPlaces = append(h.topicPlaces, place)
 		case "hub":
-			if err := oneArg(d, &h.Hub); err != nil {
+			if err := caddyargs.One(d, &h.Hub); err != nil {
 				return err
 			}
 		case "heartbeat":
-			dur, err := durationOrOffArg(d)
+			dur, err := caddyargs.DurationOrOff(d)
 			if err != nil {
 				return err
 			}
 			h.Heartbeat = &dur
 		case "coalesce":
-			dur, err := durationOrOffArg(d)
+			dur, err := caddyargs.DurationOrOff(d)
 			if err != nil {
 				return err
 			}
 			h.Coalesce = &dur
 		case "retry":
-			if err := durationArg(d, &h.Retry); err != nil {
+			if err := caddyargs.Duration(d, &h.Retry); err != nil {
 				return err
 			}
 		case "write_timeout":
-			if err := durationArg(d, &h.WriteTimeout); err != nil {
+			if err := caddyargs.Duration(d, &h.WriteTimeout); err != nil {
 				return err
 			}
 		case "max_subscribers":
-			if err := countArg(d, &h.MaxSubscribers, false); err != nil {
+			if err := caddyargs.Count(d, &h.MaxSubscribers, false); err != nil {
 				return err
 			}
 		case "queue":
-			if err := countArg(d, &h.Queue, false); err != nil {
+			if err := caddyargs.Count(d, &h.Queue, false); err != nil {
 				return err
 			}
 		case "queue_size":
-			if err := sizeArg(d, &h.QueueSize); err != nil {
+			if err := caddyargs.Size(d, &h.QueueSize); err != nil {
 				return err
 			}
 		case "max_topics_per_subscriber":
-			if err := countArg(d, &h.MaxTopicsPerSubscriber, false); err != nil {
+			if err := caddyargs.Count(d, &h.MaxTopicsPerSubscriber, false); err != nil {
 				return err
 			}
 		case "grant":
-			if err := oneArg(d, &h.Grant); err != nil {
+			if err := caddyargs.One(d, &h.Grant); err != nil {
 				return err
 			}
 		case "origins":
-			if err := originsArg(d, &h.Origins); err != nil {
+			if err := caddyargs.Origins(d, &h.Origins); err != nil {
 				return err
 			}
 		case "presence":
@@ -271,7 +270,7 @@ func unmarshalPresence(d *caddyfile.Dispenser, h *SSEHandler) error {
 		return d.Err("presence is given twice")
 	}
 	pc := &PresenceConfig{}
-	if err := oneArg(d, &pc.Topic); err != nil {
+	if err := caddyargs.One(d, &pc.Topic); err != nil {
 		return d.Errf("presence: give one topic to publish join and leave events to")
 	}
 	if err := validPresenceTopic(pc.Topic); err != nil {
@@ -280,11 +279,11 @@ func unmarshalPresence(d *caddyfile.Dispenser, h *SSEHandler) error {
 	for n := d.Nesting(); d.NextBlock(n); {
 		switch opt := d.Val(); opt {
 		case "window":
-			if err := durationArg(d, &pc.Window); err != nil {
+			if err := caddyargs.Duration(d, &pc.Window); err != nil {
 				return err
 			}
 		case "max_users":
-			if err := countArg(d, &pc.MaxUsers, false); err != nil {
+			if err := caddyargs.Count(d, &pc.MaxUsers, false); err != nil {
 				return err
 			}
 		default:
@@ -299,13 +298,13 @@ func unmarshalTopicOption(d *caddyfile.Dispenser, tc *TopicConfig) error {
 	switch opt := d.Val(); opt {
 	case "replay":
 		n := 0
-		if err := countArg(d, &n, true); err != nil {
+		if err := caddyargs.Count(d, &n, true); err != nil {
 			return err
 		}
 		tc.Replay = &n
 	case "replay_size":
 		var v string
-		if err := oneArg(d, &v); err != nil {
+		if err := caddyargs.One(d, &v); err != nil {
 			return err
 		}
 		size, err := humanize.ParseBytes(v)
@@ -314,15 +313,15 @@ func unmarshalTopicOption(d *caddyfile.Dispenser, tc *TopicConfig) error {
 		}
 		tc.ReplaySize = int64(size)
 	case "replay_age":
-		if err := durationArg(d, &tc.ReplayAge); err != nil {
+		if err := caddyargs.Duration(d, &tc.ReplayAge); err != nil {
 			return err
 		}
 	case "replay_on_connect":
-		if err := countArg(d, &tc.ReplayOnConnect, true); err != nil {
+		if err := caddyargs.Count(d, &tc.ReplayOnConnect, true); err != nil {
 			return err
 		}
 	case "max_topics":
-		if err := countArg(d, &tc.MaxTopics, false); err != nil {
+		if err := caddyargs.Count(d, &tc.MaxTopics, false); err != nil {
 			return err
 		}
 	default:
@@ -354,7 +353,7 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		switch opt := d.Val(); opt {
 		case "token":
 			var v string
-			if err := oneArg(d, &v); err != nil {
+			if err := caddyargs.One(d, &v); err != nil {
 				return err
 			}
 			p.Tokens = append(p.Tokens, v)
@@ -369,7 +368,7 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			p.AllowFrom = append(p.AllowFrom, args...)
 		case "max_body", "max_event":
 			var v string
-			if err := oneArg(d, &v); err != nil {
+			if err := caddyargs.One(d, &v); err != nil {
 				return err
 			}
 			size, err := humanize.ParseBytes(v)
@@ -382,23 +381,23 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				p.MaxEvent = int64(size)
 			}
 		case "hub":
-			if err := oneArg(d, &p.Hub); err != nil {
+			if err := caddyargs.One(d, &p.Hub); err != nil {
 				return err
 			}
 		case "body_timeout":
-			if err := durationArg(d, &p.BodyTimeout); err != nil {
+			if err := caddyargs.Duration(d, &p.BodyTimeout); err != nil {
 				return err
 			}
 		case "stream_idle_timeout":
-			if err := durationArg(d, &p.StreamIdleTimeout); err != nil {
+			if err := caddyargs.Duration(d, &p.StreamIdleTimeout); err != nil {
 				return err
 			}
 		case "overload_wait":
-			if err := durationArg(d, &p.OverloadWait); err != nil {
+			if err := caddyargs.Duration(d, &p.OverloadWait); err != nil {
 				return err
 			}
 		case "max_topics_per_event":
-			if err := countArg(d, &p.MaxTopicsPerEvent, false); err != nil {
+			if err := caddyargs.Count(d, &p.MaxTopicsPerEvent, false); err != nil {
 				return err
 			}
 		default:
@@ -409,102 +408,6 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Errf("%v", err)
 	}
 	return nil
-}
-
-// sizeArg reads one humanized size (64KiB, 4MB) of at most 1TiB.
-func sizeArg(d *caddyfile.Dispenser, dst *int64) error {
-	opt := d.Val()
-	var v string
-	if err := oneArg(d, &v); err != nil {
-		return err
-	}
-	size, err := humanize.ParseBytes(v)
-	if err != nil || size == 0 || size > maxSize {
-		return d.Errf("%s: %q is not a size such as 1MiB", opt, v)
-	}
-	*dst = int64(size)
-	return nil
-}
-
-// originsArg reads the origins option (sse and sse_mercure, cors.go): one
-// or more origins, or *; given again, the lists add up.
-func originsArg(d *caddyfile.Dispenser, dst *[]string) error {
-	args := d.RemainingArgs()
-	if len(args) == 0 {
-		return d.Err("origins: give one or more origins (https://app.example.com) or *")
-	}
-	*dst = append(*dst, args...)
-	if _, err := stream.NewCORSPolicy(*dst); err != nil {
-		return d.Errf("%v", err)
-	}
-	return nil
-}
-
-func oneArg(d *caddyfile.Dispenser, dst *string) error {
-	if !d.NextArg() {
-		return d.ArgErr()
-	}
-	*dst = d.Val()
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	return nil
-}
-
-func countArg(d *caddyfile.Dispenser, dst *int, zeroOK bool) error {
-	opt := d.Val()
-	var v string
-	if err := oneArg(d, &v); err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(v)
-	if zeroOK && (err != nil || n < 0) {
-		return d.Errf("%s: %q is not a whole number of 0 or more", opt, v)
-	}
-	if !zeroOK && (err != nil || n <= 0) {
-		return d.Errf("%s: %q is not a positive whole number", opt, v)
-	}
-	*dst = n
-	return nil
-}
-
-// durationArg reads the option's one argument as a positive duration.
-func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration) error {
-	opt := d.Val()
-	var v string
-	if err := oneArg(d, &v); err != nil {
-		return err
-	}
-	dur, err := parsePositiveDuration(d, opt, v)
-	if err != nil {
-		return err
-	}
-	*dst = dur
-	return nil
-}
-
-// durationOrOffArg reads a positive duration or "off", which is 0.
-func durationOrOffArg(d *caddyfile.Dispenser) (caddy.Duration, error) {
-	opt := d.Val()
-	var v string
-	if err := oneArg(d, &v); err != nil {
-		return 0, err
-	}
-	if v == "off" {
-		return 0, nil
-	}
-	return parsePositiveDuration(d, opt, v)
-}
-
-func parsePositiveDuration(d *caddyfile.Dispenser, opt, v string) (caddy.Duration, error) {
-	dur, err := caddy.ParseDuration(v)
-	if err != nil {
-		return 0, d.Errf("%s: %q is not a duration such as 15s", opt, v)
-	}
-	if dur <= 0 {
-		return 0, d.Errf("%s: %q must be a positive duration", opt, v)
-	}
-	return caddy.Duration(dur), nil
 }
 
 // Interface guards

@@ -3,9 +3,12 @@
 // replay from a ring buffer on Last-Event-ID; the "sse_publish" handler lets
 // applications publish events with a plain HTTP POST.
 //
-// The hub core (hub.go, replay.go, topics.go, event.go, publish_body.go)
-// knows nothing about Caddy; module.go, caddyfile.go, subscribe.go and
-// publish.go connect it to Caddy.
+// This package is the Caddy glue: the "sse" app and its pool of hubs
+// (module.go), the Caddyfile (caddyfile.go), and the sse and sse_publish
+// routes. The core is internal/hub (no Caddy, HTTP, Redis or Mercure), the
+// Redis engine internal/redishub, the streaming both routes share
+// internal/stream, and the Mercure protocol the mercure package, which
+// imports.go brings in. docs/architecture.md draws the layers.
 //
 // caddy-sse is licensed under the Apache License, Version 2.0 (the LICENSE
 // file at the repository's root).

@@ -134,12 +134,12 @@ func (h stoppingHandler) Handle(context.Context, caddy.Event) error {
 	return nil
 }
 
-// hub returns the named hub, taking it from the pool on first use by this
+// Hub returns the named hub, taking it from the pool on first use by this
 // configuration, together with this configuration's topic table for it.
 // Hubs are pooled by engine as well as name: a reload that switches to
 // Redis (or to another Redis) gets a new hub, one that keeps it the same
 // gets the same hub, its open streams and rings untouched.
-func (a *App) hub(name string) (hub.Engine, *hub.TopicTable, error) {
+func (a *App) Hub(name string) (hub.Engine, *hub.TopicTable, error) {
 	if err := hub.ValidHubName(name); err != nil {
 		return nil, nil, err
 	}
@@ -186,9 +186,9 @@ func (a *App) hub(name string) (hub.Engine, *hub.TopicTable, error) {
 	return h, a.tables[name], nil
 }
 
-// declare adds a handler's topics to its hub's table, rejecting a topic
+// Declare adds a handler's topics to its hub's table, rejecting a topic
 // declared elsewhere in this configuration with other settings.
-func (a *App) declare(hubName string, table *hub.TopicTable, decls []hub.TopicDecl) error {
+func (a *App) Declare(hubName string, table *hub.TopicTable, decls []hub.TopicDecl) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.declared++
@@ -273,6 +273,9 @@ func (a *App) Cleanup() error {
 	return nil
 }
 
+// Stopping is closed when Caddy starts stopping this configuration.
+func (a *App) Stopping() <-chan struct{} { return a.stopping }
+
 func (a *App) closeStreams() {
 	a.stopOnce.Do(func() { close(a.stopping) })
 }
@@ -315,32 +318,10 @@ func (tc TopicConfig) decls() ([]hub.TopicDecl, error) {
 	if len(tc.Names) == 0 {
 		return nil, errors.New("topic: no name given")
 	}
-	ring := hub.DefaultRingConfig()
-	if tc.Replay != nil {
-		if *tc.Replay < 0 {
-			return nil, fmt.Errorf("topic %s: replay must not be negative", tc.Names[0])
-		}
-		ring.Replay = *tc.Replay
+	ring, err := hub.NewRingConfig(tc.Replay, tc.ReplaySize, time.Duration(tc.ReplayAge), tc.ReplayOnConnect)
+	if err != nil {
+		return nil, fmt.Errorf("topic %s: %v", tc.Names[0], err)
 	}
-	if tc.ReplaySize < 0 || tc.ReplaySize > maxSize {
-		return nil, fmt.Errorf("topic %s: replay_size must not be negative or over 1TiB", tc.Names[0])
-	}
-	if tc.ReplaySize > 0 {
-		ring.ReplaySize = tc.ReplaySize
-	}
-	if tc.ReplayAge < 0 {
-		return nil, fmt.Errorf("topic %s: replay_age must not be negative", tc.Names[0])
-	}
-	ring.ReplayAge = time.Duration(tc.ReplayAge)
-	switch {
-	case tc.ReplayOnConnect < 0:
-		return nil, fmt.Errorf("topic %s: replay_on_connect must not be negative", tc.Names[0])
-	case tc.ReplayOnConnect > ring.Replay:
-		// Capping silently would promise history the ring never keeps.
-		return nil, fmt.Errorf("topic %s: replay_on_connect %d is more than the %d events replay keeps; raise replay or lower replay_on_connect",
-			tc.Names[0], tc.ReplayOnConnect, ring.Replay)
-	}
-	ring.OnConnect = tc.ReplayOnConnect
 	maxTopics := tc.MaxTopics
 	if maxTopics < 0 {
 		return nil, fmt.Errorf("topic %s: max_topics must not be negative", tc.Names[0])
@@ -370,7 +351,6 @@ func (tc TopicConfig) decls() ([]hub.TopicDecl, error) {
 // Defaults of the sse handler (README, "Caddyfile").
 const (
 	DefaultMaxTopicsPerSubscriber = 64
-	DefaultHubName                = "default"
 )
 
 // SSEHandler serves declared topics to EventSource clients.
@@ -415,7 +395,7 @@ type SSEHandler struct {
 	// Origins whose pages may open this route's streams with
 	// EventSource(url, {withCredentials: true}): scheme://host[:port], or
 	// "*" for any origin ("null" only when listed). Others get 403.
-	// Default: none, and no CORS headers (cors.go).
+	// Default: none, and no CORS headers (internal/stream/internal/stream/cors.go).
 	Origins []string `json:"origins,omitempty"`
 	// Presence publishes join and leave events of the route's topics to
 	// a topic (presence.go). Default: none.
@@ -447,7 +427,7 @@ func (*SSEHandler) CaddyModule() caddy.ModuleInfo {
 func (h *SSEHandler) Provision(ctx caddy.Context) error {
 	h.logger = ctx.Logger()
 	if h.Hub == "" {
-		h.Hub = DefaultHubName
+		h.Hub = hub.DefaultHubName
 	}
 	h.heartbeat = stream.DefaultHeartbeat
 	if h.Heartbeat != nil {
@@ -502,7 +482,7 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.app = app
-	h.hub, h.table, err = app.hub(h.Hub)
+	h.hub, h.table, err = app.Hub(h.Hub)
 	if err != nil {
 		return err
 	}
@@ -512,7 +492,7 @@ func (h *SSEHandler) Provision(ctx caddy.Context) error {
 	if err := h.setupPresence(); err != nil {
 		return err
 	}
-	if err := app.declare(h.Hub, h.table, decls); err != nil {
+	if err := app.Declare(h.Hub, h.table, decls); err != nil {
 		return err
 	}
 	h.streamer = &stream.Streamer{
@@ -557,7 +537,7 @@ func (h *SSEHandler) Validate() error {
 		return errors.New("sse: max_subscribers must not be negative")
 	case h.Queue < 0:
 		return errors.New("sse: queue must not be negative")
-	case h.QueueSize < 0 || h.QueueSize > maxSize:
+	case h.QueueSize < 0 || h.QueueSize > hub.MaxSize:
 		return errors.New("sse: queue_size must not be negative or over 1TiB")
 	case h.WriteTimeout < 0:
 		return errors.New("sse: write_timeout must not be negative")
@@ -567,17 +547,11 @@ func (h *SSEHandler) Validate() error {
 	return nil
 }
 
-// maxSize caps every size setting, as the Caddyfile does: beyond it a value
-// means "no limit" by mistake and invites overflow.
-const maxSize = 1 << 40
-
 // Defaults of the sse_publish handler.
 const (
 	DefaultMaxBody           = 1 << 20
 	DefaultMaxEvent          = 256 << 10
-	DefaultBodyTimeout       = 30 * time.Second
 	DefaultStreamIdleTimeout = 5 * time.Minute
-	DefaultOverloadWait      = 5 * time.Second
 )
 
 // DefaultMaxTopicsPerEvent caps the topics one published event names
@@ -637,7 +611,7 @@ func (*PublishHandler) CaddyModule() caddy.ModuleInfo {
 func (p *PublishHandler) Provision(ctx caddy.Context) error {
 	p.logger = ctx.Logger()
 	if p.Hub == "" {
-		p.Hub = DefaultHubName
+		p.Hub = hub.DefaultHubName
 	}
 	if p.MaxBody == 0 {
 		p.MaxBody = DefaultMaxBody
@@ -646,13 +620,13 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 		p.MaxEvent = DefaultMaxEvent
 	}
 	if p.BodyTimeout == 0 {
-		p.BodyTimeout = caddy.Duration(DefaultBodyTimeout)
+		p.BodyTimeout = caddy.Duration(stream.DefaultBodyTimeout)
 	}
 	if p.StreamIdleTimeout == 0 {
 		p.StreamIdleTimeout = caddy.Duration(DefaultStreamIdleTimeout)
 	}
 	if p.OverloadWait == 0 {
-		p.OverloadWait = caddy.Duration(DefaultOverloadWait)
+		p.OverloadWait = caddy.Duration(stream.DefaultOverloadWait)
 	}
 	if p.MaxTopicsPerEvent == 0 {
 		p.MaxTopicsPerEvent = DefaultMaxTopicsPerEvent
@@ -677,7 +651,7 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	p.hub, p.table, err = app.hub(p.Hub)
+	p.hub, p.table, err = app.Hub(p.Hub)
 	if err != nil {
 		return err
 	}
@@ -695,7 +669,7 @@ func (p *PublishHandler) Provision(ctx caddy.Context) error {
 
 // Validate checks the handler's settings.
 func (p *PublishHandler) Validate() error {
-	if p.MaxBody < 0 || p.MaxEvent < 0 || p.MaxBody > maxSize || p.MaxEvent > maxSize {
+	if p.MaxBody < 0 || p.MaxEvent < 0 || p.MaxBody > hub.MaxSize || p.MaxEvent > hub.MaxSize {
 		return errors.New("sse_publish: max_body and max_event must not be negative or over 1TiB")
 	}
 	if p.BodyTimeout < 0 || p.StreamIdleTimeout < 0 || p.OverloadWait < 0 {
@@ -712,6 +686,7 @@ var (
 	_ caddy.App                   = (*App)(nil)
 	_ caddy.Provisioner           = (*App)(nil)
 	_ caddy.CleanerUpper          = (*App)(nil)
+	_ stream.Hubs                 = (*App)(nil)
 	_ caddy.Provisioner           = (*SSEHandler)(nil)
 	_ caddy.Validator             = (*SSEHandler)(nil)
 	_ caddy.CleanerUpper          = (*SSEHandler)(nil)

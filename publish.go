@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/stream"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
@@ -271,17 +272,8 @@ func (p *PublishHandler) resolve(topics []string, prefix string) ([]hub.TopicRef
 
 // hubError maps an engine's refusal to its answer (README, Publishing).
 func hubError(err error) *PublishError {
-	switch {
-	case errors.Is(err, hub.ErrTooManyTopics):
-		return &PublishError{Status: http.StatusTooManyRequests, Field: "topic", Msg: err.Error()}
-	case errors.Is(err, hub.ErrOutcomeUnknown):
-		return &PublishError{Status: http.StatusGatewayTimeout, Msg: err.Error()}
-	case errors.Is(err, hub.ErrIdempotencyConflict):
-		return &PublishError{Status: http.StatusUnprocessableEntity, Field: "Idempotency-Key", Msg: err.Error()}
-	case errors.Is(err, hub.ErrIdempotencyInProgress):
-		return &PublishError{Status: http.StatusConflict, Field: "Idempotency-Key", Msg: err.Error()}
-	}
-	return &PublishError{Status: http.StatusServiceUnavailable, Msg: err.Error()}
+	status, field := stream.EngineErrorStatus(err)
+	return &PublishError{Status: status, Field: field, Msg: err.Error()}
 }
 
 // idempotencyKey reads the optional Idempotency-Key header: one, of 1-128

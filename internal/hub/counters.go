@@ -11,7 +11,7 @@ import (
 // stay bounded however many concrete topics a pattern spawns. They live in
 // the hub, which outlives configurations, so a reload neither resets them
 // nor registers them twice: the metrics collector of each configuration
-// (metrics.go) only reads them, at scrape time. Nothing here knows about
+// (the root package's metrics.go) only reads them, at scrape time. Nothing here knows about
 // Prometheus or Caddy.
 //
 // The hot path pays one uncontended atomic add per topic of each published

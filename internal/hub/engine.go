@@ -53,7 +53,7 @@ type SubscribeOptions struct {
 	// "" is a fresh connect.
 	Resume string
 	// Earliest replays every retained event of the topics, with no reset
-	// (Mercure's "earliest"); it takes precedence over Resume.
+	// ("earliest"); it takes precedence over Resume.
 	Earliest bool
 	// QueueLen bounds the subscriber's queue in events.
 	QueueLen int
@@ -110,6 +110,9 @@ var ErrEngineUnavailable = errors.New("event engine unavailable")
 var (
 	_ Engine = (*Hub)(nil)
 )
+
+// DefaultHubName is the hub of a route that names none.
+const DefaultHubName = "default"
 
 // ValidHubName accepts 1-64 characters from A-Z a-z 0-9 . _ ~ @ -: a hub's
 // name is part of its Redis keys, where ':' and '#' separate the parts.

@@ -79,17 +79,17 @@ type Message struct {
 	Retry  time.Duration // 0: no retry field
 	// Meta is opaque to the hub: carried with the event through both
 	// engines (rings, Redis streams, the Redis bus) and never written on
-	// the wire. A consumer (sse_mercure) keeps what its per-subscriber
-	// filter needs here: the update's topics, whether it is private.
+	// the wire. A route keeps what its per-subscriber filter needs here
+	// (a protocol's own topics, whether an update is private).
 	Meta string
 	// PublicID, when set, is the event's id on the wire instead of the
-	// hub id (a publisher-chosen id, Mercure's "id" field). The hub id is
+	// hub id (a publisher-chosen id). The hub id is
 	// still assigned and orders everything; a PublicID is a resume point.
-	// Several retained events may bear one (Mercure allows reuse): it
+	// Several retained events may bear one (a protocol may allow reuse): it
 	// resumes after the earliest of them.
 	PublicID string
-	// HashID writes the hub id on the wire as "#<id>", Mercure's
-	// relative-IRI form of a hub-generated id. Resuming accepts both forms.
+	// HashID writes the hub id on the wire as "#<id>" (a relative-IRI
+	// form of a hub-generated id). Resuming accepts both forms.
 	HashID bool
 }
 
@@ -160,9 +160,9 @@ const (
 var ErrReservedID = errors.New("the id reads as an id this hub generates")
 
 // ValidPublicID checks a publisher-chosen id: UTF-8 without CR, LF or NUL
-// (they would break the id line apart), not starting with '#' (Mercure
-// reserves it for hub-generated ids). Its length is the caller's to bound
-// (sse_mercure: the request body's): the rings count it in replay_size.
+// (they would break the id line apart), not starting with '#' (reserved
+// for hub-generated ids, HashID). Its length is the caller's to bound
+// (a route's request body bound): the rings count it in replay_size.
 func ValidPublicID(id string) error {
 	switch {
 	case id == "":

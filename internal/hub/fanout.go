@@ -4,7 +4,7 @@ import "sync/atomic"
 
 // The fan-out both engines share: the memory Hub publishes through it, and
 // the Redis engine delivers through it what its bus reader hands over
-// (redis_local.go). Subscribers register with their topics here, are offered
+// (remote.go). Subscribers register with their topics here, are offered
 // events under the hub lock (queueLocked), filtered (fanout_filter.go) and
 // told afterwards (notify.go), and make publishers wait while they are
 // behind (overload.go).

@@ -5,9 +5,9 @@ import (
 	"sync/atomic"
 )
 
-// Filtered subscribers (SubscribeOptions.Filter, sse_mercure's) are not
-// judged under the hub's lock. A filter may be costly (an anonymous Mercure
-// subscriber sends dozens of URL patterns), and the hub's lock is what
+// Filtered subscribers (SubscribeOptions.Filter) are not judged under the
+// hub's lock. A filter may be costly (an anonymous subscriber may send
+// dozens of URL patterns), and the hub's lock is what
 // every publish of every route of the hub waits for: judged under it, one
 // hostile subscriber made unrelated publishes wait for its patterns.
 //

@@ -16,7 +16,7 @@ import (
 // 504) retries with the same key, and the hub answers the original result
 // instead of publishing again. The memory hub keeps the keys it has seen in
 // an idempotencyStore; the Redis engine keeps them in Redis, recorded by the
-// same script that publishes (redis_scripts.go), so any instance recognises
+// same script that publishes (internal/redishub/redis_scripts.go), so any instance recognises
 // them.
 
 // Defaults of the key window.

@@ -2,8 +2,8 @@ package hub
 
 // publicIDs is the memory hub's index of publisher-chosen ids: for each
 // PublicID, the retained events bearing it, oldest first, each with the
-// rings that retain it. Ids need not be unique (Mercure's rules: a reused
-// id is published, and resolves to the earliest update bearing it), so an
+// rings that retain it. Ids need not be unique (a reused id is published,
+// and resolves to the earliest event bearing it), so an
 // id maps to a list. An event published to several topics stays in the
 // index until the last of its rings lets it go, so the index never holds
 // more entries than the rings hold events: a flood of ids, distinct or

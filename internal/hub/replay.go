@@ -2,6 +2,8 @@ package hub
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -28,6 +30,44 @@ const (
 	DefaultReplay     = 1000
 	DefaultReplaySize = 4 << 20
 )
+
+// MaxSize caps every size setting (1TiB): beyond it a value means "no
+// limit" by mistake and invites overflow.
+const MaxSize = 1 << 40
+
+// NewRingConfig checks a topic's replay settings and applies the defaults:
+// replay nil keeps DefaultReplay events, size 0 DefaultReplaySize bytes,
+// age 0 keeps events until they are evicted; onConnect is how many of the
+// newest a subscriber without a resume point gets first (at most replay).
+func NewRingConfig(replay *int, size int64, age time.Duration, onConnect int) (RingConfig, error) {
+	ring := DefaultRingConfig()
+	if replay != nil {
+		if *replay < 0 {
+			return RingConfig{}, errors.New("replay must not be negative")
+		}
+		ring.Replay = *replay
+	}
+	if size < 0 || size > MaxSize {
+		return RingConfig{}, errors.New("replay_size must not be negative or over 1TiB")
+	}
+	if size > 0 {
+		ring.ReplaySize = size
+	}
+	if age < 0 {
+		return RingConfig{}, errors.New("replay_age must not be negative")
+	}
+	ring.ReplayAge = age
+	switch {
+	case onConnect < 0:
+		return RingConfig{}, errors.New("replay_on_connect must not be negative")
+	case onConnect > ring.Replay:
+		// Capping silently would promise history the ring never keeps.
+		return RingConfig{}, fmt.Errorf("replay_on_connect %d is more than the %d events replay keeps; raise replay or lower replay_on_connect",
+			onConnect, ring.Replay)
+	}
+	ring.OnConnect = onConnect
+	return ring, nil
+}
 
 // DefaultRingConfig is what a topic declared without settings gets.
 func DefaultRingConfig() RingConfig {
@@ -186,8 +226,8 @@ type Replay struct {
 	// event preceding the first event sent (predecessorOf): the resume
 	// point as the client sent it when it was found and honoured whole;
 	// "" when the resume point is unknown, events after it were
-	// discarded (a reset), or with Earliest. Mercure answers it as the
-	// response's Mercure-Last-Event-ID ("" is "earliest").
+	// discarded (a reset), or with Earliest. A route may tell the client
+	// where its stream starts with it ("" is "earliest").
 	Predecessor string
 }
 
@@ -209,8 +249,7 @@ func (r *Reset) Wire() []byte {
 
 const maxEchoedIDLen = 128
 
-// A subscriber's replay is taken in two steps (docs/mercure.md,
-// Safety): under the hub's lock, with its registration, a snapshot of what
+// A subscriber's replay is taken in two steps (docs/architecture.md): under the hub's lock, with its registration, a snapshot of what
 // its topics retain past its resume point (copies of the rings' pointers:
 // the rings change once the lock is released); then, outside the lock, its
 // filter and the assembly. The filter runs for every retained event of the
@@ -248,7 +287,7 @@ func (h *Hub) snapshotLocked(s *Subscription, opts SubscribeOptions) replaySnaps
 	snap := replaySnapshot{epoch: h.epoch, resume: opts.Resume}
 	switch {
 	case opts.Earliest:
-		// Mercure's "earliest": what was evicted before was never asked
+		// "earliest": what was evicted before was never asked
 		// for, so no reset.
 		for _, t := range s.topics {
 			snap.add(t.ring.after(0), t.ctr)
@@ -360,8 +399,8 @@ func FilterEvents(l []*Event, f func(*Event) bool) []*Event {
 	return l
 }
 
-// PredecessorOf is the response's Mercure-Last-Event-ID for a replay
-// resumed from resume (spec, Reconciliation): the id of the event
+// PredecessorOf is where a replay resumed from resume starts, for a
+// route to tell the client: the id of the event
 // preceding the first event sent. When the resume point was found and
 // honoured whole, that is the resume point itself, as the client sent it:
 // the client compares it with what it asked for, and an equal value says

@@ -96,7 +96,7 @@ func PatternSegments(name string) []string {
 
 // MatchSegments reports whether name matches a declared pattern. No
 // pattern matches an internal name: a leading '*' or placeholder segment
-// would otherwise take "~mercure", and every name a client supplies (a
+// would otherwise take an internal name, and every name a client supplies (a
 // ?topic=, a resolved placeholder, a grant) is judged by a pattern unless
 // the route declares it literally, which no route can do for a '~' name.
 func MatchSegments(pattern []string, name string) bool {
@@ -239,8 +239,8 @@ func (t *TopicTable) Ring(name string) (RingConfig, bool) {
 }
 
 // InternalTopic reports a name reserved for a hub's internal topics.
-// A route keeps what no plain stream may read there (sse_mercure: every
-// update, private ones included): an sse route serving it would serve them
+// A route keeps what no plain stream may read there (for example every
+// update of a protocol, private ones included): an sse route serving it would serve them
 // all, a publisher writing to it would forge updates, and presence events
 // there would reach no one. So no
 // declaration, publish or presence option may name one, no pattern matches

@@ -367,7 +367,7 @@ func (rh *RedisHub) Subscribe(refs []hub.TopicRef, resume string, queueLen int) 
 	return rh.SubscribeWith(refs, hub.SubscribeOptions{Resume: resume, QueueLen: queueLen})
 }
 
-// SubscribeWith is Subscribe with every option (engine.go). The filter is
+// SubscribeWith is Subscribe with every option (internal/hub/engine.go). The filter is
 // the local subscriber's, set before it can be offered anything; the
 // replay read from Redis is filtered the same way.
 func (rh *RedisHub) SubscribeWith(refs []hub.TopicRef, opts hub.SubscribeOptions) (*hub.Subscription, hub.Replay, error) {

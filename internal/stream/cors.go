@@ -26,7 +26,7 @@ import (
 // refused with a plain-text 403 before anything else happens, so the
 // browser stops instead of retrying and no subscriber is registered for
 // it (sse_mercure answers it without CORS headers instead, as the Mercure
-// spec has it: mercure_cors.go). A request without an Origin header (a
+// spec has it: mercure/cors.go). A request without an Origin header (a
 // same-origin GET, curl) and a request whose Origin is the route's own
 // origin are served as before: CORS restricts what browsers let pages
 // read, it is not authentication.
@@ -53,14 +53,14 @@ type CORSPolicy struct {
 	allowed   map[string]bool // normalised origins, "null" when listed
 	// ServesUnlisted answers an origin not allowed without CORS headers
 	// (the browser then hides the answer from the page) instead of a 403:
-	// sse_mercure's way, the Mercure hub's (mercure_cors.go).
+	// sse_mercure's way, the Mercure hub's (mercure/cors.go).
 	ServesUnlisted bool
 	// Expose is the Access-Control-Expose-Headers of an allowed origin's
 	// answer ("": none).
 	Expose string
 	// What a preflight may ask for: an EventSource's by default; an
 	// sse_mercure route also takes POST and Authorization
-	// (mercure_cors.go).
+	// (mercure/cors.go).
 	Methods string
 	Headers []string
 }
