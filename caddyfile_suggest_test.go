@@ -1,7 +1,6 @@
 package caddysse
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
@@ -46,45 +45,23 @@ func TestCaddyfileOptionTypoHints(t *testing.T) {
 	}
 }
 
-// optionTemplates place one option (%s) in the block whose list it is in.
-var optionTemplates = map[string]struct {
-	list []string
-	src  string
-}{
-	"globalSSEOptions": {globalSSEOptions, "{\n\tsse {\n\t\t%s\n\t}\n}\n"},
-	"redisOptions":     {redisOptions, "{\n\tsse {\n\t\tredis redis://127.0.0.1:6379 {\n\t\t\t%s\n\t\t}\n\t}\n}\n"},
-	"sseOptions":       {sseOptions, ":8080\nsse {\n\ttopic news\n\t%s\n}\n"},
-	"presenceOptions":  {presenceOptions, ":8080\nsse {\n\ttopic news online\n\tpresence online {\n\t\t%s\n\t}\n}\n"},
-	"topicOptions":     {topicOptions, ":8080\nsse {\n\ttopic news {\n\t\t%s\n\t}\n}\n"},
-	"publishOptions":   {publishOptions, ":8080\nsse_publish {\n\t%s\n}\n"},
+// optionBlocks are the blocks of caddyfile.go, each with its option list.
+var optionBlocks = map[string]suggesttest.Block{
+	"globalSSEOptions": {List: globalSSEOptions, Src: "{\n\tsse {\n\t\t%s\n\t}\n}\n"},
+	"redisOptions":     {List: redisOptions, Src: "{\n\tsse {\n\t\tredis redis://127.0.0.1:6379 {\n\t\t\t%s\n\t\t}\n\t}\n}\n"},
+	"sseOptions":       {List: sseOptions, Src: ":8080\nsse {\n\ttopic news\n\t%s\n}\n"},
+	"presenceOptions":  {List: presenceOptions, Src: ":8080\nsse {\n\ttopic news online\n\tpresence online {\n\t\t%s\n\t}\n}\n"},
+	"topicOptions":     {List: topicOptions, Src: ":8080\nsse {\n\ttopic news {\n\t\t%s\n\t}\n}\n"},
+	"publishOptions":   {List: publishOptions, Src: ":8080\nsse_publish {\n\t%s\n}\n"},
 }
 
-// checkOptionsAccepted feeds every listed option to the parser (without
-// its arguments: an error about those is fine) and checks that none is
-// unrecognized: a list offers nothing its parser refuses.
-func checkOptionsAccepted(t *testing.T, templates map[string]struct {
-	list []string
-	src  string
-}) {
-	t.Helper()
-	adapter := caddyconfig.GetAdapter("caddyfile")
-	for name, tpl := range templates {
-		for _, opt := range tpl.list {
-			src := fmt.Sprintf(tpl.src, opt)
-			_, _, err := adapter.Adapt([]byte(src), nil)
-			if err != nil && strings.Contains(err.Error(), fmt.Sprintf("option %q", opt)) { // "unrecognized/unknown ... option"
-				t.Errorf("%s lists %q, which its parser does not recognize: %v", name, opt, err)
-			}
-		}
-	}
-}
-
-// Each list of options says what its switch accepts, no more, no less.
+// Each list of options says what its switch accepts, no more, no less: the
+// real parser recognizes every name listed, and the switch has a case for
+// each and no other.
 func TestCaddyfileOptionListsMatchParsers(t *testing.T) {
-	checkOptionsAccepted(t, optionTemplates)
-	lists := map[string][]string{}
-	for name, tpl := range optionTemplates {
-		lists[name] = tpl.list
-	}
-	suggesttest.CheckLists(t, "caddyfile.go", lists)
+	suggesttest.CheckAccepted(t, optionBlocks, func(src string) error {
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
+		return err
+	})
+	suggesttest.CheckLists(t, "caddyfile.go", suggesttest.Lists(optionBlocks))
 }

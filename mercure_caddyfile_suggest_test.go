@@ -43,21 +43,17 @@ func TestMercureCaddyfileOptionTypoHints(t *testing.T) {
 // Each list of sse_mercure options says what its switch accepts; Mercure
 // names refused with a reason of their own are not offered.
 func TestMercureCaddyfileOptionListsMatchParser(t *testing.T) {
-	templates := map[string]struct {
-		list []string
-		src  string
-	}{
-		"mercureOptions":  {mercureOptions, ":8080\nsse_mercure {\n\t%s\n}\n"},
-		"issuerOptions":   {issuerOptions, ":8080\nsse_mercure {\n\tissuer https://example.com {\n\t\t%s\n\t}\n}\n"},
-		"verifierOptions": {verifierOptions, ":8080\nsse_mercure {\n\tissuer https://example.com {\n\t\tpublisher {\n\t\t\t%s\n\t\t}\n\t}\n}\n"},
-		"boltOptions":     {boltOptions, ":8080\nsse_mercure {\n\ttransport bolt {\n\t\t%s\n\t}\n}\n"},
+	blocks := map[string]suggesttest.Block{
+		"mercureOptions":  {List: mercureOptions, Src: ":8080\nsse_mercure {\n\t%s\n}\n"},
+		"issuerOptions":   {List: issuerOptions, Src: ":8080\nsse_mercure {\n\tissuer https://example.com {\n\t\t%s\n\t}\n}\n"},
+		"verifierOptions": {List: verifierOptions, Src: ":8080\nsse_mercure {\n\tissuer https://example.com {\n\t\tpublisher {\n\t\t\t%s\n\t\t}\n\t}\n}\n"},
+		"boltOptions":     {List: boltOptions, Src: ":8080\nsse_mercure {\n\ttransport bolt {\n\t\t%s\n\t}\n}\n"},
 	}
-	checkOptionsAccepted(t, templates)
-	lists := map[string][]string{}
-	for name, tpl := range templates {
-		lists[name] = tpl.list
-	}
-	suggesttest.CheckLists(t, "mercure_caddyfile.go", lists,
+	suggesttest.CheckAccepted(t, blocks, func(src string) error {
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), nil)
+		return err
+	})
+	suggesttest.CheckLists(t, "mercure_caddyfile.go", suggesttest.Lists(blocks),
 		"transport_url", "public_urls", "debugger", "playground", "ui", "demo",
 		"topic_matcher_cache", "subscriber_list_cache_size")
 }

@@ -3,9 +3,11 @@
 package suggesttest
 
 import (
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -121,4 +123,37 @@ func switchCases(stack []ast.Node) ([]string, bool) {
 		return cases, true
 	}
 	return nil, false
+}
+
+// Block is one block of options: its list, and a configuration with %s
+// where one option goes.
+type Block struct {
+	List []string
+	Src  string
+}
+
+// Lists returns the blocks' lists by the blocks' names, for CheckLists.
+func Lists(blocks map[string]Block) map[string][]string {
+	lists := make(map[string][]string, len(blocks))
+	for name, b := range blocks {
+		lists[name] = b.List
+	}
+	return lists
+}
+
+// CheckAccepted feeds every listed option, without its arguments, in its
+// block to parse (the real parser, such as the Caddyfile adapter), and
+// checks that none is refused as unknown: an error, if any, must not name
+// it as `option "<name>"` (one about the missing arguments is fine). A
+// list offers nothing its parser refuses.
+func CheckAccepted(t *testing.T, blocks map[string]Block, parse func(src string) error) {
+	t.Helper()
+	for _, name := range slices.Sorted(maps.Keys(blocks)) {
+		for _, opt := range blocks[name].List {
+			err := parse(fmt.Sprintf(blocks[name].Src, opt))
+			if err != nil && strings.Contains(err.Error(), fmt.Sprintf("option %q", opt)) {
+				t.Errorf("%s lists %q, which its parser does not recognize: %v", name, opt, err)
+			}
+		}
+	}
 }
