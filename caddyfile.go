@@ -13,6 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
+
+	"github.com/ssehub/caddy-sse/internal/suggest"
 )
 
 func init() {
@@ -24,6 +26,13 @@ func init() {
 	httpcaddyfile.RegisterDirectiveOrder("sse_publish", httpcaddyfile.Before, "encode")
 	httpcaddyfile.RegisterGlobalOption("sse", parseGlobalSSE)
 }
+
+// The options of the global sse block and of its redis block, listed for
+// the hint that follows an unknown one (each switch below has these cases).
+var (
+	globalSSEOptions = []string{"redis", "idempotency_window", "idempotency_keys"}
+	redisOptions     = []string{"prefix", "backlog"}
+)
 
 // parseGlobalSSE parses the global option that configures the sse app:
 //
@@ -75,7 +84,7 @@ func parseGlobalSSE(d *caddyfile.Dispenser, existing any) (any, error) {
 					}
 					rc.Backlog = n
 				default:
-					return nil, d.Errf("unknown redis option %q (prefix, backlog)", d.Val())
+					return nil, d.Errf("unknown redis option %q%s", d.Val(), suggest.Hint(d.Val(), redisOptions))
 				}
 			}
 			app.Redis = rc
@@ -88,7 +97,7 @@ func parseGlobalSSE(d *caddyfile.Dispenser, existing any) (any, error) {
 				return nil, err
 			}
 		default:
-			return nil, d.Errf("unknown sse global option %q (redis, idempotency_window, idempotency_keys)", d.Val())
+			return nil, d.Errf("unknown sse global option %q%s", d.Val(), suggest.Hint(d.Val(), globalSSEOptions))
 		}
 	}
 	return httpcaddyfile.App{Name: "sse", Value: caddyconfig.JSON(app, nil)}, nil
@@ -135,6 +144,11 @@ func parsePublish(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	err := handler.UnmarshalCaddyfile(h.Dispenser)
 	return handler, err
 }
+
+// sseOptions are the options of an sse block, listed for the hint that
+// follows an unknown one (the switch below has these cases).
+var sseOptions = []string{"topic", "hub", "heartbeat", "coalesce", "retry", "write_timeout", "max_subscribers",
+	"queue", "queue_size", "max_topics_per_subscriber", "grant", "origins", "presence"}
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
@@ -243,7 +257,7 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		default:
-			return d.Errf("unrecognized sse option %q", opt)
+			return d.Errf("unrecognized sse option %q%s", opt, suggest.Hint(opt, sseOptions))
 		}
 	}
 	if len(h.Topics) == 0 {
@@ -264,6 +278,10 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	return nil
 }
+
+// presenceOptions are the options of a presence block, listed for the
+// hint that follows an unknown one (the switch below has these cases).
+var presenceOptions = []string{"window", "max_users"}
 
 func unmarshalPresence(d *caddyfile.Dispenser, h *SSEHandler) error {
 	if h.Presence != nil {
@@ -287,12 +305,16 @@ func unmarshalPresence(d *caddyfile.Dispenser, h *SSEHandler) error {
 				return err
 			}
 		default:
-			return d.Errf("unrecognized presence option %q (window, max_users)", opt)
+			return d.Errf("unrecognized presence option %q%s", opt, suggest.Hint(opt, presenceOptions))
 		}
 	}
 	h.Presence = pc
 	return nil
 }
+
+// topicOptions are the options of a topic block, listed for the hint that
+// follows an unknown one (the switch below has these cases).
+var topicOptions = []string{"replay", "replay_size", "replay_age", "replay_on_connect", "max_topics"}
 
 func unmarshalTopicOption(d *caddyfile.Dispenser, tc *TopicConfig) error {
 	switch opt := d.Val(); opt {
@@ -325,10 +347,15 @@ func unmarshalTopicOption(d *caddyfile.Dispenser, tc *TopicConfig) error {
 			return err
 		}
 	default:
-		return d.Errf("unrecognized topic option %q", opt)
+		return d.Errf("unrecognized topic option %q%s", opt, suggest.Hint(opt, topicOptions))
 	}
 	return nil
 }
+
+// publishOptions are the options of an sse_publish block, listed for the
+// hint that follows an unknown one (the switch below has these cases).
+var publishOptions = []string{"token", "allow_from", "max_body", "max_event", "hub", "body_timeout",
+	"stream_idle_timeout", "overload_wait", "max_topics_per_event"}
 
 // UnmarshalCaddyfile sets up the handler from Caddyfile tokens. Syntax:
 //
@@ -401,7 +428,7 @@ func (p *PublishHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 		default:
-			return d.Errf("unrecognized sse_publish option %q", opt)
+			return d.Errf("unrecognized sse_publish option %q%s", opt, suggest.Hint(opt, publishOptions))
 		}
 	}
 	if _, err := parseAllowFrom(p.AllowFrom, false); err != nil {

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -71,7 +69,9 @@ type App struct {
 	stopOnce sync.Once
 	checks   []func() error // run by Start, once every handler is provisioned
 
-	logger *zap.Logger
+	logger  *zap.Logger
+	ctx     context.Context // its cause tells Cleanup that caddy.Validate is done
+	started bool
 }
 
 // CaddyModule returns the Caddy module information.
@@ -82,6 +82,7 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 // Provision sets up the app.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.logger = ctx.Logger()
+	a.ctx = ctx
 	a.hubs = make(map[string]hub.Engine)
 	a.tables = make(map[string]*hub.TopicTable)
 	// Made first: Cleanup closes it even when provisioning fails below.
@@ -219,8 +220,8 @@ func (a *App) afterProvision(check func() error) {
 // Start drops, from the pooled hubs, topics this configuration no longer
 // declares and applies changed ring settings at once.
 // It also warns of an sse_publish whose hub no sse handler declares a
-// topic in: every publish to it would be refused. That is known only here,
-// once every handler is provisioned (they are in no fixed order).
+// topic in: every publish to it would be refused (warnHubsWithoutTopics;
+// `caddy validate` never starts the app, so Cleanup warns then).
 func (a *App) Start() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -232,12 +233,8 @@ func (a *App) Start() error {
 	for name, h := range a.hubs {
 		h.Prune(a.tables[name].Ring)
 	}
-	for _, name := range slices.Sorted(maps.Keys(a.publishedTo)) {
-		if a.tables[name].Empty() {
-			a.logger.Warn("sse_publish publishes to a hub in which no sse handler declares a topic: every publish to it will be refused (is the hub name misspelt, or the sse route missing?)",
-				zap.String("hub", name))
-		}
-	}
+	a.warnHubsWithoutTopics()
+	a.started = true
 	runningApp.Store(a) // the admin views show this configuration now
 	return nil
 }
@@ -265,6 +262,9 @@ func (a *App) Cleanup() error {
 	runningApp.CompareAndSwap(a, nil)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if !a.started && validated(a.ctx) {
+		a.warnHubsWithoutTopics()
+	}
 	for key, name := range a.keys {
 		if _, err := hubs.Delete(key); err != nil {
 			a.logger.Error("releasing hub", zap.String("hub", name), zap.Error(err))

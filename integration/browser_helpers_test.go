@@ -343,7 +343,7 @@ func (h *publisher) publishArray(events []map[string]any) []publishResult {
 
 // exampleSite is ../Caddyfile.example made runnable by a test: its global
 // options block dropped (startCaddy writes its own), the site at
-// http://127.0.0.1:{PORT} instead of http://localhost:8080, and `root *
+// http://127.0.0.1:{PORT} instead of http://:{$PORT:8080}, and `root *
 // demo` absolute; everything else as written. Each edit replaces text that
 // must occur exactly once, so a change of the example fails loudly here.
 func exampleSite(t *testing.T, edits ...[2]string) string {
@@ -357,7 +357,7 @@ func exampleSite(t *testing.T, edits ...[2]string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	site = replaceOnce(t, site, "http://localhost:8080 {", "http://127.0.0.1:{PORT} {")
+	site = replaceOnce(t, site, "http://:{$PORT:8080} {", "http://127.0.0.1:{PORT} {")
 	site = replaceOnce(t, site, "root * demo", "root * "+strconv.Quote(demo))
 	for _, e := range edits {
 		site = replaceOnce(t, site, e[0], e[1])

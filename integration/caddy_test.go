@@ -138,6 +138,15 @@ func startCaddyWith(t *testing.T, global, site string) *caddyProc {
 	p.cmd = exec.Command(caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
 	p.cmd.Dir = p.dir
 	p.cmd.Env = append(os.Environ(), "HOME="+p.dir, "XDG_DATA_HOME="+p.dir, "XDG_CONFIG_HOME="+p.dir)
+	p.run()
+	return p
+}
+
+// run starts p.cmd and returns once Caddy serves its configuration; the
+// test's cleanup kills it.
+func (p *caddyProc) run() {
+	t := p.t
+	t.Helper()
 	// Caddy writes into an io.Pipe rather than cmd.StderrPipe: Wait closes
 	// the latter as soon as the process exits and the last lines (those of
 	// a shutdown) would be lost. exited is closed once the log is complete.
@@ -169,7 +178,6 @@ func startCaddyWith(t *testing.T, global, site string) *caddyProc {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("caddy did not become ready\n%s", p.logs())
 	}
-	return p
 }
 
 func (p *caddyProc) caddyfile(site string) string {

@@ -102,16 +102,26 @@ func (s *subscriber) close() {
 // the stream ends.
 func (s *subscriber) next() sse.Event {
 	s.t.Helper()
+	ev, err := s.nextOrErr()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return ev
+}
+
+// nextOrErr is next for a goroutine other than the test's: it returns the
+// failure instead of calling t.Fatal, which must run on the test's own
+// goroutine.
+func (s *subscriber) nextOrErr() (sse.Event, error) {
 	select {
 	case ev, ok := <-s.events:
 		if !ok {
-			s.t.Fatalf("stream ended while an event was awaited; raw so far:\n%s", s.rawString())
+			return sse.Event{}, fmt.Errorf("stream ended while an event was awaited; raw so far:\n%s", s.rawString())
 		}
-		return ev
+		return ev, nil
 	case <-time.After(eventWait):
-		s.t.Fatalf("no event within %v; raw so far:\n%s", eventWait, s.rawString())
+		return sse.Event{}, fmt.Errorf("no event within %v; raw so far:\n%s", eventWait, s.rawString())
 	}
-	return sse.Event{}
 }
 
 // waitRaw waits until the raw stream contains substr.

@@ -15,8 +15,14 @@ const noTopicsWarning = "sse_publish publishes to a hub in which no sse handler 
 // log so far, in log order.
 func hubsWarnedWithoutTopics(t *testing.T, c *caddyProc) []string {
 	t.Helper()
+	return hubsWarnedIn(t, c.logs())
+}
+
+// hubsWarnedIn is hubsWarnedWithoutTopics for a log read otherwise.
+func hubsWarnedIn(t *testing.T, log string) []string {
+	t.Helper()
 	var hubs []string
-	for _, line := range strings.Split(c.logs(), "\n") {
+	for _, line := range strings.Split(log, "\n") {
 		if !strings.Contains(line, noTopicsWarning) {
 			continue
 		}

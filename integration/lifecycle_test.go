@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -138,23 +137,31 @@ http://127.0.0.1:{PORT} {
 
 	const total = 400
 	payload := strings.Repeat("x", 32<<10)
-	var fastGot sync.WaitGroup
-	fastGot.Add(1)
+	// The fast subscriber is read on a goroutine of its own while this one
+	// publishes. Its failure comes back on fastErr: t.Fatal (fast.next's)
+	// must be called from the test's goroutine only.
+	fastErr := make(chan error, 1)
 	go func() {
-		defer fastGot.Done()
 		for i := 0; i < total; i++ {
-			if ev := fast.next(); !strings.HasPrefix(ev.Data, seqData(i)) {
-				t.Errorf("fast subscriber: event %d is %.20q", i, ev.Data)
+			ev, err := fast.nextOrErr()
+			if err == nil && !strings.HasPrefix(ev.Data, seqData(i)) {
+				err = fmt.Errorf("event %d is %.20q", i, ev.Data)
+			}
+			if err != nil {
+				fastErr <- fmt.Errorf("fast subscriber: %v", err)
 				return
 			}
 		}
+		fastErr <- nil
 	}()
 	minDelivered := 2
 	for i := 0; i < total; i++ {
 		res := publishData(t, c.base+"/publish", "firehose", seqData(i)+payload)
 		minDelivered = min(minDelivered, res.Delivered)
 	}
-	fastGot.Wait()
+	if err := <-fastErr; err != nil {
+		t.Fatal(err)
+	}
 	if minDelivered != 1 {
 		t.Fatalf("the slow subscriber was never dropped (delivered stayed %d)", minDelivered)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/ssehub/caddy-sse/internal/caddyargs"
+	"github.com/ssehub/caddy-sse/internal/suggest"
 )
 
 func init() {
@@ -107,6 +108,18 @@ func (m *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	return nil
 }
+
+// mercureOptions are the options of an sse_mercure block, listed for the
+// hint that follows an unknown one: the switch below has these cases, and
+// others for Mercure options it refuses with a reason of their own.
+var mercureOptions = []string{"issuer", "publisher_jwt", "subscriber_jwt", "jwks_url", "publisher_jwks_url",
+	"subscriber_jwks_url", "resource_identifier", "audience", "cookie_name", "publish_origins", "origins",
+	"cors_origins", "anonymous", "subscriptions", "protocol_version_compatibility", "transport", "hub",
+	"max_topics", "max_topic_length", "max_body", "max_request_body_size", "replay", "replay_size",
+	"subscriptions_ttl", "replay_age", "heartbeat", "write_timeout", "dispatch_timeout", "queue",
+	"max_subscribers", "leeway", "jwks_refresh", "jwks_unknown_kid_interval", "max_token_size",
+	"max_selector_length", "max_token_details", "max_token_topics", "max_token_selectors", "max_matchers",
+	"max_pattern_cost", "pattern_budget", "max_matcher_length", "pattern_cache_size"}
 
 // unmarshalOption reads one option of the block.
 func (m *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
@@ -281,7 +294,7 @@ func (m *Handler) unmarshalOption(d *caddyfile.Dispenser) error {
 		}
 	// --- end of the subscribe side's options
 	default:
-		return d.Errf("unrecognized sse_mercure option %q", opt)
+		return d.Errf("unrecognized sse_mercure option %q%s", opt, suggest.Hint(opt, mercureOptions))
 	}
 	return nil
 }
@@ -298,6 +311,14 @@ func keyArgs(d *caddyfile.Dispenser, opt string) (*MercureKeyConfig, error) {
 	}
 	return kc, nil
 }
+
+// The options of an issuer block and of its publisher and subscriber
+// blocks, listed for the hint that follows an unknown one (the switches
+// below have these cases).
+var (
+	issuerOptions   = []string{"authorization_server", "publisher", "subscriber"}
+	verifierOptions = []string{"jwt", "jwks_uri"}
+)
 
 // unmarshalIssuer reads `issuer <iss>` (the issuer of the top-level keys,
 // this project's earlier option) or Mercure's block
@@ -339,7 +360,7 @@ func (m *Handler) unmarshalIssuer(d *caddyfile.Dispenser) error {
 			}
 			*dst = vc
 		default:
-			return d.Errf("issuer %s: unrecognized option %q (authorization_server, publisher, subscriber)", iss, sub)
+			return d.Errf("issuer %s: unrecognized option %q%s", iss, sub, suggest.Hint(sub, issuerOptions))
 		}
 	}
 	if is.Publisher == nil && is.Subscriber == nil {
@@ -373,7 +394,7 @@ func unmarshalVerifier(d *caddyfile.Dispenser, iss, role string) (*MercureVerifi
 			}
 			vc.JWKSURI, vc.Algorithms = args[0], args[1:]
 		default:
-			return nil, d.Errf("issuer %s %s: unrecognized option %q (jwt, jwks_uri)", iss, role, opt)
+			return nil, d.Errf("issuer %s %s: unrecognized option %q%s", iss, role, opt, suggest.Hint(opt, verifierOptions))
 		}
 	}
 	switch {
@@ -384,6 +405,10 @@ func unmarshalVerifier(d *caddyfile.Dispenser, iss, role string) (*MercureVerifi
 	}
 	return vc, nil
 }
+
+// boltOptions are the options of a transport bolt block, listed for the
+// hint that follows an unknown one (the switch below has these cases).
+var boltOptions = []string{"size", "path", "bucket_name", "cleanup_frequency"}
 
 // unmarshalTransport maps Mercure's transports to this project's engines.
 // Updates live in the hub's engine: memory by default, Redis with the
@@ -430,7 +455,7 @@ func (m *Handler) unmarshalTransport(d *caddyfile.Dispenser) error {
 					return d.ArgErr()
 				}
 			default:
-				return d.Errf("transport bolt: unrecognized option %q (size, path, bucket_name, cleanup_frequency)", opt)
+				return d.Errf("transport bolt: unrecognized option %q%s", opt, suggest.Hint(opt, boltOptions))
 			}
 		}
 	case "redis", "postgres", "kafka", "pulsar":
