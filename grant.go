@@ -112,24 +112,19 @@ func (h *SSEHandler) resolveGranted(r *http.Request, query url.Values) ([]hub.To
 		}
 		return nil, http.StatusForbidden, errGrantRefused
 	}
-	requested := query["topic"]
-	if len(requested) > h.MaxTopicsPerSubscriber {
-		return nil, http.StatusBadRequest, fmt.Sprintf("%d topics requested; this route allows %d per connection", len(requested), h.MaxTopicsPerSubscriber)
-	}
 	names := granted
-	if len(requested) > 0 {
-		names = make([]string, 0, len(requested))
-		for _, t := range requested {
-			if err := hub.ValidTopicName(t); err != nil {
-				return nil, http.StatusBadRequest, err.Error()
-			}
-			// Never granted (grantedTopics refuses it), so a 403 below.
+	if requested := query["topic"]; len(requested) > 0 {
+		var status int
+		var msg string
+		names, status, msg = h.pickTopics(requested, func(t string) (int, string) {
+			// Never granted (grantedTopics refuses it), so a 403.
 			if !slices.Contains(granted, t) {
-				return nil, http.StatusForbidden, fmt.Sprintf("topic %q is not granted to this request", t)
+				return http.StatusForbidden, fmt.Sprintf("topic %q is not granted to this request", t)
 			}
-			if !slices.Contains(names, t) {
-				names = append(names, t)
-			}
+			return 0, ""
+		})
+		if status != 0 {
+			return nil, status, msg
 		}
 	}
 	refs := make([]hub.TopicRef, 0, len(names))

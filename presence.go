@@ -14,7 +14,7 @@ import (
 	"go.uber.org/zap"
 )
 
-// Presence (README, "Presence: who is online"): when a subscriber joins or leaves one of
+// Presence (docs/subscribing.md, "Presence: who is online"): when a subscriber joins or leaves one of
 // a route's topics, an event `join` / `leave` is published to the route's
 // presence topic, so that apps can show who is online.
 //

@@ -7,16 +7,155 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/logthrottle"
 	"github.com/ssehub/caddy-sse/internal/stream"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 )
+
+// Defaults of the sse_publish handler.
+const (
+	DefaultMaxBody           = 1 << 20
+	DefaultMaxEvent          = 256 << 10
+	DefaultStreamIdleTimeout = 5 * time.Minute
+)
+
+// DefaultMaxTopicsPerEvent caps the topics one published event names
+// (docs/security.md, "Who may publish": 429 beyond it).
+const DefaultMaxTopicsPerEvent = 64
+
+// PublishHandler accepts events over HTTP POST and publishes them to the
+// topics of its hub.
+type PublishHandler struct {
+	// Hub to publish to. Default: "default".
+	Hub string `json:"hub,omitempty"`
+	// Bearer tokens accepted (placeholders such as {env.X} are resolved
+	// at load). A request carrying a wrong bearer token is refused.
+	Tokens []string `json:"tokens,omitempty"`
+	// Client addresses (IPs or CIDR ranges) allowed without a token; the
+	// single value "none" allows none. Default: loopback only when no token
+	// is configured, none once one is. A request that carries forwarding
+	// headers (X-Forwarded-For, Forwarded, X-Real-IP, Via) but did not come
+	// through one of the server's trusted_proxies is a relay whose client is
+	// unknown: no range admits it but one that admits everyone (/0).
+	// IPv4-mapped IPv6 ranges are read as their IPv4 ranges.
+	AllowFrom []string `json:"allow_from,omitempty"`
+	// Largest request body, except a held text/event-stream. Default: 1MiB.
+	MaxBody int64 `json:"max_body,omitempty"`
+	// Largest data of one event. Default: 256KiB.
+	MaxEvent int64 `json:"max_event,omitempty"`
+	// Time allowed to read a whole body (not a held event stream), so a
+	// slow-dripping publisher cannot hold a request forever. Default: 30s.
+	BodyTimeout caddy.Duration `json:"body_timeout,omitempty"`
+	// Longest silence allowed inside a held text/event-stream body.
+	// Default: 5m.
+	StreamIdleTimeout caddy.Duration `json:"stream_idle_timeout,omitempty"`
+	// How long a publish waits for room while subscribers that are
+	// reading are behind (the machine cannot deliver as fast as
+	// publishers publish); past it the answer is 503 with Retry-After and
+	// nothing is published. Default: 5s.
+	OverloadWait caddy.Duration `json:"overload_wait,omitempty"`
+	// Distinct topics one event may name; beyond it the publish is refused
+	// with 429 and nothing is published. It bounds the work (and the
+	// pattern topics created) per event. Default: 64.
+	MaxTopicsPerEvent int `json:"max_topics_per_event,omitempty"`
+
+	tokens     [][]byte
+	allowFrom  []netip.Prefix
+	hub        hub.Engine
+	table      *hub.TopicTable
+	logger     *zap.Logger
+	refusalLog logthrottle.Throttle // warnings for refused publishes (logs.go)
+}
+
+// CaddyModule returns the Caddy module information.
+func (*PublishHandler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "http.handlers.sse_publish", New: func() caddy.Module { return new(PublishHandler) }}
+}
+
+// Provision resolves tokens and address ranges and finds the hub.
+func (p *PublishHandler) Provision(ctx caddy.Context) error {
+	p.logger = ctx.Logger()
+	if p.Hub == "" {
+		p.Hub = hub.DefaultHubName
+	}
+	if p.MaxBody == 0 {
+		p.MaxBody = DefaultMaxBody
+	}
+	if p.MaxEvent == 0 {
+		p.MaxEvent = DefaultMaxEvent
+	}
+	if p.BodyTimeout == 0 {
+		p.BodyTimeout = caddy.Duration(stream.DefaultBodyTimeout)
+	}
+	if p.StreamIdleTimeout == 0 {
+		p.StreamIdleTimeout = caddy.Duration(DefaultStreamIdleTimeout)
+	}
+	if p.OverloadWait == 0 {
+		p.OverloadWait = caddy.Duration(stream.DefaultOverloadWait)
+	}
+	if p.MaxTopicsPerEvent == 0 {
+		p.MaxTopicsPerEvent = DefaultMaxTopicsPerEvent
+	}
+	repl := caddy.NewReplacer()
+	for i, t := range p.Tokens {
+		v := strings.TrimSpace(repl.ReplaceAll(t, ""))
+		if v == "" {
+			if strings.Contains(t, "{") {
+				return fmt.Errorf("sse_publish: token #%d (%s) is empty once resolved; is the environment variable set?", i+1, t)
+			}
+			return fmt.Errorf("sse_publish: token #%d is empty", i+1)
+		}
+		p.tokens = append(p.tokens, []byte(v))
+	}
+	allow, err := parseAllowFrom(p.AllowFrom, len(p.tokens) > 0)
+	if err != nil {
+		return err
+	}
+	p.allowFrom = allow
+	app, err := appFrom(ctx)
+	if err != nil {
+		return err
+	}
+	p.hub, p.table, err = app.Hub(p.Hub)
+	if err != nil {
+		return err
+	}
+	app.publisherOf(p.Hub)
+	p.logger.Info("sse_publish handler ready",
+		zap.String("hub", p.Hub),
+		zap.Int("tokens", len(p.tokens)),
+		zap.Stringers("allow_from", p.allowFrom),
+		zap.String("max_body", humanize.IBytes(uint64(p.MaxBody))),
+		zap.String("max_event", humanize.IBytes(uint64(p.MaxEvent))),
+		zap.Stringer("overload_wait", time.Duration(p.OverloadWait)),
+		zap.Int("max_topics_per_event", p.MaxTopicsPerEvent))
+	return nil
+}
+
+// Validate checks the handler's settings.
+func (p *PublishHandler) Validate() error {
+	if p.MaxBody < 0 || p.MaxEvent < 0 || p.MaxBody > hub.MaxSize || p.MaxEvent > hub.MaxSize {
+		return errors.New("sse_publish: max_body and max_event must not be negative or over 1TiB")
+	}
+	if p.BodyTimeout < 0 || p.StreamIdleTimeout < 0 || p.OverloadWait < 0 {
+		return errors.New("sse_publish: body_timeout, stream_idle_timeout and overload_wait must not be negative")
+	}
+	if p.MaxTopicsPerEvent < 0 {
+		return errors.New("sse_publish: max_topics_per_event must not be negative")
+	}
+	return nil
+}
 
 // ServeHTTP publishes the events of a POST body. Every answer, errors
 // included, is JSON.
@@ -116,8 +255,8 @@ const streamBatch = 256
 
 // streamSummary answers a held text/event-stream publish. It is the same
 // size after a million events as after one: a held stream may run for
-// hours, and one result per event would grow without bound (README,
-// "Publishing").
+// hours, and one result per event would grow without bound
+// (docs/publishing.md).
 type streamSummary struct {
 	Published int64  `json:"published"`
 	FirstID   string `json:"first_id,omitempty"`
@@ -270,7 +409,7 @@ func (p *PublishHandler) resolve(topics []string, prefix string) ([]hub.TopicRef
 	return refs, nil
 }
 
-// hubError maps an engine's refusal to its answer (README, Publishing).
+// hubError maps an engine's refusal to its answer (docs/publishing.md).
 func hubError(err error) *PublishError {
 	status, field := stream.EngineErrorStatus(err)
 	return &PublishError{Status: status, Field: field, Msg: err.Error()}
@@ -303,7 +442,7 @@ func writePublishError(w http.ResponseWriter, e *PublishError) error {
 }
 
 // outcomeOf is "unknown" for a 504: the publish may or may not have
-// happened (README, "Publishing").
+// happened (docs/publishing.md).
 func outcomeOf(e *PublishError) string {
 	if e.Status == http.StatusGatewayTimeout {
 		return "unknown"
@@ -322,3 +461,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
 }
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*PublishHandler)(nil)
+	_ caddy.Validator             = (*PublishHandler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*PublishHandler)(nil)
+)

@@ -12,7 +12,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-// Publish authorization (README, "Publishing").
+// Publish authorization (docs/publishing.md).
 //
 // A request is accepted when it carries a bearer token that matches one of
 // the handler's tokens, or when its client is in allow_from. Two things make

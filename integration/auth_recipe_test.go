@@ -12,7 +12,7 @@ import (
 	"testing"
 )
 
-// The README recipe "The app decides who subscribes": the app behind
+// The recipe (docs/) "The app decides who subscribes": the app behind
 // reverse_proxy (or forward_auth) checks its own session cookie and answers
 // which topics this browser may have; Caddy serves exactly those.
 
@@ -266,7 +266,7 @@ https://127.0.0.1:{PORT2} {
 		n := open("?" + appBodyParam + "=1")
 		t.Logf("%d HTTP/2 streams whose app answered with a body hold %d upstream connections", streams, n)
 		if n < streams {
-			t.Errorf("with a body: %d upstream connections, want %d (one pinned per stream; if this changed, update the README)", n, streams)
+			t.Errorf("with a body: %d upstream connections, want %d (one pinned per stream; if this changed, update docs/security.md)", n, streams)
 		}
 	})
 }

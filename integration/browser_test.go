@@ -179,7 +179,7 @@ func TestBrowserResetEvicted(t *testing.T) {
 	if err := json.Unmarshal([]byte(got[0].Data), &reset); err != nil || reset.Reason != "evicted" || reset.LastEventID != first.ID {
 		t.Errorf("reset data %q: want reason evicted, last_event_id %q", got[0].Data, first.ID)
 	}
-	// The README: the reset's id is the newest evicted id.
+	// docs/subscribing.md: the reset's id is the newest evicted id.
 	want[0].Data = got[0].Data
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("after resuming from an evicted id the page saw:\n%s", diffSeen(got, want))

@@ -218,7 +218,7 @@ func TestIdempotencySettingsApplyOnReload(t *testing.T) {
 		var out []string
 		for _, k := range keys {
 			// Right after a reload a connection may be reset before the
-			// request reached the hub (README, Reload): retried.
+			// request reached the hub (docs/operations.md): retried.
 			var status int
 			var replayed string
 			var b []byte

@@ -50,7 +50,7 @@ func readTokens(t *testing.T, s *subscriber, want int) (tokens []string, lastID 
 	return tokens, lastID, false
 }
 
-// The README recipe "LLM token streams": the app streams tokens into
+// The recipe (docs/) "LLM token streams": the app streams tokens into
 // chat/<id> through one held text/event-stream publish; the browser's
 // connection drops mid-answer, tokens keep coming, and the browser resumes
 // by Last-Event-ID with no token lost or repeated.

@@ -6,7 +6,7 @@ import "strings"
 // than Mercure. Two lists per mode:
 //
 //   - deliberate: a difference this project keeps, with its reason (the
-//     README's compatibility table says the same);
+//     docs/mercure.md's compatibility table says the same);
 //   - known, to fix: a difference the issue 16 work removes. An entry holds
 //     the digest of the difference (diffSummary: step, status ours and
 //     Mercure's, which headers, body, events). The test fails when a listed

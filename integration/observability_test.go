@@ -17,7 +17,7 @@ import (
 	"time"
 )
 
-// Metrics, admin views and logs (README "Metrics", "Admin API", "Logs"),
+// Metrics, admin views and logs (docs/operations.md),
 // against a real Caddy: the admin /metrics scraped as Prometheus would.
 
 const obsSite = `

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// Publish authorization behind a proxy (README, "Publishing":
+// Publish authorization behind a proxy (docs/security.md, "Who may publish":
 // Authorization). A front site of the same Caddy reverse-proxies to the
 // back site's publish routes, as a front Caddy, nginx or a tunnel on the
 // same host would: every request it relays arrives from loopback.
@@ -207,13 +207,13 @@ func TestPublishBehindTrustedProxy(t *testing.T) {
 	})
 }
 
-// Why the README recommends trusted_proxies_strict: Caddy's default parsing
+// Why docs/security.md recommends trusted_proxies_strict: Caddy's default parsing
 // takes the left-most X-Forwarded-For address, which the client wrote.
 func TestPublishBehindTrustedProxyNonStrictTakesTheSpoof(t *testing.T) {
 	t.Setenv("SSE_IT_PROXY_TOKEN", proxyToken)
 	c := startCaddyWith(t, fmt.Sprintf(trustLoopbackProxy, ""), proxySites)
 	a := authPost(t, client, c.base+"/local-only", "appended spoof", "X-Forwarded-For: 127.0.0.1, 127.0.0.2")
 	if a.status != http.StatusOK {
-		t.Fatalf("non-strict: %d %s; Caddy's default parsing no longer takes the left-most address, revisit the README's advice", a.status, a.body)
+		t.Fatalf("non-strict: %d %s; Caddy's default parsing no longer takes the left-most address, revisit docs/security.md's advice", a.status, a.body)
 	}
 }

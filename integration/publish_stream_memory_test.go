@@ -114,7 +114,7 @@ func seqOf(t *testing.T, id string) uint64 {
 }
 
 // A held text/event-stream publish costs the same at its millionth event
-// as at its first (README, "Limits and the memory they imply"): Caddy's heap and RSS are
+// as at its first (docs/security.md, "Limits and the memory they imply"): Caddy's heap and RSS are
 // measured before and after millions of events, while the request is still
 // held, and the answer is a summary of a few bytes.
 func TestHeldStreamMemoryIsFlat(t *testing.T) {

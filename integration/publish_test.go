@@ -81,7 +81,7 @@ func TestStreamingPublishDeliversEachEventAtOnce(t *testing.T) {
 		ids = append(ids, ev.LastEventID)
 	}
 	pw.Close()
-	// The answer is a summary, not one result per event (README, "Publishing").
+	// The answer is a summary, not one result per event (docs/publishing.md).
 	a := <-done
 	mustStatus(t, "held stream", a.status, http.StatusOK, a.body)
 	var sum map[string]any

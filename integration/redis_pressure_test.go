@@ -69,10 +69,7 @@ func TestRedisOutOfMemoryRefusesPublish(t *testing.T) {
 	c := startCaddyWith(t, redisGlobal(r, prefix), redisSite)
 	redisWaitConnected(t, c, "default", true)
 	publishData(t, c.base+"/publish", "news", "before")
-	for i := 0; i < 200; i++ {
-		r.MustDo(t, "SET", "filler:"+strconv.Itoa(i), strings.Repeat("x", 4096))
-	}
-	r.MustDo(t, "CONFIG", "SET", "maxmemory", strconv.FormatInt(r.InfoInt(t, "used_memory")-100_000, 10))
+	r.PushPastMaxmemory(t)
 	dbsize, seq := r.MustDo(t, "DBSIZE"), r.Get(t, prefix+"default#seq")
 
 	for _, topic := range []string{"a", "news"} { // a has no stream yet

@@ -867,7 +867,7 @@ func TestRedisInstanceStartingCutOffMissesNothing(t *testing.T) {
 	checkDelivery(t, "resuming subscriber held by the instance that started cut off", collectUntil(sr, "after"), acks[:3], nil)
 	// Where a subscriber joined before its instance ever reached Redis is
 	// found by elapsed time with a second to spare, so an event published
-	// just before it joined may come too (README: Several instances).
+	// just before it joined may come too (docs/redis.md).
 	checkDelivery(t, "live subscriber held by the instance that started cut off", collectUntil(s, "after"), acks[:3], map[string]bool{"before": true})
 }
 

@@ -20,7 +20,7 @@ import (
 // DropReason says why a subscriber's stream was closed by the server.
 type DropReason uint32
 
-// Why subscribers are dropped (README, "Metrics").
+// Why subscribers are dropped (docs/operations.md, "Metrics").
 const (
 	// DropSlow: its queue was full while its socket took nothing, or a
 	// write outlasted write_timeout.

@@ -21,7 +21,7 @@ type ID struct {
 	Seq   uint64
 }
 
-// maxIDLen bounds what we accept as a resume point; the README ("Wire format") promises ids of
+// maxIDLen bounds what we accept as a resume point; docs/subscribing.md ("Wire format") promises ids of
 // at most 64 bytes.
 const maxIDLen = 64
 
@@ -55,7 +55,7 @@ func validEpoch(s string) bool {
 	return true
 }
 
-// isIDChar is the id alphabet of the README's "Wire format": 0-9 A-Z a-z - . _ :
+// isIDChar is the id alphabet of docs/subscribing.md's "Wire format": 0-9 A-Z a-z - . _ :
 func isIDChar(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' ||
 		c == '-' || c == '.' || c == '_' || c == ':'

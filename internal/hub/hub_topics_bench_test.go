@@ -91,7 +91,7 @@ func churnTrack(d, worst time.Duration, slow int) (time.Duration, int) {
 
 // BenchmarkPatternTopicMemory measures what one concrete topic of a pattern
 // costs the hub while it is held in memory: idle and empty (what churn
-// leaves), and holding one small event. The README's figures come from it.
+// leaves), and holding one small event. docs/performance.md's figures come from it.
 //
 //	go test -run '^$' -bench PatternTopicMemory -benchtime 3x
 func BenchmarkPatternTopicMemory(b *testing.B) {

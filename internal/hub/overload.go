@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// Overload is the hub's problem, not the subscribers' (README, "Reload,
-// shutdown and slow clients"). A publish that finds a subscriber's queue full asks why:
+// Overload is the hub's problem, not the subscribers'
+// (docs/publishing.md, overload and slow subscribers). A publish that finds a subscriber's queue full asks why:
 //
 //   - The subscriber's socket still takes bytes: its writer simply has not
 //     caught up, because publishers outpace what the cores can write.

@@ -25,7 +25,7 @@ type RingConfig struct {
 	OnConnect int
 }
 
-// Defaults (README, "Caddyfile").
+// Defaults (docs/reference.md).
 const (
 	DefaultReplay     = 1000
 	DefaultReplaySize = 4 << 20
@@ -238,7 +238,7 @@ type Reset struct {
 	ID          ID     // resuming from this id does not reset again
 }
 
-// Wire renders the reset as the event the README describes ("Resume and reset").
+// Wire renders the reset as the event docs/subscribing.md describes ("Resume and reset").
 func (r *Reset) Wire() []byte {
 	data, _ := json.Marshal(struct {
 		Reason      string `json:"reason"`

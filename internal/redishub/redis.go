@@ -41,7 +41,7 @@ const (
 	DefaultRedisBacklog = 10000
 
 	redisBlock      = 5 * time.Second        // one bus read waits this long for news
-	redisMaxBackoff = 2 * time.Second        // reconnect backoff cap (README, "Several instances: Redis")
+	redisMaxBackoff = 2 * time.Second        // reconnect backoff cap (docs/redis.md)
 	redisMinBackoff = 100 * time.Millisecond // first reconnect delay
 	redisReadBatch  = 1000                   // bus entries read at once
 )

@@ -2,7 +2,6 @@ package redishub
 
 import (
 	"errors"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,13 +24,7 @@ func TestRedisPublicIDOverMaxmemory(t *testing.T) {
 	if _, err := hubtest.Pub(rh, ref, hub.Message{Data: "warm", PublicID: "held"}); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; i < 200; i++ {
-		srv.MustDo(t, "SET", "filler:"+strconv.Itoa(i), strings.Repeat("x", 4096))
-	}
-	srv.MustDo(t, "CONFIG", "SET", "maxmemory", strconv.FormatInt(srv.InfoInt(t, "used_memory")-100_000, 10))
-	if _, err := srv.Do("SET", "probe", "x"); err == nil || !strings.HasPrefix(err.Error(), "OOM") {
-		t.Fatalf("Redis is not over maxmemory: SET answered %v", err)
-	}
+	srv.PushPastMaxmemory(t)
 	dbsize := srv.MustDo(t, "DBSIZE")
 	seq := srv.Get(t, "oomid:default#seq")
 	card := srv.MustDo(t, "ZCARD", "oomid:default#pids:m")

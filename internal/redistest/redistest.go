@@ -387,3 +387,18 @@ func freePort(t testing.TB) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+// PushPastMaxmemory fills Redis with data and sets maxmemory below what is
+// used, as when a write allowed just under the limit went past it: under
+// noeviction every write that allocates is then refused with OOM. It checks
+// that a SET is refused.
+func (r *Server) PushPastMaxmemory(t testing.TB) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		r.MustDo(t, "SET", "filler:"+strconv.Itoa(i), strings.Repeat("x", 4096))
+	}
+	r.MustDo(t, "CONFIG", "SET", "maxmemory", strconv.FormatInt(r.InfoInt(t, "used_memory")-100_000, 10))
+	if _, err := r.Do("SET", "probe", "x"); err == nil || !strings.HasPrefix(err.Error(), "OOM") {
+		t.Fatalf("Redis is not over maxmemory: SET answered %v", err)
+	}
+}

@@ -13,7 +13,7 @@ import (
 	"github.com/ssehub/caddy-sse/internal/hub"
 )
 
-// Cross-origin EventSource (README, "Cross-origin pages (CORS)").
+// Cross-origin EventSource (docs/subscribing.md, CORS).
 //
 // A page on another origin opens `new EventSource(url, {withCredentials:
 // true})`: the browser sends its cookies and an Origin header, and shows the
