@@ -249,7 +249,7 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		return h.streamer.ComeBackLater(w, "too many subscribers on this route")
 	}
 
-	sub, replay, err := h.hub.Subscribe(refs, lastEventID(r, query), h.Queue)
+	sub, replay, err := h.hub.SubscribeWith(refs, hub.SubscribeOptions{Resume: lastEventID(r, query), QueueLen: h.Queue})
 	if errors.Is(err, hub.ErrTooManyTopics) {
 		h.streamer.Leave()
 		return h.streamer.ComeBackLater(w, "too many topics in this hub")

@@ -18,12 +18,9 @@ type Engine interface {
 	// long the publish may wait for room when subscribers are behind
 	// (ErrOverloaded).
 	Publish(ctx context.Context, pubs []Publication, opts PublishOptions) (PublishOutcome, error)
-	// Subscribe registers a subscriber and returns what it must be sent
-	// before live events. resume is the client's Last-Event-ID.
-	Subscribe(refs []TopicRef, resume string, queueLen int) (*Subscription, Replay, error)
-	// SubscribeWith is Subscribe with a filter, "earliest" and the
-	// predecessor of the resume point; Subscribe is SubscribeWith with
-	// Resume and QueueLen alone.
+	// SubscribeWith registers a subscriber and returns what it must be
+	// sent before live events: its replay from opts.Resume (the client's
+	// Last-Event-ID), or everything retained with opts.Earliest.
 	SubscribeWith(refs []TopicRef, opts SubscribeOptions) (*Subscription, Replay, error)
 	// Prune forgets idle topics for which keep reports false and applies
 	// changed ring settings.

@@ -145,7 +145,7 @@ func PublishData(t *testing.T, e hub.Engine, data string, refs ...hub.TopicRef) 
 // Subscribe subscribes and closes the subscription when the test ends.
 func Subscribe(t *testing.T, e hub.Engine, refs []hub.TopicRef, resume string, queue int) (*hub.Subscription, hub.Replay) {
 	t.Helper()
-	s, rp, err := e.Subscribe(refs, resume, queue)
+	s, rp, err := e.SubscribeWith(refs, hub.SubscribeOptions{Resume: resume, QueueLen: queue})
 	if err != nil {
 		t.Fatalf("Subscribe(%q) = %v", resume, err)
 	}

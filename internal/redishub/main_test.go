@@ -4,7 +4,6 @@ import (
 	"os"
 	"testing"
 
-
 	"github.com/ssehub/caddy-sse/internal/testneeds"
 )
 
