@@ -22,8 +22,9 @@ import (
 //   - order: events are staged in id order under the hub's lock, and one
 //     filter pass at a time takes a subscriber's staged events, in order,
 //     and queues the accepted ones before the next pass starts (filterMu).
-//     A publisher whose event another pass took waits for that pass, so
-//     its event is queued (or refused) when its publish returns.
+//     A publisher whose event another pass took waits for that pass (or
+//     finds it finished: filteredOp), so its event is queued (or refused)
+//     and counted when its publish returns.
 //   - no gap, no duplicate: staging replaces queueing where it was, under
 //     the lock that orders registrations and replay snapshots.
 //   - a refused event never enters the queue: it neither counts against
@@ -63,14 +64,27 @@ type stagedDrop struct {
 // filterStaged runs the filter pass of each subscriber in subs, outside
 // the hub's lock: its accepted staged events are queued and it is told;
 // subscribers that must be dropped are dropped afterwards, under the lock.
-// Large fan-outs are split over the cores, as notifying is.
-func (h *Hub) filterStaged(subs []*Subscription) {
+// Large fan-outs are split over the cores, as notifying is. op is the hub
+// call that staged the events (the newest, if several did).
+//
+// A subscriber whose events up to op a finished pass has already taken is
+// skipped without taking its locks: concurrent publishers to one topic
+// walk the same subscribers, and the first to reach one takes every event
+// staged for it; the others only had to wait for that pass, and once it
+// has finished (filteredOp, stored after it counted) there is nothing to
+// wait for. Concurrent publishers (8 in bench/compare.sh's publish
+// scenario) would otherwise each take two locks per subscriber for nothing,
+// on cache lines the other cores hold.
+func (h *Hub) filterStaged(subs []*Subscription, op uint64) {
 	var (
 		mu    sync.Mutex
 		drops []stagedDrop
 	)
-	forEachSub(subs, func(s *Subscription) {
-		queued, drop := s.filterPass()
+	pass := func(s *Subscription, tally *deliveryTally) {
+		if s.filteredOp.Load() >= op {
+			return
+		}
+		queued, drop := s.filterPass(tally)
 		if drop.reason != 0 {
 			mu.Lock()
 			drops = append(drops, drop)
@@ -79,7 +93,25 @@ func (h *Hub) filterStaged(subs []*Subscription) {
 		if queued > 0 {
 			s.notify()
 		}
-	})
+	}
+	if len(subs) <= notifyPerWorker {
+		// One goroutine (forEachSub would not split so few): a topic's
+		// delivery counters are added once for all of them, as
+		// queueLocked adds them once per event: per delivery, they were
+		// two atomics on lines every publishing core writes, a fifth of
+		// the filter pass in BenchmarkFilteredPublish.
+		var tally deliveryTally
+		for _, s := range subs {
+			pass(s, &tally)
+		}
+		tally.flush()
+	} else {
+		forEachSub(subs, func(s *Subscription) {
+			var tally deliveryTally
+			pass(s, &tally)
+			tally.flush()
+		})
+	}
 	if len(drops) == 0 {
 		return
 	}
@@ -96,33 +128,72 @@ func (h *Hub) filterStaged(subs []*Subscription) {
 	h.mu.Unlock()
 }
 
+// deliveryTally gathers deliveries to one topic to add them to its
+// counters at once (statistics: they are added before the publish that
+// counted them returns).
+type deliveryTally struct {
+	t *topic
+	n uint64
+}
+
+func (d *deliveryTally) add(t *topic) {
+	if t != d.t {
+		d.flush()
+		d.t = t
+	}
+	d.n++
+}
+
+func (d *deliveryTally) flush() {
+	if d.n > 0 {
+		d.t.delivered.Add(d.n)
+		d.t.ctr.delivered.Add(d.n)
+		d.n = 0
+	}
+}
+
 // filterPass filters what is staged for s and queues what its filter
 // accepts, reporting how many it queued and, when the queue was found full
-// with the socket stuck, the drop to make. The filter runs holding neither
-// the hub's lock nor s.mu (which staging takes under the hub's lock).
-func (s *Subscription) filterPass() (int, stagedDrop) {
+// with the socket stuck, the drop to make; the deliveries are counted in
+// tally. The filter runs holding neither the hub's lock nor s.mu (which
+// staging takes under the hub's lock).
+func (s *Subscription) filterPass(tally *deliveryTally) (int, stagedDrop) {
 	s.filterMu.Lock()
 	defer s.filterMu.Unlock()
 	s.mu.Lock()
 	batch := s.staged
-	s.staged, s.spare = s.spare[:0], nil
-	s.mu.Unlock()
 	if len(batch) == 0 {
-		s.mu.Lock()
-		s.spare = batch
+		// An earlier pass took it all, and has queued it (it held
+		// filterMu): nothing to swap.
 		s.mu.Unlock()
 		return 0, stagedDrop{}
 	}
-	kept := batch[:0]
-	for _, st := range batch {
-		if s.filter(filterHook(st.ev)) {
-			kept = append(kept, st)
+	s.staged, s.spare = s.spare[:0], nil
+	s.mu.Unlock()
+	accepted := 0
+	for i := range batch {
+		if s.filter(filterHook(batch[i].ev)) {
+			accepted++
+		} else {
+			batch[i].ev = nil // refused: forgotten
 		}
 	}
 	queued := 0
 	var drop stagedDrop
+	// The publications' delivered counts, added after s.mu is released
+	// but before filterMu is: a publisher whose event this pass took
+	// waits for filterMu, and then reads its count whole. Consecutive
+	// events of one publication are added at once.
+	var (
+		count   *atomic.Int64
+		counted int64
+	)
 	s.mu.Lock()
-	for _, st := range kept {
+	for i := 0; i < len(batch) && accepted > 0; i++ {
+		st := &batch[i]
+		if st.ev == nil {
+			continue
+		}
 		if s.left {
 			break
 		}
@@ -141,14 +212,25 @@ func (s *Subscription) filterPass() (int, stagedDrop) {
 		}
 		s.appendLocked(st.ev, st.op)
 		queued++
-		st.t.delivered.Add(1)
-		st.t.ctr.delivered.Add(1)
-		if st.count != nil {
-			st.count.Add(1)
+		tally.add(st.t)
+		if st.count != count {
+			if count != nil {
+				count.Add(counted)
+			}
+			count, counted = st.count, 0
 		}
+		counted++
 	}
+	// Staged in hub-call order: the last is the newest call taken.
+	taken := batch[len(batch)-1].op
 	clear(batch)
 	s.spare = batch[:0]
 	s.mu.Unlock()
+	if count != nil {
+		count.Add(counted)
+	}
+	// After the counts: a publisher that skips this subscriber for it
+	// (filterStaged) reads its count whole.
+	s.filteredOp.Store(taken)
 	return queued, drop
 }

@@ -2,11 +2,14 @@ package caddysse
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
+	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -128,4 +131,98 @@ func benchPublishUnrelated(b *testing.B, hostile int) {
 	b.ReportMetric(µs(lat[len(lat)*99/100]), "p99-µs")
 	b.ReportMetric(µs(lat[len(lat)-1]), "max-µs")
 	b.ReportMetric(µs(sum/time.Duration(len(lat))), "mean-µs")
+}
+
+// BenchmarkFilteredPublish is the shape of the publish scenario of
+// bench/compare.sh (caddy-mercure) inside the process: 100 subscribers of
+// one topic, each with sse_mercure's filter (half anonymous, half holding
+// a token that may read everything, all matching the update's topic), 8
+// publishers at once, each op one update. filter=none is the same fan-out
+// without filters (sse's): the difference is the cost of the filter
+// passes.
+//
+//	go test -run '^$' -bench BenchmarkFilteredPublish -count 5 .
+func BenchmarkFilteredPublish(b *testing.B) {
+	for _, filtered := range []bool{false, true} {
+		name := "filter=none"
+		if filtered {
+			name = "filter=mercure"
+		}
+		b.Run(name, func(b *testing.B) { benchFilteredPublish(b, filtered) })
+	}
+}
+
+func benchFilteredPublish(b *testing.B, filtered bool) {
+	const subs, topic = 100, "https://example.com/bench"
+	h := NewHub()
+	defer h.Close()
+	ref := TopicRef{Name: "~bench-mercure", Ring: RingConfig{Replay: 1000, ReplaySize: 4 << 20}}
+	sels := NewMercureSelectors(MercureSelectorConfig{})
+	routed := mustCompileAll(b, sels, selExact(topic))
+	all := mustCompileAll(b, sels, MercureSelector{MercureExact, "*"})
+	var wg sync.WaitGroup
+	for i := range subs {
+		opts := SubscribeOptions{QueueLen: 256}
+		if filtered {
+			var private []*MercureMatcher
+			if i%2 == 0 {
+				private = all
+			}
+			decider := sels.Decider(routed, private)
+			opts.Filter = func(ev *Event) bool { // as MercureHandler.subscribe's
+				meta, _ := ev.Decoded(decodeMercureMeta).(*mercureMeta)
+				return meta != nil && decider.Allows(meta.Topics, meta.Private)
+			}
+		}
+		s, _, err := h.SubscribeWith([]TopicRef{ref}, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { // a reader that keeps up
+			defer wg.Done()
+			var buf []*Event
+			for {
+				select {
+				case <-s.Ready():
+					buf = s.Take(buf[:0])
+					clear(buf)
+				case <-s.Done():
+					return
+				}
+			}
+		}()
+	}
+	meta, _ := json.Marshal(mercureMeta{Topics: []string{topic}})
+	ctx := context.Background()
+	b.SetParallelism(8 / max(1, runtime.GOMAXPROCS(0)))
+	cpu0 := processCPU()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m := &Message{Data: "x", Meta: string(meta)}
+			out, err := h.Publish(ctx, []Publication{{Message: m, Topics: []TopicRef{ref}}}, PublishOptions{Wait: DefaultOverloadWait})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if out.Results[0].Delivered != subs {
+				b.Errorf("delivered to %d subscribers, want %d", out.Results[0].Delivered, subs)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	// The process's CPU per update (readers included): on a shared
+	// machine, wall time per op moves with the other processes.
+	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	_ = h.Close()
+	wg.Wait()
+}
+
+// processCPU is the CPU time the process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -51,6 +51,7 @@ type Subscription struct {
 	// filter pass at a time take and queue them.
 	staged, spare []stagedEvent
 	filterMu      sync.Mutex
+	filteredOp    atomic.Uint64 // the newest hub call whose events a finished pass took
 
 	// blockedSince is when the subscriber's socket stopped taking bytes
 	// (a write is blocked, or a non-blocking write left bytes over), on
