@@ -171,7 +171,7 @@ func benchFilteredPublish(b *testing.B, filtered bool) {
 			decider := sels.Decider(routed, private)
 			opts.Filter = func(ev *Event) bool { // as MercureHandler.subscribe's
 				meta, _ := ev.Decoded(decodeMercureMeta).(*mercureMeta)
-				return meta != nil && decider.Allows(meta.Topics, meta.Private)
+				return meta != nil && meta.allows(decider)
 			}
 		}
 		s, _, err := h.SubscribeWith([]TopicRef{ref}, opts)
