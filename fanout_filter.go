@@ -84,7 +84,7 @@ func (h *Hub) filterStaged(subs []*Subscription, op uint64) {
 		if s.filteredOp.Load() >= op {
 			return
 		}
-		queued, drop := s.filterPass(tally)
+		queued, drop := s.filterPass(op, tally)
 		if drop.reason != 0 {
 			mu.Lock()
 			drops = append(drops, drop)
@@ -128,23 +128,34 @@ func (h *Hub) filterStaged(subs []*Subscription, op uint64) {
 	h.mu.Unlock()
 }
 
-// deliveryTally gathers deliveries to one topic to add them to its
-// counters at once (statistics: they are added before the publish that
-// counted them returns).
+// deliveryTally gathers deliveries to add them to their counters at once:
+// a topic's (statistics), and the delivered count of a publication of the
+// hub call running the passes (only that call reads it, once they are
+// all done). Both are added before the publish returns.
 type deliveryTally struct {
-	t *topic
-	n uint64
+	t     *topic
+	n     uint64
+	count *atomic.Int64
+	own   int64
 }
 
 func (d *deliveryTally) add(t *topic) {
 	if t != d.t {
-		d.flush()
+		d.flushTopic()
 		d.t = t
 	}
 	d.n++
 }
 
-func (d *deliveryTally) flush() {
+func (d *deliveryTally) addOwn(count *atomic.Int64) {
+	if count != d.count {
+		d.flushOwn()
+		d.count = count
+	}
+	d.own++
+}
+
+func (d *deliveryTally) flushTopic() {
 	if d.n > 0 {
 		d.t.delivered.Add(d.n)
 		d.t.ctr.delivered.Add(d.n)
@@ -152,12 +163,25 @@ func (d *deliveryTally) flush() {
 	}
 }
 
+func (d *deliveryTally) flushOwn() {
+	if d.own > 0 {
+		d.count.Add(d.own)
+		d.own = 0
+	}
+}
+
+func (d *deliveryTally) flush() {
+	d.flushTopic()
+	d.flushOwn()
+}
+
 // filterPass filters what is staged for s and queues what its filter
 // accepts, reporting how many it queued and, when the queue was found full
 // with the socket stuck, the drop to make; the deliveries are counted in
-// tally. The filter runs holding neither the hub's lock nor s.mu (which
-// staging takes under the hub's lock).
-func (s *Subscription) filterPass(tally *deliveryTally) (int, stagedDrop) {
+// tally, those of other calls' publications at once. op is the hub call
+// running the pass (filterStaged). The filter runs holding neither the
+// hub's lock nor s.mu (which staging takes under the hub's lock).
+func (s *Subscription) filterPass(op uint64, tally *deliveryTally) (int, stagedDrop) {
 	s.filterMu.Lock()
 	defer s.filterMu.Unlock()
 	s.mu.Lock()
@@ -180,10 +204,11 @@ func (s *Subscription) filterPass(tally *deliveryTally) (int, stagedDrop) {
 	}
 	queued := 0
 	var drop stagedDrop
-	// The publications' delivered counts, added after s.mu is released
-	// but before filterMu is: a publisher whose event this pass took
-	// waits for filterMu, and then reads its count whole. Consecutive
-	// events of one publication are added at once.
+	// Other calls' publications' delivered counts, added after s.mu is
+	// released but before filterMu is: a publisher whose event this pass
+	// took waits for filterMu (or finds filteredOp past its call), and
+	// then reads its count whole. Consecutive events of one publication
+	// are added at once.
 	var (
 		count   *atomic.Int64
 		counted int64
@@ -213,6 +238,13 @@ func (s *Subscription) filterPass(tally *deliveryTally) (int, stagedDrop) {
 		s.appendLocked(st.ev, st.op)
 		queued++
 		tally.add(st.t)
+		if st.count == nil {
+			continue
+		}
+		if st.op == op {
+			tally.addOwn(st.count)
+			continue
+		}
 		if st.count != count {
 			if count != nil {
 				count.Add(counted)
@@ -221,8 +253,10 @@ func (s *Subscription) filterPass(tally *deliveryTally) (int, stagedDrop) {
 		}
 		counted++
 	}
-	// Staged in hub-call order: the last is the newest call taken.
-	taken := batch[len(batch)-1].op
+	// Staged in hub-call order: the first and last are the oldest and
+	// newest calls taken. Only another call can skip this subscriber for
+	// this pass: when it took this call's events alone, nothing is stored.
+	oldest, newest := batch[0].op, batch[len(batch)-1].op
 	clear(batch)
 	s.spare = batch[:0]
 	s.mu.Unlock()
@@ -231,6 +265,8 @@ func (s *Subscription) filterPass(tally *deliveryTally) (int, stagedDrop) {
 	}
 	// After the counts: a publisher that skips this subscriber for it
 	// (filterStaged) reads its count whole.
-	s.filteredOp.Store(taken)
+	if oldest != op || newest != op {
+		s.filteredOp.Store(newest)
+	}
 	return queued, drop
 }
