@@ -44,7 +44,8 @@ import (
 type MercureDecider struct {
 	key         string
 	route, auth mercureMatchSet
-	cacheCap    int // 0: nothing to remember (no patterns) or disabled
+	cacheCap    int   // 0: nothing to remember (no patterns) or disabled
+	memoSlot    uint8 // where events remember its decision (mercure_meta.go)
 
 	mu         sync.Mutex
 	cache      map[string]uint8 // topic → decisionBits
@@ -125,7 +126,8 @@ func (s *MercureSelectors) Decider(subscribed, private []*MercureMatcher) *Mercu
 		size += int64(64 + len(m.value))
 	}
 	d, _ := s.deciders.getOrAdd(key, size, func() *MercureDecider {
-		d := &MercureDecider{key: key, route: newMercureMatchSet(subscribed), auth: newMercureMatchSet(private)}
+		d := &MercureDecider{key: key, route: newMercureMatchSet(subscribed), auth: newMercureMatchSet(private),
+			memoSlot: uint8(mercureMemoSlots.Add(1) % uint32(len(mercureMetaMemo{})))}
 		if s.cfg.DecisionCache > 0 && (len(d.route.patterns) > 0 || len(d.auth.patterns) > 0) {
 			d.cacheCap = s.cfg.DecisionCache
 		}

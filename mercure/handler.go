@@ -313,16 +313,19 @@ func (m *Handler) Cleanup() error {
 type mercureMeta struct {
 	Topics  []string `json:"t"`
 	Private bool     `json:"p,omitempty"`
+
+	memo *mercureMetaMemo // decisions of the first deciders asked (mercure_meta.go)
 }
 
 // decodeMercureMeta reads an event's metadata, once per event
 // (Event.Decoded). An event without valid metadata (none should exist in
 // the Mercure topic) decodes to nil and reaches no subscriber.
 func decodeMercureMeta(meta string) any {
-	var m mercureMeta
-	if meta == "" || json.Unmarshal([]byte(meta), &m) != nil || len(m.Topics) == 0 {
+	m, ok := decodeMercureMetaPlain(meta) // mercure_meta.go
+	if !ok && (meta == "" || json.Unmarshal([]byte(meta), &m) != nil) || len(m.Topics) == 0 {
 		return (*mercureMeta)(nil)
 	}
+	m.memo = new(mercureMetaMemo)
 	return &m
 }
 

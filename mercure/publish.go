@@ -1,7 +1,6 @@
 package mercure
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -272,13 +271,13 @@ func (m *Handler) publish(w http.ResponseWriter, r *http.Request) error {
 	if refusal := m.mayPublish(grant, up.Topics, hubURL.String()); refusal != nil {
 		return m.refuse(w, r, refusal)
 	}
-	meta, _ := json.Marshal(mercureMeta{Topics: up.Topics, Private: up.Private})
+	meta := encodeMercureMeta(mercureMeta{Topics: up.Topics, Private: up.Private})
 	msg := &hub.Message{
 		Topics:   []string{MercureTopic},
 		Name:     up.Type,
 		Data:     up.Data,
 		Retry:    up.Retry,
-		Meta:     string(meta),
+		Meta:     meta,
 		PublicID: up.ID,
 		HashID:   up.ID == "",
 	}

@@ -225,7 +225,7 @@ func (m *Handler) subscribe(w http.ResponseWriter, r *http.Request) error {
 		QueueLen: m.Queue,
 		Filter: func(ev *hub.Event) bool {
 			meta, _ := ev.Decoded(decodeMercureMeta).(*mercureMeta)
-			return meta != nil && decider.Allows(meta.Topics, meta.Private)
+			return meta != nil && meta.allows(decider)
 		},
 	}
 	if resuming && !req.Earliest {

@@ -1,6 +1,7 @@
 package mercure
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -31,7 +32,7 @@ import (
 // that present its token.
 type verifiedTokens struct {
 	mu       sync.Mutex
-	entries  map[string]verifiedToken
+	entries  map[verifiedKey]verifiedToken
 	bytes    int
 	maxBytes int
 }
@@ -49,15 +50,22 @@ const verifiedTokenTTL = time.Minute
 const defaultVerifiedTokensBytes = 4 << 20
 
 func newVerifiedTokens(maxBytes int) *verifiedTokens {
-	return &verifiedTokens{entries: map[string]verifiedToken{}, maxBytes: maxBytes}
+	return &verifiedTokens{entries: map[verifiedKey]verifiedToken{}, maxBytes: maxBytes}
 }
 
-func verifiedTokenKey(resource, token string) string {
-	return resource + "\x00" + token
+// verifiedKey is a cache key: a pair, not the two joined, so that
+// looking a token up allocates nothing (a publisher's token, hundreds of
+// bytes, was copied on every POST).
+type verifiedKey struct{ resource, token string }
+
+func (k verifiedKey) size() int { return len(k.resource) + 1 + len(k.token) }
+
+func verifiedTokenKey(resource, token string) verifiedKey {
+	return verifiedKey{resource, token}
 }
 
 // get returns the grant verified for key, if it is still trusted at now.
-func (c *verifiedTokens) get(key string, now time.Time) *MercureGrant {
+func (c *verifiedTokens) get(key verifiedKey, now time.Time) *MercureGrant {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
@@ -66,19 +74,19 @@ func (c *verifiedTokens) get(key string, now time.Time) *MercureGrant {
 	}
 	if !now.Before(e.until) {
 		delete(c.entries, key)
-		c.bytes -= len(key)
+		c.bytes -= key.size()
 		return nil
 	}
 	return e.grant
 }
 
 // put keeps g, verified at now, for key.
-func (c *verifiedTokens) put(key string, g *MercureGrant, now time.Time) {
+func (c *verifiedTokens) put(key verifiedKey, g *MercureGrant, now time.Time) {
 	until := now.Add(verifiedTokenTTL)
 	if !g.Expires.IsZero() && g.Expires.Before(until) {
 		until = g.Expires
 	}
-	if !now.Before(until) || len(key) > c.maxBytes {
+	if !now.Before(until) || key.size() > c.maxBytes {
 		return
 	}
 	c.mu.Lock()
@@ -86,10 +94,13 @@ func (c *verifiedTokens) put(key string, g *MercureGrant, now time.Time) {
 	if _, ok := c.entries[key]; ok {
 		return
 	}
-	if c.bytes+len(key) > c.maxBytes {
+	if c.bytes+key.size() > c.maxBytes {
 		clear(c.entries)
 		c.bytes = 0
 	}
+	// Copies: the token may be a slice of a larger header (a Cookie),
+	// which the cache's byte count would not see.
+	key = verifiedKey{strings.Clone(key.resource), strings.Clone(key.token)}
 	c.entries[key] = verifiedToken{grant: g, until: until}
-	c.bytes += len(key)
+	c.bytes += key.size()
 }

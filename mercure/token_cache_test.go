@@ -53,26 +53,27 @@ func TestVerifiedTokensBounds(t *testing.T) {
 	now := time.Now()
 	g := &MercureGrant{}
 	c := newVerifiedTokens(100)
-	c.put("a", g, now)
-	if c.get("a", now.Add(verifiedTokenTTL-time.Second)) != g {
+	key := func(token string) verifiedKey { return verifiedTokenKey("", token) }
+	c.put(key("a"), g, now)
+	if c.get(key("a"), now.Add(verifiedTokenTTL-time.Second)) != g {
 		t.Fatal("an entry was lost within its TTL")
 	}
-	if c.get("a", now.Add(verifiedTokenTTL)) != nil {
+	if c.get(key("a"), now.Add(verifiedTokenTTL)) != nil {
 		t.Fatal("an entry outlived verifiedTokenTTL")
 	}
 	expiring := &MercureGrant{Expires: now.Add(time.Second)}
-	c.put("b", expiring, now)
-	if c.get("b", now.Add(time.Second)) != nil {
+	c.put(key("b"), expiring, now)
+	if c.get(key("b"), now.Add(time.Second)) != nil {
 		t.Fatal("an entry outlived its token's exp")
 	}
 	for i := range 50 {
-		c.put(strings.Repeat("k", 10)+string(rune('a'+i%26))+string(rune('a'+i/26)), g, now)
+		c.put(key(strings.Repeat("k", 10)+string(rune('a'+i%26))+string(rune('a'+i/26))), g, now)
 		if c.bytes > c.maxBytes {
 			t.Fatalf("%d bytes held, at most %d", c.bytes, c.maxBytes)
 		}
 	}
-	c.put(strings.Repeat("x", 101), g, now)
-	if c.get(strings.Repeat("x", 101), now) != nil {
+	c.put(key(strings.Repeat("x", 101)), g, now)
+	if c.get(key(strings.Repeat("x", 101)), now) != nil {
 		t.Fatal("a key larger than the cache was kept")
 	}
 }

@@ -65,7 +65,9 @@ func TestFilterNeverUnderHubLock(t *testing.T) {
 
 // TestFilterConcurrentPublishersKeepOrder: publishers racing on one topic
 // each run filter passes outside the lock; every filtered subscriber still
-// gets every accepted event once, in id order, and no refused one.
+// gets every accepted event once, in id order, and no refused one. Each
+// publish reports every delivery of its event when it returns, even when
+// another publisher's pass took it, and the topic counts them all.
 func TestFilterConcurrentPublishersKeepOrder(t *testing.T) {
 	h := NewHub()
 	defer h.Close()
@@ -86,8 +88,17 @@ func TestFilterConcurrentPublishersKeepOrder(t *testing.T) {
 					meta = "drop"
 				}
 				m := &Message{Data: strconv.Itoa(p*each + i), Meta: meta}
-				if _, err := h.Publish(context.Background(), []Publication{{Message: m, Topics: []TopicRef{ref}}}, PublishOptions{}); err != nil {
+				out, err := h.Publish(context.Background(), []Publication{{Message: m, Topics: []TopicRef{ref}}}, PublishOptions{})
+				if err != nil {
 					t.Error(err)
+					return
+				}
+				delivered := subscribers
+				if meta == "drop" {
+					delivered = 0
+				}
+				if got := out.Results[0].Delivered; got != delivered {
+					t.Errorf("publish %d reports %d deliveries, want %d", p*each+i, got, delivered)
 					return
 				}
 			}
@@ -95,6 +106,12 @@ func TestFilterConcurrentPublishersKeepOrder(t *testing.T) {
 	}
 	wg.Wait()
 	want := publishers * (each - (each+2)/3)
+	h.mu.Lock()
+	counted := h.topics["race"].delivered.Load()
+	h.mu.Unlock()
+	if counted != uint64(want*subscribers) {
+		t.Errorf("topic counted %d deliveries, want %d", counted, want*subscribers)
+	}
 	for k, s := range subs {
 		got := s.Take(nil) // every publish has returned: its events are queued
 		if len(got) != want {

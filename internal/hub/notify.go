@@ -12,6 +12,7 @@ import (
 type notifyList struct {
 	subs     []*Subscription
 	filtered []*Subscription // with staged events for their filter pass
+	filterOp uint64          // the (newest) hub call that staged them
 }
 
 var notifyLists = sync.Pool{New: func() any { return new(notifyList) }}
@@ -49,6 +50,7 @@ func (n *notifyList) addFiltered(s *Subscription, op uint64) {
 		return
 	}
 	s.filterOp = op
+	n.filterOp = op
 	n.filtered = append(n.filtered, s)
 }
 
@@ -58,7 +60,7 @@ func (n *notifyList) addFiltered(s *Subscription, op uint64) {
 func (h *Hub) dispatch(n *notifyList) {
 	n.dispatch()
 	if len(n.filtered) > 0 {
-		h.filterStaged(n.filtered)
+		h.filterStaged(n.filtered, n.filterOp)
 	}
 }
 

@@ -113,8 +113,8 @@ func (h *Hub) SkipThrough(s *Subscription, seq uint64) {
 	h.mu.Lock()
 	s.floor = max(s.floor, seq)
 	h.mu.Unlock()
-	s.filterMu.Lock()
-	defer s.filterMu.Unlock()
+	s.holdPasses()
+	defer s.releasePasses()
 	s.mu.Lock()
 	staged := s.staged[:0]
 	for _, st := range s.staged {

@@ -47,10 +47,12 @@ type Subscription struct {
 	left         bool // unregistered: nothing more is queued or staged
 
 	// A filtered subscriber's events waiting for its filter, in id order
-	// (fanout_filter.go); spare is the other buffer. filterMu makes one
+	// (fanout_filter.go); spare is the other buffer. passing makes one
 	// filter pass at a time take and queue them.
 	staged, spare []stagedEvent
-	filterMu      sync.Mutex
+	passing       bool          // a filter pass is under way
+	passDone      chan struct{} // closed when it ends; made by the first to wait
+	filteredOp    atomic.Uint64 // the newest hub call whose events a finished pass took
 
 	// blockedSince is when the subscriber's socket stopped taking bytes
 	// (a write is blocked, or a non-blocking write left bytes over), on
