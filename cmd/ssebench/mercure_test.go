@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -54,5 +55,32 @@ func TestMercureTokensAreModern(t *testing.T) {
 	bad := &mercureConfig{key: "k", topic: "t", tokenShare: 0.5, private: true}
 	if bad.prepare() == nil {
 		t.Error("private updates with subscribers that hold no token: accepted, want a usage error (they would count as lost)")
+	}
+}
+
+// The hand-made form body is what url.Values would encode: the hub reads
+// the same fields back, for every byte value of the data.
+func TestMercureRequestBody(t *testing.T) {
+	m := &mercureConfig{key: "k", topic: "https://example.com/a b?c=d&e", tokenShare: 1, private: true}
+	if err := m.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 256)
+	for i := range data {
+		data[i] = byte(i)
+	}
+	var body []byte
+	req := m.request(context.Background(), "http://127.0.0.1/", data, &body)
+	if err := req.ParseForm(); err != nil {
+		t.Fatal(err)
+	}
+	if got := req.PostForm.Get("data"); got != string(data) {
+		t.Fatalf("data read back as %q", got)
+	}
+	if req.PostForm.Get("topic") != m.topic || req.PostForm.Get("private") != "on" {
+		t.Fatalf("form read back as %v", req.PostForm)
+	}
+	if req.Header.Get("Authorization") != "Bearer "+m.pubToken || req.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+		t.Fatalf("headers %v", req.Header)
 	}
 }

@@ -196,6 +196,7 @@ func publish(ctx context.Context, c *config) publishResult {
 func publishEach(ctx context.Context, c *config, ps *poster, pub int, tokens <-chan struct{}) uint64 {
 	var seq uint64
 	buf := make([]byte, 0, c.size)
+	var form []byte // -mode mercure: the form body, reused
 	for range tokens {
 		if ps.over() {
 			break
@@ -203,7 +204,7 @@ func publishEach(ctx context.Context, c *config, ps *poster, pub int, tokens <-c
 		buf = payload(buf, pub, seq, c.size)
 		var req *http.Request
 		if c.mode == "mercure" {
-			req = c.mercure.request(c.pubURL, buf).WithContext(ctx)
+			req = c.mercure.request(ctx, c.pubURL, buf, &form)
 		} else {
 			req, _ = http.NewRequestWithContext(ctx, http.MethodPost, c.pubURL, bytes.NewReader(buf))
 			req.Header.Set("Content-Type", "text/plain")
