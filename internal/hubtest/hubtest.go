@@ -162,3 +162,33 @@ func Drain(s *hub.Subscription) []*hub.Event {
 	}
 	return s.Take(nil)
 }
+
+// takeN waits for n live events on sub.
+func TakeN(t *testing.T, sub *hub.Subscription, n int) []*hub.Event {
+	t.Helper()
+	var got []*hub.Event
+	timeout := time.After(15 * time.Second)
+	for len(got) < n {
+		select {
+		case <-sub.Ready():
+			got = sub.Take(got)
+		case <-sub.Done():
+			t.Fatalf("subscriber dropped after %d of %d events", len(got), n)
+		case <-timeout:
+			t.Fatalf("got %d of %d events", len(got), n)
+		}
+	}
+	if len(got) > n {
+		t.Fatalf("got %d events, want %d: %s", len(got), n, Wires(got))
+	}
+	return got
+}
+
+// Wires is the events' bytes on the wire, for failure messages.
+func Wires(evs []*hub.Event) string {
+	var b strings.Builder
+	for _, e := range evs {
+		b.Write(e.Wire)
+	}
+	return b.String()
+}

@@ -30,7 +30,7 @@ func TestOverloadRedisDeliveryWaitsForAReader(t *testing.T) {
 	awaitCond(t, "the bus reader to wait for room", func() bool {
 		return sub.Full() && rh.local.PublishersWaiting() == 1
 	})
-	got := takeN(t, sub, n)
+	got := hubtest.TakeN(t, sub, n)
 	for i, ev := range got {
 		if !strings.Contains(string(ev.Wire), "data: "+fmt.Sprint(i)+"\n") {
 			t.Fatalf("event %d is %q", i, ev.Wire)

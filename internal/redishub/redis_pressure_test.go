@@ -193,7 +193,7 @@ func TestRedisLostMetadataIsUnknown(t *testing.T) {
 				}
 			}
 			if rp.Reset == nil || rp.Reset.Reason != "unknown" {
-				t.Fatalf("resume after %s was lost: reset %+v, events %s", key, rp.Reset, wires(rp.Events))
+				t.Fatalf("resume after %s was lost: reset %+v, events %s", key, rp.Reset, hubtest.Wires(rp.Events))
 			}
 			next := publishData(t, rh, "c", news)
 			old, _ := hub.ParseID(first.ID)

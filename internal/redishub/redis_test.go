@@ -66,35 +66,6 @@ func publishData(t *testing.T, e hub.Engine, data string, refs ...hub.TopicRef) 
 	return res[0]
 }
 
-// takeN waits for n live events on sub.
-func takeN(t *testing.T, sub *hub.Subscription, n int) []*hub.Event {
-	t.Helper()
-	var got []*hub.Event
-	timeout := time.After(15 * time.Second)
-	for len(got) < n {
-		select {
-		case <-sub.Ready():
-			got = sub.Take(got)
-		case <-sub.Done():
-			t.Fatalf("subscriber dropped after %d of %d events", len(got), n)
-		case <-timeout:
-			t.Fatalf("got %d of %d events", len(got), n)
-		}
-	}
-	if len(got) > n {
-		t.Fatalf("got %d events, want %d: %s", len(got), n, wires(got))
-	}
-	return got
-}
-
-func wires(evs []*hub.Event) string {
-	var b strings.Builder
-	for _, e := range evs {
-		b.Write(e.Wire)
-	}
-	return b.String()
-}
-
 func seqs(evs []*hub.Event) []uint64 {
 	out := make([]uint64, len(evs))
 	for i, e := range evs {
@@ -130,7 +101,7 @@ func TestRedisTwoInstancesShareOneOrder(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	gotA, gotB := takeN(t, subA, 2*each), takeN(t, subB, 2*each)
+	gotA, gotB := hubtest.TakeN(t, subA, 2*each), hubtest.TakeN(t, subB, 2*each)
 	for i := range gotA {
 		if gotA[i].ID != gotB[i].ID {
 			t.Fatalf("event %d: %v on A, %v on B", i, gotA[i].ID, gotB[i].ID)
@@ -171,7 +142,7 @@ func TestRedisResumeOnAnotherInstance(t *testing.T) {
 	}
 	got := append([]*hub.Event(nil), rp.Events...)
 	if n := 6 - len(got); n > 0 {
-		got = append(got, takeN(t, sub, n)...)
+		got = append(got, hubtest.TakeN(t, sub, n)...)
 	}
 	var data []string
 	for _, e := range got {
@@ -181,7 +152,7 @@ func TestRedisResumeOnAnotherInstance(t *testing.T) {
 		t.Fatalf("replay then live %s, want 5..10 (replayed %d)", s, len(rp.Events))
 	}
 	publishData(t, a, "11", misc)
-	live := takeN(t, sub, 1)
+	live := hubtest.TakeN(t, sub, 1)
 	if hubtest.DataOf(live[0]) != "11" || live[0].ID.Seq != got[5].ID.Seq+1 {
 		t.Fatalf("live %q after %v", live[0].Wire, got[5].ID)
 	}
@@ -206,9 +177,9 @@ func TestRedisResumeAheadOfTheLocalReader(t *testing.T) {
 	if err != nil || !ok || rp.Reset != nil || len(rp.Events) != 0 {
 		t.Fatalf("replay up to position 1 from 2: %+v ok=%v err=%v", rp, ok, err)
 	}
-	got := takeN(t, sub, 1)
+	got := hubtest.TakeN(t, sub, 1)
 	if hubtest.DataOf(got[0]) != "3" {
-		t.Fatalf("live after resume from 2: %s (first was %s)", wires(got), first.ID)
+		t.Fatalf("live after resume from 2: %s (first was %s)", hubtest.Wires(got), first.ID)
 	}
 }
 
@@ -233,7 +204,7 @@ func TestRedisRingTrimmedInRedis(t *testing.T) {
 		t.Fatalf("reset %+v, want evicted at %s", rp.Reset, ids[14])
 	}
 	if len(rp.Events) != 5 || hubtest.DataOf(rp.Events[0]) != "16" {
-		t.Fatalf("replay after reset: %s", wires(rp.Events))
+		t.Fatalf("replay after reset: %s", hubtest.Wires(rp.Events))
 	}
 	// Bytes: a budget of about two events keeps two.
 	small := hub.TopicRef{Name: "small", Ring: hub.RingConfig{Replay: 100, ReplaySize: 2 * (64 + 20)}}
@@ -269,7 +240,7 @@ func TestRedisRingAge(t *testing.T) {
 	}
 	_, rp, err = a.Subscribe([]hub.TopicRef{aged}, last, 10)
 	if err != nil || rp.Reset != nil || len(rp.Events) > 1 || (len(rp.Events) == 1 && rp.Events[0].ID.String() != fresh.ID) {
-		t.Fatalf("resume from the last aged event: %v, reset %+v, %s", err, rp.Reset, wires(rp.Events))
+		t.Fatalf("resume from the last aged event: %v, reset %+v, %s", err, rp.Reset, hubtest.Wires(rp.Events))
 	}
 }
 
@@ -282,7 +253,7 @@ func TestRedisOutageAndReturn(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := publishData(t, a, "before", news)
-	takeN(t, live, 1)
+	hubtest.TakeN(t, live, 1)
 
 	srv.Kill()
 	_, err = hubtest.Publish(a, []hub.Publication{{Message: &hub.Message{Topics: []string{"news"}, Data: "lost"}, Topics: []hub.TopicRef{news}}})
@@ -306,15 +277,15 @@ func TestRedisOutageAndReturn(t *testing.T) {
 	select {
 	case got := <-rp.Later:
 		if got.Reset != nil || len(got.Events) != 0 {
-			t.Fatalf("replay after the outage: reset %+v, %s", got.Reset, wires(got.Events))
+			t.Fatalf("replay after the outage: reset %+v, %s", got.Reset, hubtest.Wires(got.Events))
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("the waiting replay never came")
 	}
-	if got := takeN(t, waiting, 1); got[0].ID.String() != after.ID {
+	if got := hubtest.TakeN(t, waiting, 1); got[0].ID.String() != after.ID {
 		t.Fatalf("waiting subscriber got %s, want %s", got[0].ID, after.ID)
 	}
-	if got := takeN(t, live, 1); got[0].ID.String() != after.ID {
+	if got := hubtest.TakeN(t, live, 1); got[0].ID.String() != after.ID {
 		t.Fatalf("open subscriber got %s, want %s", got[0].ID, after.ID)
 	}
 	id, _ := hub.ParseID(after.ID)
@@ -332,14 +303,14 @@ func TestRedisComesBackEmpty(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := publishData(t, a, "old", news)
-	takeN(t, live, 1)
+	hubtest.TakeN(t, live, 1)
 	srv.Restart() // no persistence: everything is gone
 	awaitCond(t, "a new epoch", func() bool {
 		st := a.Stats()
 		return st.Connected && st.Epoch != "" && !strings.HasPrefix(old.ID, st.Epoch+"-")
 	})
 	fresh := publishData(t, a, "fresh", news)
-	if got := takeN(t, live, 1); got[0].ID.String() != fresh.ID || !strings.HasSuffix(fresh.ID, "-1") {
+	if got := hubtest.TakeN(t, live, 1); got[0].ID.String() != fresh.ID || !strings.HasSuffix(fresh.ID, "-1") {
 		t.Fatalf("open stream after the new epoch got %s, want %s (seq 1)", got[0].ID, fresh.ID)
 	}
 	_, rp, err := a.Subscribe([]hub.TopicRef{news}, old.ID, 100)
@@ -397,7 +368,7 @@ func TestRedisStartsWithRedisDown(t *testing.T) {
 	srv.Restart()
 	awaitConnected(t, rh, true)
 	res := publishData(t, rh, "x", news)
-	if got := takeN(t, sub, 1); got[0].ID.String() != res.ID {
+	if got := hubtest.TakeN(t, sub, 1); got[0].ID.String() != res.ID {
 		t.Fatalf("got %s, want %s", got[0].ID, res.ID)
 	}
 	if res.Delivered != 1 {
@@ -481,14 +452,14 @@ func TestRedisReplayOnConnect(t *testing.T) {
 	}
 	// news' newest 3: 3 4 6; misc's newest 2: 3 5.
 	if got := seqs(rp.Events); !slices.Equal(got, []uint64{3, 4, 5, 6}) {
-		t.Fatalf("initial state %v, want [3 4 5 6]: %s", got, wires(rp.Events))
+		t.Fatalf("initial state %v, want [3 4 5 6]: %s", got, hubtest.Wires(rp.Events))
 	}
 	if hubtest.DataOf(rp.Events[0]) != "3" || rp.Events[0].ID.String() != ids[2] {
 		t.Fatalf("first event %q, want data 3 with id %s", rp.Events[0].Wire, ids[2])
 	}
 	publishData(t, a, "7", news)
-	if live := takeN(t, sub, 1); hubtest.DataOf(live[0]) != "7" {
-		t.Fatalf("live after the initial state: %s", wires(live))
+	if live := hubtest.TakeN(t, sub, 1); hubtest.DataOf(live[0]) != "7" {
+		t.Fatalf("live after the initial state: %s", hubtest.Wires(live))
 	}
 
 	// Resuming: exactly what was missed.
@@ -511,7 +482,7 @@ func TestRedisReplayOnConnect(t *testing.T) {
 	awaitCond(t, "B's reader to deliver 9", func() bool { return b.local.Position().Seq == 9 })
 	_, rp, err = b.Subscribe([]hub.TopicRef{few, empty}, "", 100)
 	if err != nil || len(rp.Events) != 2 || hubtest.DataOf(rp.Events[0]) != "f1" || hubtest.DataOf(rp.Events[1]) != "f2" {
-		t.Fatalf("replay_on_connect 50 of 2 retained: %v, %s", err, wires(rp.Events))
+		t.Fatalf("replay_on_connect 50 of 2 retained: %v, %s", err, hubtest.Wires(rp.Events))
 	}
 }
 
@@ -537,7 +508,7 @@ func TestRedisReplayOnConnectWaitsForRedis(t *testing.T) {
 	select {
 	case got := <-rp.Later:
 		if len(got.Events) != 2 || hubtest.DataOf(got.Events[0]) != "2" || hubtest.DataOf(got.Events[1]) != "3" {
-			t.Fatalf("initial state after Redis returned: %s", wires(got.Events))
+			t.Fatalf("initial state after Redis returned: %s", hubtest.Wires(got.Events))
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("no initial state 15 s after Redis returned")

@@ -68,7 +68,7 @@ func TestSeamMetaAndPublicIDOnTheWire(t *testing.T) {
 		r1 := hubtest.MustPub(t, e.a, ref, hub.Message{Data: "one", Meta: "secret-meta", PublicID: "urn:uuid:1"})
 		r2 := hubtest.MustPub(t, e.a, ref, hub.Message{Data: "two", Meta: "m2", HashID: true})
 		r3 := hubtest.MustPub(t, e.a, ref, hub.Message{Data: "three"})
-		got := takeN(t, live, 3)
+		got := hubtest.TakeN(t, live, 3)
 		want := []struct{ line, meta, pid string }{
 			{"id: urn:uuid:1", "secret-meta", "urn:uuid:1"},
 			{"id: #" + r2.ID, "m2", ""},
@@ -92,15 +92,15 @@ func TestSeamMetaAndPublicIDOnTheWire(t *testing.T) {
 		// the metadata and wire ids of the replayed events.
 		_, rp := hubtest.SubWith(t, e.b, []hub.TopicRef{ref}, hub.SubscribeOptions{Resume: "urn:uuid:1"})
 		if rp.Reset != nil || len(rp.Events) != 2 || rp.Events[0].Meta != "m2" || hubtest.IDLine(rp.Events[0]) != "id: #"+r2.ID {
-			t.Fatalf("resume by public id: reset %+v events %q", rp.Reset, wires(rp.Events))
+			t.Fatalf("resume by public id: reset %+v events %q", rp.Reset, hubtest.Wires(rp.Events))
 		}
 		_, rp = hubtest.SubWith(t, e.b, []hub.TopicRef{ref}, hub.SubscribeOptions{Resume: "#" + r2.ID})
 		if rp.Reset != nil || len(hubtest.Datas(rp.Events)) != 1 || hubtest.DataOf(rp.Events[0]) != "three" {
-			t.Fatalf("resume by #id: reset %+v events %q", rp.Reset, wires(rp.Events))
+			t.Fatalf("resume by #id: reset %+v events %q", rp.Reset, hubtest.Wires(rp.Events))
 		}
 		_, rp = hubtest.SubWith(t, e.b, []hub.TopicRef{ref}, hub.SubscribeOptions{Resume: r1.ID})
 		if rp.Reset != nil || len(rp.Events) != 2 || rp.Events[0].PublicID != "" || hubtest.DataOf(rp.Events[0]) != "two" {
-			t.Fatalf("resume by the hub id of a public-id event: %+v %q", rp.Reset, wires(rp.Events))
+			t.Fatalf("resume by the hub id of a public-id event: %+v %q", rp.Reset, hubtest.Wires(rp.Events))
 		}
 		// A PublicID no subscribed topic retains is unknown, as is "#"
 		// before something that is no hub id.
@@ -109,7 +109,7 @@ func TestSeamMetaAndPublicIDOnTheWire(t *testing.T) {
 		for _, resume := range []string{"elsewhere", "never-published", "#urn:uuid:1"} {
 			_, rp = hubtest.SubWith(t, e.b, []hub.TopicRef{ref}, hub.SubscribeOptions{Resume: resume})
 			if rp.Reset == nil || rp.Reset.Reason != "unknown" || len(rp.Events) != 0 {
-				t.Fatalf("resume %q: reset %+v events %q, want unknown", resume, rp.Reset, wires(rp.Events))
+				t.Fatalf("resume %q: reset %+v events %q, want unknown", resume, rp.Reset, hubtest.Wires(rp.Events))
 			}
 		}
 	})
@@ -288,10 +288,10 @@ func TestSeamFilterAndPredecessor(t *testing.T) {
 			hubtest.MustPub(t, e.a, ref, hub.Message{Data: "d" + strconv.Itoa(i), Meta: "drop"})
 		}
 		hubtest.MustPub(t, e.a, ref, hub.Message{Data: "kept"})
-		takeN(t, all, 6)
-		got := takeN(t, live, 1)
+		hubtest.TakeN(t, all, 6)
+		got := hubtest.TakeN(t, live, 1)
 		if hubtest.DataOf(got[0]) != "kept" {
-			t.Fatalf("filtered subscriber got %q", wires(got))
+			t.Fatalf("filtered subscriber got %q", hubtest.Wires(got))
 		}
 		if n := snapshotDelivered(e.b, "f") - before; n != 7 {
 			t.Fatalf("delivered counted %d, want 7 (6 to one subscriber, 1 to the filtered one)", n)
