@@ -163,7 +163,8 @@ func Drain(s *hub.Subscription) []*hub.Event {
 	return s.Take(nil)
 }
 
-// takeN waits for n live events on sub.
+// TakeN waits for n live events on sub, failing the test on fewer, more, or
+// a dropped subscriber.
 func TakeN(t *testing.T, sub *hub.Subscription, n int) []*hub.Event {
 	t.Helper()
 	var got []*hub.Event
