@@ -14,7 +14,7 @@ import (
 // configuration a fresh registry, so each configuration's sse app
 // registers one collector there: no metric is registered twice, whatever
 // the reloads. The collector holds no numbers of its own: at scrape time
-// it reads the counters of the pooled hubs (internal/hub/internal/hub/counters.go), which outlive
+// it reads the counters of the pooled hubs (internal/hub/counters.go), which outlive
 // configurations, so a reload resets nothing. Labels are the hub and the
 // topic as declared (a pattern stands for all of its concrete topics), so
 // cardinality is bounded by the configuration, never by clients.

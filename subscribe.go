@@ -65,7 +65,7 @@ type SSEHandler struct {
 	// Origins whose pages may open this route's streams with
 	// EventSource(url, {withCredentials: true}): scheme://host[:port], or
 	// "*" for any origin ("null" only when listed). Others get 403.
-	// Default: none, and no CORS headers (internal/stream/internal/stream/cors.go).
+	// Default: none, and no CORS headers (internal/stream/cors.go).
 	Origins []string `json:"origins,omitempty"`
 	// Presence publishes join and leave events of the route's topics to
 	// a topic (presence.go). Default: none.

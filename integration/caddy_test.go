@@ -128,18 +128,32 @@ func startCaddy(t *testing.T, site string) *caddyProc {
 // startCaddyWith is startCaddy with extra global options.
 func startCaddyWith(t *testing.T, global, site string) *caddyProc {
 	t.Helper()
+	p := newCaddyProc(t, global)
+	p.start(caddyBin, p.caddyfile(site))
+	return p
+}
+
+// newCaddyProc picks a process's ports and directory; start runs it.
+func newCaddyProc(t *testing.T, global string) *caddyProc {
 	p := &caddyProc{global: global, t: t, dir: t.TempDir(), port: freePort(t), port2: freePort(t), exited: make(chan struct{}), logGrew: make(chan struct{})}
 	p.adminAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	p.base = fmt.Sprintf("http://127.0.0.1:%d", p.port)
+	return p
+}
+
+// start runs bin (this project's Caddy, or Mercure's for the oracle) with
+// the Caddyfile cfg in p's own directory, and returns once it serves.
+func (p *caddyProc) start(bin, cfg string) {
+	t := p.t
+	t.Helper()
 	cfgPath := filepath.Join(p.dir, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(p.caddyfile(site)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(caddyBin, "run", "--config", cfgPath, "--adapter", "caddyfile")
+	p.cmd = exec.Command(bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
 	p.cmd.Dir = p.dir
 	p.cmd.Env = append(os.Environ(), "HOME="+p.dir, "XDG_DATA_HOME="+p.dir, "XDG_CONFIG_HOME="+p.dir)
 	p.run()
-	return p
 }
 
 // run starts p.cmd and returns once Caddy serves its configuration; the
@@ -174,9 +188,9 @@ func (p *caddyProc) run() {
 	select {
 	case <-ready:
 	case <-p.exited:
-		t.Fatalf("caddy exited before serving: %v\n%s", p.exitErr, p.logs())
+		t.Fatalf("%s exited before serving: %v\n%s", filepath.Base(p.cmd.Path), p.exitErr, p.logs())
 	case <-time.After(60 * time.Second):
-		t.Fatalf("caddy did not become ready\n%s", p.logs())
+		t.Fatalf("%s did not become ready\n%s", filepath.Base(p.cmd.Path), p.logs())
 	}
 }
 

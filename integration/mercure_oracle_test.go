@@ -31,7 +31,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -654,45 +653,8 @@ func clip(s string) string {
 // as startCaddyWith does for ours; {DIR} is the process's own directory.
 func startOracleCaddy(t *testing.T, bin, site string) *caddyProc {
 	t.Helper()
-	p := &caddyProc{t: t, dir: t.TempDir(), port: freePort(t), port2: freePort(t), exited: make(chan struct{}), logGrew: make(chan struct{})}
-	p.adminAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	p.base = fmt.Sprintf("http://127.0.0.1:%d", p.port)
-	cfg := strings.ReplaceAll(p.caddyfile(site), "{DIR}", p.dir)
-	cfgPath := filepath.Join(p.dir, "Caddyfile")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(bin, "run", "--config", cfgPath, "--adapter", "caddyfile")
-	p.cmd.Dir = p.dir
-	p.cmd.Env = append(os.Environ(), "HOME="+p.dir, "XDG_DATA_HOME="+p.dir, "XDG_CONFIG_HOME="+p.dir)
-	pr, pw := io.Pipe()
-	p.cmd.Stderr = pw
-	p.cmd.Stdout = io.Discard
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan struct{})
-	readDone := make(chan struct{})
-	go func() {
-		p.readLog(pr, ready)
-		_, _ = io.Copy(io.Discard, pr)
-		close(readDone)
-	}()
-	go func() {
-		err := p.cmd.Wait()
-		pw.Close()
-		<-readDone
-		p.exitErr = err
-		close(p.exited)
-	}()
-	t.Cleanup(p.kill)
-	select {
-	case <-ready:
-	case <-p.exited:
-		t.Fatalf("%s exited before serving: %v\n%s", filepath.Base(bin), p.exitErr, p.logs())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("%s did not become ready\n%s", filepath.Base(bin), p.logs())
-	}
+	p := newCaddyProc(t, "")
+	p.start(bin, strings.ReplaceAll(p.caddyfile(site), "{DIR}", p.dir))
 	return p
 }
 

@@ -3,7 +3,7 @@
 // hubs as caddy-sse's own routes. It uses the core only through its
 // exported API (internal/hub: subscribe with a filter, publish with
 // metadata) and writes its streams with internal/stream; the core knows
-// nothing of it. The root package imports it (imports.go), so building
+// nothing of it. The root package imports it (its imports.go), so building
 // Caddy with github.com/ssehub/caddy-sse brings sse_mercure too.
 //
 // docs/mercure.md is the user's guide; docs/mercure-notes.md the design

@@ -45,7 +45,7 @@ type MercureDecider struct {
 	key         string
 	route, auth mercureMatchSet
 	cacheCap    int   // 0: nothing to remember (no patterns) or disabled
-	memoSlot    uint8 // where events remember its decision (mercure_meta.go)
+	memoSlot    uint8 // where events remember its decision (meta.go)
 
 	mu         sync.Mutex
 	cache      map[string]uint8 // topic → decisionBits

@@ -314,14 +314,14 @@ type mercureMeta struct {
 	Topics  []string `json:"t"`
 	Private bool     `json:"p,omitempty"`
 
-	memo *mercureMetaMemo // decisions of the first deciders asked (mercure_meta.go)
+	memo *mercureMetaMemo // decisions of the first deciders asked (meta.go)
 }
 
 // decodeMercureMeta reads an event's metadata, once per event
 // (Event.Decoded). An event without valid metadata (none should exist in
 // the Mercure topic) decodes to nil and reaches no subscriber.
 func decodeMercureMeta(meta string) any {
-	m, ok := decodeMercureMetaPlain(meta) // mercure_meta.go
+	m, ok := decodeMercureMetaPlain(meta) // meta.go
 	if !ok && (meta == "" || json.Unmarshal([]byte(meta), &m) != nil) || len(m.Topics) == 0 {
 		return (*mercureMeta)(nil)
 	}
