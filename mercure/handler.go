@@ -145,6 +145,9 @@ type Handler struct {
 	// reservedBase: the last hub URL's parse for the reserved-namespace
 	// test (reserved.go).
 	reservedBase atomic.Pointer[mercureReservedBase]
+	// derived: the last resource identifier derived from a request
+	// (metadata.go).
+	derived atomic.Pointer[derivedResource]
 }
 
 // CaddyModule returns the Caddy module information.

@@ -78,7 +78,24 @@ func (m *Handler) resourceIdentifier(r *http.Request) string {
 	if m.auth != nil && m.auth.resource != "" {
 		return m.auth.resource
 	}
-	return requestHubURL(r).String()
+	// Every publish checks its token's aud against it, and a hub is
+	// mostly reached under one name: the last one derived is kept, which
+	// saves building and escaping a URL per request.
+	tls := r.TLS != nil
+	if d := m.derived.Load(); d != nil && d.tls == tls && d.host == r.Host && d.path == r.URL.Path {
+		return d.id
+	}
+	id := requestHubURL(r).String()
+	m.derived.Store(&derivedResource{tls: tls, host: r.Host, path: r.URL.Path, id: id})
+	return id
+}
+
+// derivedResource is a resource identifier derived from a request, with
+// what it was derived from.
+type derivedResource struct {
+	tls        bool
+	host, path string
+	id         string
 }
 
 // hubBaseURL is the URL relative topics and relative URL patterns (the

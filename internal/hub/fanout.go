@@ -22,13 +22,12 @@ import "sync/atomic"
 func (h *Hub) queueLocked(t *topic, ev *Event, notify *notifyList, count *atomic.Int64, forced bool) int {
 	seq, queued := ev.ID.Seq, 0
 	for s := range t.subs {
-		if s.lastSeq == seq || seq <= s.floor {
+		if s.lastSeq == seq || seq <= s.skipThrough.Load() {
 			continue
 		}
 		s.lastSeq = seq
 		if s.Filter != nil {
-			s.stage(stagedEvent{ev: ev, t: t, op: h.op, count: count, forced: forced})
-			notify.addFiltered(s, h.op)
+			notify.stageLocked(s, stagedEvent{ev: ev, t: t, op: h.op, count: count, forced: forced})
 			continue
 		}
 		if s.offer(ev, h.op) {

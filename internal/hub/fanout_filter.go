@@ -1,57 +1,113 @@
 package hub
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
 
 // Filtered subscribers (SubscribeOptions.Filter) are not judged under the
 // hub's lock. A filter may be costly (an anonymous subscriber may send
-// dozens of URL patterns), and the hub's lock is what
-// every publish of every route of the hub waits for: judged under it, one
-// hostile subscriber made unrelated publishes wait for its patterns.
+// dozens of URL patterns), and the hub's lock is what every publish of
+// every route of the hub waits for: judged under it, one hostile
+// subscriber made unrelated publishes wait for its patterns.
 //
-// So under the lock an event is only staged for a filtered subscriber (a
-// pointer appended, in id order, as to any queue), and the publishing
-// goroutine filters once the lock is released (filterStaged): accepted
-// events go to the subscriber's queue, refused ones are forgotten. A
-// publish whose topics have no filtered subscriber never waits for any
-// filter: the lock is held only for staging.
+// So under the lock an event is only staged for a filtered subscriber: a
+// pointer appended to the hub call's own list (notifyList.staged), taking
+// no other lock, in a batch numbered by the subscriber's next ticket
+// (stageLocked). Once the lock is released the call filters its own
+// batches (filterBatches) and queues what each filter accepts. A publish
+// whose topics have no filtered subscriber never waits for any filter:
+// the lock is held only for staging.
 //
 // The guarantees hold as they did when filtering ran under the lock:
-//   - order: events are staged in id order under the hub's lock, and one
-//     filter pass at a time takes a subscriber's staged events, in order,
-//     and queues the accepted ones before the next pass starts (passing).
-//     A publisher whose event another pass took waits for that pass (or
-//     finds it finished: filteredOp), so its event is queued (or refused)
-//     and counted when its publish returns.
+//   - order: tickets follow the hub lock's order, and a subscriber queues
+//     its batches in ticket order. A call whose batch is filtered before
+//     an older one is queued leaves it with the subscriber (early), and
+//     the call queueing the older one queues it after its own. Nobody
+//     waits for another call's filter; once every call has returned,
+//     every batch is queued.
 //   - no gap, no duplicate: staging replaces queueing where it was, under
 //     the lock that orders registrations and replay snapshots.
 //   - a refused event never enters the queue: it neither counts against
 //     the queue's bound nor can get the subscriber dropped as slow.
+//   - counts: a call counts what its filters accept (the publication's
+//     delivered count and the topic's) before it returns, queued by
+//     itself or, soon after, by an older call.
 //   - back-pressure: the publish was admitted under the lock as before
 //     (overload.go). An accepted event finding the queue full from an
 //     earlier call drops the subscriber only when its socket is stuck (or
 //     the delivery was forced, Redis): a subscriber that reads is not
 //     dropped because two publishes were admitted before either filtered
 //     (its queue may pass its bound by what was in flight).
+//
+// Per filtered subscriber and update this takes the subscriber's lock once
+// (to queue), as an unfiltered delivery does. Staging through that lock
+// and a handshake between filter passes took it three times, and its
+// cache line moving between the publishers' cores cost as much as the
+// filter.
 
 // stagedEvent is an event waiting for a filtered subscriber's filter.
 type stagedEvent struct {
 	ev     *Event
 	t      *topic
+	batch  int           // its batch in notifyList.batches
 	op     uint64        // the hub call that staged it (Subscription.offer)
 	count  *atomic.Int64 // the publication's delivered count; nil: none kept
 	forced bool          // delivered past a full queue (Redis, deliverWait)
 }
 
-// stage appends ev for the filter pass; the hub's lock is held.
-func (s *Subscription) stage(st stagedEvent) {
-	s.mu.Lock()
-	if !s.left {
-		s.staged = append(s.staged, st)
+// filterBatch is what one hub call staged for one filtered subscriber:
+// notifyList.staged[lo:hi] once sorted, to be queued in ticket order.
+type filterBatch struct {
+	s      *Subscription
+	ticket uint64
+	lo, hi int
+}
+
+// earlyBatch is a batch filtered before an older one of its subscriber was
+// queued: its accepted events, waiting with the subscriber.
+type earlyBatch struct {
+	ticket uint64
+	evs    []stagedEvent
+}
+
+// stageLocked stages st for s's filter: in s's batch of hub call op, the
+// first of its events opening it with s's next ticket. The hub's lock
+// guards s.batchOp, s.batch and s.tickets.
+func (n *notifyList) stageLocked(s *Subscription, st stagedEvent) {
+	if s.batchOp != st.op {
+		s.batchOp = st.op
+		s.tickets++
+		s.batch = len(n.batches)
+		n.batches = append(n.batches, filterBatch{s: s, ticket: s.tickets})
 	}
-	s.mu.Unlock()
+	st.batch = s.batch
+	n.staged = append(n.staged, st)
+}
+
+// bound sets each batch's place in n.staged, sorting it by batch first
+// when a batch has several events (several events in one hub call), which
+// interleaves them. The hub's lock is not held.
+func (n *notifyList) bound() {
+	if len(n.staged) == len(n.batches) {
+		// One event each: staged in batch order.
+		for i := range n.batches {
+			n.batches[i].lo, n.batches[i].hi = i, i+1
+		}
+		return
+	}
+	slices.SortStableFunc(n.staged, func(a, b stagedEvent) int { return cmp.Compare(a.batch, b.batch) })
+	lo := 0
+	for i := range n.batches {
+		hi := lo
+		for hi < len(n.staged) && n.staged[hi].batch == i {
+			hi++
+		}
+		n.batches[i].lo, n.batches[i].hi = lo, hi
+		lo = hi
+	}
 }
 
 // stagedDrop is a subscriber a filter pass found full and must drop.
@@ -61,51 +117,42 @@ type stagedDrop struct {
 	reason DropReason
 }
 
-// filterStaged runs the filter pass of each subscriber in subs, outside
-// the hub's lock: its accepted staged events are queued and it is told;
-// subscribers that must be dropped are dropped afterwards, under the lock.
-// Large fan-outs are split over the cores, as notifying is. op is the hub
-// call that staged the events (the newest, if several did).
-//
-// A subscriber whose events up to op a finished pass has already taken is
-// skipped without taking its locks: concurrent publishers to one topic
-// walk the same subscribers, and the first to reach one takes every event
-// staged for it; the others only had to wait for that pass, and once it
-// has finished (filteredOp, stored after it counted) there is nothing to
-// wait for. Concurrent publishers (8 in bench/compare.sh's publish
-// scenario) would otherwise each take two locks per subscriber for nothing,
-// on cache lines the other cores hold.
-func (h *Hub) filterStaged(subs []*Subscription, op uint64) {
+// filterBatches filters the batches n collected, outside the hub's lock,
+// queues what the filters accept and tells the subscribers that got
+// events; subscribers that must be dropped are dropped afterwards, under
+// the lock. Large fan-outs are split over the cores, as notifying is.
+func (h *Hub) filterBatches(n *notifyList) {
+	n.bound()
 	var (
 		mu    sync.Mutex
 		drops []stagedDrop
 	)
-	pass := func(s *Subscription, tally *deliveryTally) {
-		queued, drop := s.filterPass(op, tally)
+	run := func(b filterBatch, tally *deliveryTally) {
+		queued, drop := b.s.filterBatch(b.ticket, n.staged[b.lo:b.hi], tally)
 		if drop.reason != 0 {
 			mu.Lock()
 			drops = append(drops, drop)
 			mu.Unlock()
 		}
 		if queued > 0 {
-			s.notify()
+			b.s.notify()
 		}
 	}
-	if len(subs) <= notifyPerWorker {
-		// One goroutine (forEachSub would not split so few): a topic's
+	if len(n.batches) <= notifyPerWorker {
+		// One goroutine (forEach would not split so few): a topic's
 		// delivery counters are added once for all of them, as
 		// queueLocked adds them once per event: per delivery, they were
 		// two atomics on lines every publishing core writes, a fifth of
 		// the filter pass in BenchmarkFilteredPublish.
 		var tally deliveryTally
-		for _, s := range subs {
-			pass(s, &tally)
+		for _, b := range n.batches {
+			run(b, &tally)
 		}
 		tally.flush()
 	} else {
-		forEachSub(subs, func(s *Subscription) {
+		forEach(n.batches, func(b filterBatch) {
 			var tally deliveryTally
-			pass(s, &tally)
+			run(b, &tally)
 			tally.flush()
 		})
 	}
@@ -172,163 +219,101 @@ func (d *deliveryTally) flush() {
 	d.flushOwn()
 }
 
-// filterPass filters what is staged for s and queues what its filter
-// accepts, reporting how many it queued and, when the queue was found full
-// with the socket stuck, the drop to make; the deliveries are counted in
-// tally, those of other calls' publications at once. op is the hub call
-// running the pass (filterStaged). The filter runs holding neither the
-// hub's lock nor s.mu (which staging takes under the hub's lock).
-func (s *Subscription) filterPass(op uint64, tally *deliveryTally) (int, stagedDrop) {
-	if !s.lockForPass(op) {
-		return 0, stagedDrop{} // a finished pass took and counted this call's events
-	}
-	batch := s.staged
-	if len(batch) == 0 {
-		// An earlier pass took it all, and has queued it (it has
-		// ended): nothing to swap.
-		s.mu.Unlock()
-		return 0, stagedDrop{}
-	}
-	s.staged, s.spare = s.spare[:0], nil
-	s.passing = true
-	s.mu.Unlock()
-	ended := false
+// filterBatch filters evs, the batch with ticket ticket, holding no lock,
+// counts what it accepts in tally, and queues it in ticket order. It
+// reports how many events it queued (its own and early batches it
+// released) and, when the queue was found full with the socket stuck, the
+// drop to make.
+func (s *Subscription) filterBatch(ticket uint64, evs []stagedEvent, tally *deliveryTally) (queued int, drop stagedDrop) {
+	filtered := false
 	defer func() {
-		if !ended { // the filter panicked: later passes must not wait for this one
+		if !filtered {
+			// The filter panicked: the batch is given up, so that later
+			// ones are not held behind it for good.
 			s.mu.Lock()
-			s.endPassLocked()
+			q, _ := s.queueInTurnLocked(ticket, nil)
 			s.mu.Unlock()
+			if q > 0 {
+				s.notify()
+			}
 		}
 	}()
 	accepted := 0
-	for i := range batch {
-		if s.Filter(filterHook(batch[i].ev)) {
-			accepted++
-		} else {
-			batch[i].ev = nil // refused: forgotten
-		}
-	}
-	queued := 0
-	var drop stagedDrop
-	// Other calls' publications' delivered counts, added before the pass
-	// ends: a publisher whose event this pass took waits for its end (or
-	// finds filteredOp past its call), and then reads its count whole.
-	// Consecutive events of one publication are added at once.
-	var (
-		count   *atomic.Int64
-		counted int64
-	)
-	s.mu.Lock()
-	for i := 0; i < len(batch) && accepted > 0; i++ {
-		st := &batch[i]
-		if st.ev == nil {
+	for i := range evs {
+		st := &evs[i]
+		if !s.Filter(filterHook(st.ev)) {
+			st.ev = nil // refused: forgotten
 			continue
 		}
-		if s.left {
-			break
+		accepted++
+		tally.add(st.t)
+		if st.count != nil {
+			tally.addOwn(st.count)
+		}
+	}
+	filtered = true
+	if accepted < len(evs) {
+		evs = slices.DeleteFunc(evs, func(st stagedEvent) bool { return st.ev == nil })
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queueInTurnLocked(ticket, evs)
+}
+
+// queueInTurnLocked queues evs, the accepted events of batch ticket, if
+// every older batch is queued, and then the early batches that follow it;
+// otherwise it leaves a copy of them with the subscriber for the call
+// queueing the older batch. s.mu is held.
+func (s *Subscription) queueInTurnLocked(ticket uint64, evs []stagedEvent) (queued int, drop stagedDrop) {
+	if s.left {
+		return 0, stagedDrop{}
+	}
+	if ticket != s.queuedTicket+1 {
+		i, _ := slices.BinarySearchFunc(s.early, ticket, func(e earlyBatch, t uint64) int { return cmp.Compare(e.ticket, t) })
+		s.early = slices.Insert(s.early, i, earlyBatch{ticket: ticket, evs: slices.Clone(evs)})
+		return 0, stagedDrop{}
+	}
+	queued, drop = s.queueStagedLocked(evs)
+	s.queuedTicket = ticket
+	for len(s.early) > 0 && s.early[0].ticket == s.queuedTicket+1 {
+		if drop.reason == 0 {
+			var q int
+			q, drop = s.queueStagedLocked(s.early[0].evs)
+			queued += q
+		}
+		s.queuedTicket++
+		s.early[0] = earlyBatch{}
+		s.early = s.early[1:]
+	}
+	if len(s.early) == 0 {
+		s.early = nil
+	}
+	return queued, drop
+}
+
+// queueStagedLocked queues accepted events, stopping at the first that
+// must drop the subscriber. s.mu is held.
+func (s *Subscription) queueStagedLocked(evs []stagedEvent) (queued int, drop stagedDrop) {
+	skip := s.skipThrough.Load()
+	for i := range evs {
+		st := &evs[i]
+		if st.ev.ID.Seq <= skip {
+			continue // its replay covered it (SkipThrough)
 		}
 		if s.full && s.fullOp != st.op {
 			// Full from an earlier call. Stuck, or a forced delivery:
 			// dropped, as queueLocked would. Reading: it takes the event
 			// past its bound (see above).
-			now := monoNow()
-			if blocked := s.blockedFor(now); blocked >= stuckAfter || st.forced {
+			if blocked := s.blockedFor(monoNow()); blocked >= stuckAfter || st.forced {
 				drop = stagedDrop{s: s, t: st.t, reason: DropSlow}
 				if blocked < stuckAfter {
 					drop.reason = DropOverload
 				}
-				break
+				return queued, drop
 			}
 		}
 		s.appendLocked(st.ev, st.op)
 		queued++
-		tally.add(st.t)
-		if st.count == nil {
-			continue
-		}
-		if st.op == op {
-			tally.addOwn(st.count)
-			continue
-		}
-		if st.count != count {
-			if count != nil {
-				count.Add(counted)
-			}
-			count, counted = st.count, 0
-		}
-		counted++
 	}
-	// Staged in hub-call order: the first and last are the oldest and
-	// newest calls taken. Only another call can skip this subscriber for
-	// this pass: when it took this call's events alone, nothing is stored.
-	oldest, newest := batch[0].op, batch[len(batch)-1].op
-	clear(batch)
-	s.spare = batch[:0]
-	if count != nil {
-		count.Add(counted)
-	}
-	// After the counts: a publisher that skips this subscriber for it
-	// (lockForPass) reads its count whole.
-	if oldest != op || newest != op {
-		s.filteredOp.Store(newest)
-	}
-	s.endPassLocked()
-	ended = true
-	s.mu.Unlock()
-	return queued, drop
-}
-
-// One filter pass of a subscriber runs at a time: s.passing, set under
-// s.mu by the pass that takes the staged events and cleared under s.mu
-// once it has queued and counted them. A flag under the lock a pass takes
-// anyway, rather than a mutex of its own: two atomic operations fewer per
-// filtered subscriber per update, which on this machine cost about as
-// much as the filter itself. Passes rarely overlap on one subscriber
-// (concurrent publishers to its topics); one that finds another under way
-// waits on passDone, made by the first waiter and closed when the pass
-// ends.
-
-// lockForPass returns true holding s.mu with no filter pass of s under
-// way, waiting for one to end; it returns false, without s.mu, once a
-// finished pass has taken hub call op's events (op 0: never).
-func (s *Subscription) lockForPass(op uint64) bool {
-	for {
-		if op != 0 && s.filteredOp.Load() >= op {
-			return false
-		}
-		s.mu.Lock()
-		if !s.passing {
-			return true
-		}
-		if s.passDone == nil {
-			s.passDone = make(chan struct{})
-		}
-		done := s.passDone
-		s.mu.Unlock()
-		<-done
-	}
-}
-
-// endPassLocked ends a pass and wakes those waiting for it; s.mu is held.
-func (s *Subscription) endPassLocked() {
-	s.passing = false
-	if s.passDone != nil {
-		close(s.passDone)
-		s.passDone = nil
-	}
-}
-
-// holdPasses keeps filter passes of s off, as a pass under way would,
-// until releasePasses: the Redis engine's skipThrough edits the staged
-// events and the queue meanwhile.
-func (s *Subscription) holdPasses() {
-	s.lockForPass(0)
-	s.passing = true
-	s.mu.Unlock()
-}
-
-func (s *Subscription) releasePasses() {
-	s.mu.Lock()
-	s.endPassLocked()
-	s.mu.Unlock()
+	return queued, stagedDrop{}
 }

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -140,7 +141,7 @@ func TestFilterFullQueueReadingNotDropped(t *testing.T) {
 	stuck.blockedSince.Store(monoNow() - int64(time.Second))
 
 	// Stage two events from two hub calls, as two racing publishes do,
-	// then run the filter passes.
+	// then filter them.
 	notify := takeNotifyList()
 	defer putNotifyList(notify)
 	h.mu.Lock()
@@ -169,4 +170,120 @@ func TestFilterFullQueueReadingNotDropped(t *testing.T) {
 	default:
 		t.Fatal("the stuck subscriber was not removed")
 	}
+}
+
+// TestFilterLaterBatchDoesNotWait: a publish whose batch is filtered while
+// an older batch of the same subscriber is still in its filter does not
+// wait for it. It returns with its delivery counted, its event is queued
+// behind the older one by the older one's publisher, and order holds.
+func TestFilterLaterBatchDoesNotWait(t *testing.T) {
+	h := NewHub()
+	defer h.Close()
+	ref := seamTopic("order", 100)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	filter := func(ev *Event) bool {
+		if dataOf(ev) == "first" {
+			once.Do(func() {
+				close(entered)
+				<-release
+			})
+		}
+		return true
+	}
+	sub, _ := subWith(t, h, []TopicRef{ref}, SubscribeOptions{Filter: filter})
+	first := make(chan PublishResult, 1)
+	go func() {
+		res, err := pubMsg(h, ref, Message{Data: "first"})
+		if err != nil {
+			t.Error(err)
+		}
+		first <- res
+	}()
+	<-entered
+	if res := mustPub(t, h, ref, Message{Data: "second"}); res.Delivered != 1 {
+		t.Fatalf("second publish delivered %d, want 1", res.Delivered)
+	}
+	if got := sub.Take(nil); len(got) != 0 {
+		t.Fatalf("%q was queued before the older event", dataOf(got[0]))
+	}
+	close(release)
+	if res := <-first; res.Delivered != 1 {
+		t.Fatalf("first publish delivered %d, want 1", res.Delivered)
+	}
+	got := sub.Take(nil) // both publishes returned: both queued
+	if len(got) != 2 || dataOf(got[0]) != "first" || dataOf(got[1]) != "second" {
+		t.Fatalf("queued %d events, want first then second", len(got))
+	}
+}
+
+// TestFilterPanicDoesNotStall: a filter that panics loses its batch, and
+// the subscriber's later batches are still queued.
+func TestFilterPanicDoesNotStall(t *testing.T) {
+	h := NewHub()
+	defer h.Close()
+	ref := seamTopic("panic", 100)
+	filter := func(ev *Event) bool {
+		if dataOf(ev) == "boom" {
+			panic("filter bug")
+		}
+		return true
+	}
+	sub, _ := subWith(t, h, []TopicRef{ref}, SubscribeOptions{Filter: filter})
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the filter's panic did not reach the publisher")
+			}
+		}()
+		_, _ = pubMsg(h, ref, Message{Data: "boom"})
+	}()
+	mustPub(t, h, ref, Message{Data: "after"})
+	if got := takeN(t, sub, 1); dataOf(got[0]) != "after" {
+		t.Fatalf("got %q after the panic, want after", dataOf(got[0]))
+	}
+}
+
+// TestFilterSeveralEventsInOneCall: a publish of several events stages
+// them interleaved across subscribers; each subscriber still gets the ones
+// its filter accepts, in order, and each publication counts its own.
+func TestFilterSeveralEventsInOneCall(t *testing.T) {
+	h := NewHub()
+	defer h.Close()
+	a, b := seamTopic("a", 100), seamTopic("b", 100)
+	onA, _ := subWith(t, h, []TopicRef{a}, SubscribeOptions{Filter: keepFilter})
+	onBoth, _ := subWith(t, h, []TopicRef{a, b}, SubscribeOptions{Filter: keepFilter})
+	var pubs []Publication
+	for i := range 6 {
+		meta, ref := "", a
+		if i%3 == 1 {
+			meta = "drop"
+		}
+		if i%2 == 1 {
+			ref = b
+		}
+		pubs = append(pubs, Publication{Message: &Message{Data: strconv.Itoa(i), Meta: meta}, Topics: []TopicRef{ref}})
+	}
+	out, err := h.Publish(context.Background(), pubs, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Events 0..5: 1 and 4 refused; 1, 3 and 5 on b (onBoth only).
+	wantDelivered := []int{2, 0, 2, 1, 0, 1}
+	for i, r := range out.Results {
+		if r.Delivered != wantDelivered[i] {
+			t.Errorf("publication %d delivered %d, want %d", i, r.Delivered, wantDelivered[i])
+		}
+	}
+	check := func(name string, s *Subscription, want string) {
+		var got []string
+		for _, ev := range s.Take(nil) {
+			got = append(got, dataOf(ev))
+		}
+		if g := strings.Join(got, ","); g != want {
+			t.Errorf("%s got %s, want %s", name, g, want)
+		}
+	}
+	check("onA", onA, "0,2")
+	check("onBoth", onBoth, "0,2,3,5")
 }

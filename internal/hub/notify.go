@@ -10,9 +10,9 @@ import (
 // are told after the hub's lock is released: telling may mean writing to a
 // socket (Subscription.WriteNow), which must not hold up other publishers.
 type notifyList struct {
-	subs     []*Subscription
-	filtered []*Subscription // with staged events for their filter pass
-	filterOp uint64          // the (newest) hub call that staged them
+	subs    []*Subscription
+	batches []filterBatch // filtered subscribers' batches (fanout_filter.go)
+	staged  []stagedEvent // the batches' events
 }
 
 var notifyLists = sync.Pool{New: func() any { return new(notifyList) }}
@@ -23,13 +23,15 @@ func putNotifyList(n *notifyList) {
 	if cap(n.subs) > 1<<16 {
 		return // a huge fan-out's list is not kept
 	}
-	if cap(n.filtered) > 1<<16 {
+	if cap(n.batches) > 1<<16 || cap(n.staged) > 1<<16 {
 		return
 	}
 	clear(n.subs)
 	n.subs = n.subs[:0]
-	clear(n.filtered)
-	n.filtered = n.filtered[:0]
+	clear(n.batches)
+	n.batches = n.batches[:0]
+	clear(n.staged)
+	n.staged = n.staged[:0]
 	notifyLists.Put(n)
 }
 
@@ -43,24 +45,13 @@ func (n *notifyList) add(s *Subscription, op uint64) {
 	n.subs = append(n.subs, s)
 }
 
-// addFiltered collects s once per hub call for its filter pass; the hub's
-// lock guards s.filterOp.
-func (n *notifyList) addFiltered(s *Subscription, op uint64) {
-	if s.filterOp == op {
-		return
-	}
-	s.filterOp = op
-	n.filterOp = op
-	n.filtered = append(n.filtered, s)
-}
-
-// dispatch tells the collected subscribers, then runs the filter passes of
-// the filtered ones (which tell those that got events); the hub's lock
+// dispatch tells the collected subscribers, then filters the batches of
+// the filtered ones (which tells those that got events); the hub's lock
 // is not held.
 func (h *Hub) dispatch(n *notifyList) {
 	n.dispatch()
-	if len(n.filtered) > 0 {
-		h.filterStaged(n.filtered, n.filterOp)
+	if len(n.batches) > 0 {
+		h.filterBatches(n)
 	}
 }
 
@@ -78,12 +69,13 @@ const notifyBlock = 64
 // for a large fan-out: most of that work is write syscalls, which then run
 // in parallel. It returns once every subscriber was told.
 func (n *notifyList) dispatch() {
-	forEachSub(n.subs, (*Subscription).notify)
+	forEach(n.subs, (*Subscription).notify)
 }
 
-// forEachSub calls f for every subscriber of subs, split over the
-// available cores when they are many. It returns once every call has.
-func forEachSub(subs []*Subscription, f func(*Subscription)) {
+// forEach calls f for every item of subs (subscribers, or their filter
+// batches), split over the available cores when they are many. It returns
+// once every call has.
+func forEach[T any](subs []T, f func(T)) {
 	workers := min(runtime.GOMAXPROCS(0), (len(subs)+notifyPerWorker-1)/notifyPerWorker)
 	if workers <= 1 {
 		for _, s := range subs {

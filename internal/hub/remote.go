@@ -90,7 +90,8 @@ func (h *Hub) Adopt(epoch string, seq uint64) {
 	}
 	for _, t := range h.topics {
 		for s := range t.subs {
-			s.lastSeq, s.floor = 0, 0
+			s.lastSeq = 0
+			s.skipThrough.Store(0)
 		}
 	}
 }
@@ -103,27 +104,14 @@ func (h *Hub) Position() ID {
 }
 
 // SkipThrough makes s ignore live events up to seq: its replay covered them
-// (or a reset declared them missed). Events already queued are removed.
-//
-// Staged events (a filtered subscriber's, fanout_filter.go) are removed
-// too, holding its filter pass off meanwhile: one already under way has
-// queued what it took before the pending events are looked at, and none
-// taken later can be queued after it.
+// (or a reset declared them missed). Events already queued are removed, and
+// a filter batch still being filtered (fanout_filter.go) skips them when
+// it is queued.
 func (h *Hub) SkipThrough(s *Subscription, seq uint64) {
 	h.mu.Lock()
-	s.floor = max(s.floor, seq)
+	s.skipThrough.Store(max(s.skipThrough.Load(), seq))
 	h.mu.Unlock()
-	s.holdPasses()
-	defer s.releasePasses()
 	s.mu.Lock()
-	staged := s.staged[:0]
-	for _, st := range s.staged {
-		if st.ev.ID.Seq > seq {
-			staged = append(staged, st)
-		}
-	}
-	clear(s.staged[len(staged):])
-	s.staged = staged
 	kept := s.pending[:0]
 	for _, ev := range s.pending {
 		if ev.ID.Seq > seq {

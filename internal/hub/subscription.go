@@ -29,13 +29,18 @@ type Subscription struct {
 	ready      chan struct{}     // capacity 1: "something is pending"
 	urgent     chan struct{}     // capacity 1: "the queue is past half: stop gathering"
 	done       chan struct{}
-	lastSeq    uint64           // guarded by hub.mu: dedupes multi-topic fan-out
-	floor      uint64           // guarded by hub.mu: live events up to this seq were replayed (Redis engine)
-	notifiedOp uint64           // guarded by hub.mu: the hub call that last collected it for notify
-	filterOp   uint64           // guarded by hub.mu: the hub call that last collected it for its filter pass
-	removed    bool             // guarded by hub.mu
-	counters   []*TopicCounters // of its topics' declarations, each once; set at registration
-	dropReason atomic.Uint32    // the DropReason that closed it, once
+	lastSeq    uint64 // guarded by hub.mu: dedupes multi-topic fan-out
+	notifiedOp uint64 // guarded by hub.mu: the hub call that last collected it for notify
+	batchOp    uint64 // guarded by hub.mu: the hub call of its newest filter batch (fanout_filter.go)
+	batch      int    // guarded by hub.mu: that batch's index in the call's notifyList
+	tickets    uint64 // guarded by hub.mu: filter batches handed out
+	// skipThrough: live events up to this seq are not queued, the replay
+	// covered them (SkipThrough). Written under hub.mu, read under hub.mu
+	// (offering) or s.mu (queueing a filter batch).
+	skipThrough atomic.Uint64
+	removed     bool             // guarded by hub.mu
+	counters    []*TopicCounters // of its topics' declarations, each once; set at registration
+	dropReason  atomic.Uint32    // the DropReason that closed it, once
 
 	mu           sync.Mutex
 	pending      []*Event
@@ -46,13 +51,11 @@ type Subscription struct {
 	halfway      atomic.Bool
 	left         bool // unregistered: nothing more is queued or staged
 
-	// A filtered subscriber's events waiting for its filter, in id order
-	// (fanout_filter.go); spare is the other buffer. passing makes one
-	// filter pass at a time take and queue them.
-	staged, spare []stagedEvent
-	passing       bool          // a filter pass is under way
-	passDone      chan struct{} // closed when it ends; made by the first to wait
-	filteredOp    atomic.Uint64 // the newest hub call whose events a finished pass took
+	// A filtered subscriber's batches are queued in ticket order
+	// (fanout_filter.go): queuedTicket is the newest queued, early holds
+	// those filtered before an older one was queued, by ticket.
+	queuedTicket uint64
+	early        []earlyBatch
 
 	// blockedSince is when the subscriber's socket stopped taking bytes
 	// (a write is blocked, or a non-blocking write left bytes over), on
@@ -251,8 +254,7 @@ func (s *Subscription) unqueue() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.left = true
-	clear(s.staged)
-	s.staged = nil
+	s.early = nil
 	if s.full {
 		s.clearFullLocked()
 	}
