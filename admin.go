@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ssehub/caddy-sse/internal/hub"
+	"github.com/ssehub/caddy-sse/internal/redishub"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/dustin/go-humanize"
@@ -65,20 +66,36 @@ func (AdminAPI) stats(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := struct {
-		Hubs map[string]hub.Stats `json:"hubs"`
-	}{Hubs: make(map[string]hub.Stats)}
+		Hubs map[string]engineStats `json:"hubs"`
+	}{Hubs: make(map[string]engineStats)}
 	hubs.Range(func(key, value any) bool {
 		h := value.(pooledHub)
-		out.Hubs[h.name] = h.Stats()
+		out.Hubs[h.name] = statsOf(h.Engine)
 		return true
 	})
 	return writeAdminJSON(w, out)
 }
 
+// engineStats is a hub's stats as the admin API shows them: the engine's
+// common ones, and the Redis engine's own details beside them.
+type engineStats struct {
+	hub.Stats
+	*redishub.Details // nil for the memory engine: shows nothing
+}
+
+func statsOf(e hub.Engine) engineStats {
+	st := engineStats{Stats: e.Stats()}
+	if rh, ok := e.(*redishub.RedisHub); ok {
+		d := rh.Details()
+		st.Details = &d
+	}
+	return st
+}
+
 // hubSummary is one hub in GET /sse/hubs.
 type hubSummary struct {
 	Name string `json:"name"`
-	hub.Stats
+	engineStats
 	RetainedSize string   `json:"retained_size"`
 	Declared     []string `json:"declared"` // topics and patterns declared in the running configuration
 }
@@ -100,8 +117,8 @@ func (AdminAPI) hubList(w http.ResponseWriter, r *http.Request) error {
 }
 
 func summarize(name string, e hub.Engine, table *hub.TopicTable) hubSummary {
-	st := e.Stats()
-	return hubSummary{Name: name, Stats: st, RetainedSize: humanize.IBytes(uint64(max(st.RetainedB, 0))), Declared: table.Declared()}
+	st := statsOf(e)
+	return hubSummary{Name: name, engineStats: st, RetainedSize: humanize.IBytes(uint64(max(st.RetainedB, 0))), Declared: table.Declared()}
 }
 
 // hubPath serves /sse/hubs/<hub>, /sse/hubs/<hub>/topics and

@@ -254,12 +254,10 @@ type Stats struct {
 	DroppedSlow uint64 `json:"dropped_slow"`
 	Retained    int    `json:"retained_events"`
 	RetainedB   int64  `json:"retained_bytes"`
-	// Resuming subscribers waiting for Redis to return their replay.
-	WaitingReplay int `json:"waiting_replay,omitempty"`
-	// Redis's maxmemory-policy ("unknown" when CONFIG GET is refused), and
-	// a warning when it can evict the hub's keys.
-	RedisPolicy string `json:"redis_policy,omitempty"`
-	Warning     string `json:"warning,omitempty"`
+	// What the engine warns about (the Redis engine: a maxmemory-policy
+	// that can evict the hub's keys). Engines add their own details
+	// beside Stats (redishub.Details).
+	Warning string `json:"warning,omitempty"`
 }
 
 // Stats reports the hub's size.

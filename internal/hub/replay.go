@@ -218,9 +218,12 @@ func MergeEvents(lists [][]*Event) []*Event {
 type Replay struct {
 	Reset  *Reset   // non-nil when the resume point could not be honoured whole
 	Events []*Event // retained events after the resume point, in id order
-	// Later, when not nil, means the replay is not known yet (the Redis
-	// engine is unreachable): it arrives on Later, and no live event may
-	// be sent before it. The subscriber's live events wait in its queue.
+	// Later, when not nil, means the replay is not known yet: an engine
+	// whose history lives elsewhere cannot read it now (Redis is
+	// unreachable). It arrives on Later, and no live event may be sent
+	// before it. The subscriber's live events wait in its queue, and the
+	// stream parks the subscriber meanwhile (Subscription.Park). The
+	// engine then calls SkipThrough with where the replay ended.
 	Later <-chan Replay
 	// Predecessor, with SubscribeOptions.Predecessor, is the id of the
 	// event preceding the first event sent (predecessorOf): the resume

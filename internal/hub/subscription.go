@@ -105,8 +105,8 @@ func (s *Subscription) Blocked() {
 func (s *Subscription) Unblocked() { s.blockedSince.Store(0) }
 
 // Park marks a subscriber that cannot take events for now (its stream
-// waits for a replay from Redis): publishers do not wait for it, and a full
-// queue drops it, as one whose socket is dead.
+// waits for a replay that comes later, Replay.Later): publishers do not
+// wait for it, and a full queue drops it, as one whose socket is dead.
 func (s *Subscription) Park(parked bool) { s.parked.Store(parked) }
 
 // blockedFor is how long the socket has not been taking bytes, as of now.

@@ -991,11 +991,26 @@ func (rh *RedisHub) Stats() hub.Stats {
 	rh.mu.Lock()
 	st.Connected = rh.connected && rh.pingErr == nil
 	st.LastError = rh.lastErr
-	st.WaitingReplay = len(rh.waiting)
-	st.RedisPolicy = rh.policy
 	st.Warning = rh.warning
 	rh.mu.Unlock()
 	return st
+}
+
+// Details is what the Redis engine reports beside hub.Stats (the admin
+// API shows both as one object).
+type Details struct {
+	// Resuming subscribers waiting for Redis to return their replay.
+	WaitingReplay int `json:"waiting_replay,omitempty"`
+	// Redis's maxmemory-policy ("unknown" when CONFIG GET is refused);
+	// Stats.Warning says when it can evict the hub's keys.
+	Policy string `json:"redis_policy,omitempty"`
+}
+
+// Details reports the engine's own state.
+func (rh *RedisHub) Details() Details {
+	rh.mu.Lock()
+	defer rh.mu.Unlock()
+	return Details{WaitingReplay: len(rh.waiting), Policy: rh.policy}
 }
 
 // Close stops the bus reader, drops the local subscribers and closes the

@@ -80,7 +80,7 @@ func TestRedisEvictionResumesExactlyOrReset(t *testing.T) {
 func evictionRound(t *testing.T, srv *redistest.Server, prefix, policy string) (exact, resets int) {
 	rh := newRedisHub(t, srv, prefix)
 	defer rh.Close()
-	awaitCond(t, "the policy in stats", func() bool { return rh.Stats().RedisPolicy == policy })
+	awaitCond(t, "the policy in stats", func() bool { return rh.Details().Policy == policy })
 	if st := rh.Stats(); !strings.Contains(st.Warning, policy) {
 		t.Fatalf("stats carry no warning for %s: %+v", policy, st)
 	}
@@ -212,7 +212,7 @@ func TestRedisLostMetadataIsUnknown(t *testing.T) {
 func TestRedisOOMRefusesEveryPublish(t *testing.T) {
 	srv := startRedisWith(t, "--maxmemory-policy", "noeviction")
 	rh := newRedisHub(t, srv, "oom:")
-	awaitCond(t, "the policy in stats", func() bool { return rh.Stats().RedisPolicy == "noeviction" })
+	awaitCond(t, "the policy in stats", func() bool { return rh.Details().Policy == "noeviction" })
 	if w := rh.Stats().Warning; w != "" {
 		t.Fatalf("noeviction warned: %s", w)
 	}
@@ -273,7 +273,7 @@ func TestRedisOOMRefusesEveryPublish(t *testing.T) {
 func TestRedisPolicyUnknown(t *testing.T) {
 	srv := startRedisWith(t, "--rename-command", "CONFIG", "")
 	rh := newRedisHub(t, srv, "pu:")
-	awaitCond(t, "the policy in stats", func() bool { return rh.Stats().RedisPolicy == "unknown" })
+	awaitCond(t, "the policy in stats", func() bool { return rh.Details().Policy == "unknown" })
 	if w := rh.Stats().Warning; w != "" {
 		t.Fatalf("unknown policy warned: %s", w)
 	}

@@ -270,6 +270,9 @@ func TestRedisOutageAndReturn(t *testing.T) {
 	if err != nil || rp.Later == nil {
 		t.Fatalf("subscribe during outage: %v, later=%v", err, rp.Later)
 	}
+	if d := b.Details(); d.WaitingReplay != 1 {
+		t.Fatalf("details during outage: %d waiting for their replay, want 1", d.WaitingReplay)
+	}
 
 	srv.Restart()
 	awaitConnected(t, a, true)
@@ -284,6 +287,9 @@ func TestRedisOutageAndReturn(t *testing.T) {
 	}
 	if got := hubtest.TakeN(t, waiting, 1); got[0].ID.String() != after.ID {
 		t.Fatalf("waiting subscriber got %s, want %s", got[0].ID, after.ID)
+	}
+	if d := b.Details(); d.WaitingReplay != 0 {
+		t.Fatalf("details after the replay came: %d still waiting", d.WaitingReplay)
 	}
 	if got := hubtest.TakeN(t, live, 1); got[0].ID.String() != after.ID {
 		t.Fatalf("open subscriber got %s, want %s", got[0].ID, after.ID)
