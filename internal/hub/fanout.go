@@ -72,6 +72,9 @@ func (h *Hub) removeLocked(s *Subscription, drop bool) {
 	s.unqueue()
 	if drop {
 		close(s.done)
+		if f := s.onDone.Load(); f != nil {
+			(*f)()
+		}
 	}
 }
 

@@ -64,6 +64,7 @@ type Subscription struct {
 	parked       atomic.Bool // waiting for its replay: it takes nothing
 
 	writeNow atomic.Pointer[func() bool] // see SetWriteNow
+	onDone   atomic.Pointer[func()]      // see SetOnDone
 }
 
 // processStart anchors monoNow: time.Since reads the monotonic clock.
@@ -145,6 +146,38 @@ func (s *Subscription) takeLocked(dst []*Event) []*Event {
 	s.updateFullLocked()
 	return dst
 }
+
+// TakeAtMost appends up to n of the waiting events, oldest first, to dst
+// and returns it: a writer that sends a bounded batch per write (a
+// writev's vector) takes no more than it can send.
+func (s *Subscription) TakeAtMost(dst []*Event, n int) []*Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.pending) <= n {
+		return s.takeLocked(dst)
+	}
+	dst = append(dst, s.pending[:n]...)
+	for _, ev := range s.pending[:n] {
+		s.pendingBytes -= int64(len(ev.Wire))
+	}
+	rest := copy(s.pending, s.pending[n:])
+	clear(s.pending[rest:])
+	s.pending = s.pending[:rest]
+	if len(s.pending)*2 < s.max && (s.maxBytes == 0 || s.pendingBytes*2 < s.maxBytes) {
+		s.halfway.Store(false)
+	}
+	s.updateFullLocked()
+	return dst
+}
+
+// PastHalf reports whether the queue has passed half of its bound since it
+// was last taken: a writer gathering events should write now.
+func (s *Subscription) PastHalf() bool { return s.halfway.Load() }
+
+// SetOnDone installs a hook called once the hub has dropped the subscriber
+// (Done is closed), for a writer that does not wait on Done: an event
+// loop. It is called under the hub's lock and must not block.
+func (s *Subscription) SetOnDone(f func()) { s.onDone.Store(&f) }
 
 // Queued is how many events wait.
 func (s *Subscription) Queued() int {

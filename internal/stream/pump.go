@@ -47,21 +47,25 @@ type writeGate struct {
 // configuration stops, or the route ends the stream (end). The subscriber
 // was registered before the opening was sent, so nothing published after
 // the client read it is missed.
-func (h *Streamer) serve(s sink, sub *hub.Subscription, replay hub.Replay, gone, end <-chan struct{}, remote string, refs []hub.TopicRef) {
+//
+// A hijacked stream with an event loop and no end of its own is handed to
+// the loop once its replay is out: serve then returns true, and the loop
+// calls ended when the stream is over.
+func (h *Streamer) serve(s sink, sub *hub.Subscription, replay hub.Replay, gone, end <-chan struct{}, remote string, refs []hub.TopicRef, ended func()) (handedOff bool) {
 	s.add(streamOpening)
 	if h.Retry > 0 {
 		s.add(hub.RetryField(h.Retry))
 	}
 	if replay.Later != nil {
 		if s.flush() != nil {
-			return
+			return false
 		}
 		// Its live events wait in its queue until the replay is out: it
 		// takes nothing meanwhile, so publishers must not wait for it.
 		sub.Park(true)
 		var ok bool
 		if replay, ok = h.awaitReplay(s, sub, replay.Later, gone, end); !ok {
-			return
+			return false
 		}
 		sub.Park(false)
 	}
@@ -69,18 +73,25 @@ func (h *Streamer) serve(s sink, sub *hub.Subscription, replay hub.Replay, gone,
 		s.add(replay.Reset.Wire())
 	}
 	if s.flush() != nil {
-		return
+		return false
 	}
 	for _, ev := range replay.Events {
 		s.add(ev.Wire)
 		if s.buffered() >= maxBatchBytes && s.flush() != nil {
-			return
+			return false
 		}
 	}
 	if s.flush() != nil {
-		return
+		return false
+	}
+	if raw, ok := s.(*rawStream); ok && raw.ls != nil && end == nil {
+		// The route's end (a token's expiry) is a channel only a
+		// goroutine can wait on: such a stream keeps its goroutine.
+		raw.ls.drive(h, remote, refs, ended)
+		return true
 	}
 	h.pump(s, sub, gone, end, remote, refs)
+	return false
 }
 
 // awaitReplay holds a resuming stream open while the engine (Redis) cannot
@@ -121,9 +132,16 @@ func (h *Streamer) awaitReplay(s sink, sub *hub.Subscription, later <-chan hub.R
 // reconnect hint. The deadline stays armed so a stuck client cannot hold up
 // the server's shutdown with the final write.
 func (h *Streamer) goodbye(s sink) {
-	s.add(hub.RetryField(time.Duration(500+rand.IntN(1000)) * time.Millisecond))
+	s.add(goodbyeRetry())
 	_ = s.flush()
 	s.setDeadline(time.Now().Add(s.writeTimeout()))
+}
+
+// goodbyeRetry is the retry field a stream ends with on reload or shutdown:
+// between half a second and one and a half, so that clients do not all
+// come back at once.
+func goodbyeRetry() []byte {
+	return hub.RetryField(time.Duration(500+rand.IntN(1000)) * time.Millisecond)
 }
 
 // pump copies live events to the client until it leaves, is dropped as slow

@@ -38,11 +38,15 @@ type rawStream struct {
 	batch    []*hub.Event // writeNow's scratch
 	err      error
 	gone     chan struct{} // closed when the client closes its side, or sends anything
+	ls       *loopStream   // its event loop's view (loop_stream.go); nil: a goroutine watches (watch)
 
 	misbehaved atomic.Bool // the client sent bytes up its stream
 }
 
-var crlf = []byte("\r\n")
+var (
+	crlf       = []byte("\r\n")
+	chunkedEnd = []byte("0\r\n\r\n") // the last chunk: a clean end of the body
+)
 
 // errStreamEnded stops writeNow once the stream's goroutine is done.
 var errStreamEnded = errors.New("stream ended")
@@ -69,7 +73,9 @@ func hijackStream(w http.ResponseWriter, timeout time.Duration, sub *hub.Subscri
 		close(s.gone)
 		return s
 	}
-	go s.watch()
+	if s.ls = newLoopStream(s); s.ls == nil {
+		go s.watch()
+	}
 	return s
 }
 
@@ -184,20 +190,13 @@ func (s *rawStream) writeNow(sub *hub.Subscription, coalesce time.Duration) bool
 	clear(s.batch) // do not pin events past their rings
 	s.frame()
 	g.last = now
-	var n int
-	var werr error
 	// Control, not Write: the descriptor stays valid while the function
 	// runs, and the gate already keeps writers apart. Write would also
 	// take the descriptor's write lock and check its poller state, deadline
 	// included, for a write that never waits (a measurable share of a large
 	// fan-out's CPU: bench/NOTES.md, session 3). So the deadline a blocking flush left set does not apply here;
 	// the next blocking flush re-arms it before it writes.
-	err := s.rawConn.Control(func(fd uintptr) {
-		n, werr = unix.Writev(int(fd), s.chunk)
-	})
-	if err == nil && werr != nil && !errors.Is(werr, unix.EAGAIN) && !errors.Is(werr, unix.EINTR) {
-		err = werr
-	}
+	n, err := s.tryWrite(s.chunk)
 	if err != nil {
 		s.err = err
 		s.reset()
@@ -209,6 +208,58 @@ func (s *rawStream) writeNow(sub *hub.Subscription, coalesce time.Duration) bool
 		s.blocked() // the socket is full; the goroutine's flush clears it
 	}
 	return len(s.rest) == 0
+}
+
+// tryWrite writes bufs without blocking, reporting how much the socket
+// took (0 when it is full) and errors other than a full socket.
+func (s *rawStream) tryWrite(bufs [][]byte) (int, error) {
+	var n int
+	var werr error
+	err := s.rawConn.Control(func(fd uintptr) {
+		n, werr = unix.Writev(int(fd), bufs)
+	})
+	if err == nil && werr != nil && !errors.Is(werr, unix.EAGAIN) && !errors.Is(werr, unix.EINTR) {
+		err = werr
+	}
+	return max(n, 0), err
+}
+
+// writeRest writes, without blocking, what an earlier non-blocking write
+// left; it reports whether the socket took any of it. The gate is held.
+func (s *rawStream) writeRest() bool {
+	if s.err != nil || len(s.rest) == 0 {
+		return false
+	}
+	n, err := s.tryWrite(s.rest)
+	if err != nil {
+		s.err = err
+		return false
+	}
+	rest := appendUnwritten(s.rest[:0], s.rest, n) // in place: it only moves entries down
+	clear(s.rest[len(rest):])
+	s.rest = rest
+	return n > 0
+}
+
+// writeAdded frames what was added as one chunk and writes it without
+// blocking; what the socket does not take is kept in rest. It reports
+// whether the socket took any bytes. The gate is held.
+func (s *rawStream) writeAdded(now time.Time) bool {
+	if s.pending == 0 {
+		s.reset()
+		return false
+	}
+	s.frame()
+	n, err := s.tryWrite(s.chunk)
+	if err != nil {
+		s.err = err
+		s.reset()
+		return false
+	}
+	s.gate.last = now
+	s.rest = appendUnwritten(s.rest[:0], s.chunk, n)
+	s.reset()
+	return n > 0
 }
 
 // appendUnwritten appends what is left of bufs after n bytes were written.
@@ -265,9 +316,10 @@ func (s *rawStream) finish() {
 		select {
 		case <-s.gone:
 		default:
-			_, _ = s.conn.Write([]byte("0\r\n\r\n"))
+			_, _ = s.conn.Write(chunkedEnd)
 		}
 	}
 	s.err = errStreamEnded
+	s.ls.detach()
 	_ = s.conn.Close()
 }

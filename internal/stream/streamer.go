@@ -10,6 +10,7 @@ package stream
 import (
 	"math/rand/v2"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -55,6 +56,7 @@ type Streamer struct {
 
 	subscribers atomic.Int64
 	dropLog     logthrottle.Throttle
+	stopWatch   sync.Once // loop_stream.go: watchStopping
 }
 
 // Enter counts a stream opening; false (and nothing counted) when the route
@@ -103,17 +105,30 @@ func (h *Streamer) Stream(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 	// HTTP/1.1: once Caddy has sent the headers (header directives, the
 	// access log and encode all saw a normal 200), the connection is taken
 	// over. net/http's goroutines and buffers and Caddy's per-request state
-	// are released, and a goroutine with a small stack of its own serves
-	// the stream: a third of the memory per idle subscriber.
+	// are released, and a goroutine with a small stack of its own sends
+	// the replay. Then, on Linux, an event loop serves the stream and the
+	// goroutine ends (loop_linux.go): an idle stream holds no goroutine.
 	if r.ProtoMajor == 1 {
 		// HTTP/1.0 has no chunked framing: its stream is unframed and
 		// ends when the connection closes.
 		if raw := hijackStream(w, timeout, sub, r.ProtoMinor == 0); raw != nil {
 			coalesce := time.Duration(h.Coalesce)
-			sub.SetWriteNow(func() bool { return raw.writeNow(sub, coalesce) })
+			sub.SetWriteNow(func() bool {
+				// What a publisher cannot write, the loop writes once
+				// it can (a driven stream has no goroutine to wake).
+				return raw.writeNow(sub, coalesce) || raw.ls.wake()
+			})
+			sub.SetOnDone(func() { raw.ls.wake() })
 			go func() {
-				defer done()
-				h.serve(raw, sub, replay, raw.gone, end, client, refs)
+				handedOff := false
+				defer func() {
+					if !handedOff {
+						done()
+					}
+				}()
+				if handedOff = h.serve(raw, sub, replay, raw.gone, end, client, refs, done); handedOff {
+					return // the loop ends the stream, and calls done
+				}
 				if raw.misbehaved.Load() && sub.Drop(hub.DropProtocol) {
 					h.LogDrop(hub.DropProtocol, client, refs)
 				}
@@ -126,7 +141,7 @@ func (h *Streamer) Stream(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 	s := newResponseSink(w, timeout)
 	s.sub = sub
 	defer s.release()
-	h.serve(s, sub, replay, r.Context().Done(), end, client, refs)
+	h.serve(s, sub, replay, r.Context().Done(), end, client, refs, nil)
 	return nil
 }
 

@@ -1,0 +1,15 @@
+//go:build !linux
+
+package stream
+
+import "github.com/ssehub/caddy-sse/internal/hub"
+
+// Without epoll a hijacked stream keeps its goroutine (pump) and a
+// goroutine watching for the client leaving (rawStream.watch).
+type loopStream struct{}
+
+func newLoopStream(*rawStream) *loopStream { return nil }
+
+func (*loopStream) drive(*Streamer, string, []hub.TopicRef, func()) {}
+func (*loopStream) wake() bool                                      { return false }
+func (*loopStream) detach()                                         {}
