@@ -19,7 +19,7 @@ func TestIdleStreamsHoldNoGoroutine(t *testing.T) {
 		t.Skip("the event loop is Linux's epoll; elsewhere a stream keeps its goroutine")
 	}
 	const streams = 10000
-	const slack = 50 // the loops, a watcher per route, the admin request
+	const slack = 50                  // the loops, a watcher per route, the admin request
 	drillRaiseNofile(t, streams+1024) // each side (this process, Caddy) holds one end
 	c := startCaddy(t, `
 http://127.0.0.1:{PORT} {
