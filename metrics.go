@@ -2,6 +2,7 @@ package caddysse
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 
 	"github.com/ssehub/caddy-sse/internal/hub"
@@ -17,7 +18,12 @@ import (
 // it reads the counters of the pooled hubs (internal/hub/counters.go), which outlive
 // configurations, so a reload resets nothing. Labels are the hub and the
 // topic as declared (a pattern stands for all of its concrete topics), so
-// cardinality is bounded by the configuration, never by clients.
+// cardinality is bounded by the configuration, never by clients. For the
+// same reason every label value is known when the configuration loads, and
+// every series is reported from then on, a counter at 0 until something is
+// counted: each hub's engine_up and publish duration, each declared topic's
+// series with every reset and drop reason, each publish refusal status
+// (docs/operations.md, "Metrics").
 
 const metricsNS = "caddy_sse_"
 
@@ -50,6 +56,16 @@ var (
 		"1 when the hub's engine answers (always for memory; Redis reachable and answering pings).",
 		[]string{"hub"}, nil)
 )
+
+// publishRejectStatuses are the statuses sse_publish and sse_mercure refuse
+// a publish with (docs/publishing.md, docs/mercure.md; a test keeps this
+// list and those tables the same). Each hub reports all of them from the
+// moment its configuration loads, at 0 until counted, so that rate() and
+// alerts see a series from the start rather than none until the first
+// refusal. Every hub gets the whole list whatever routes publish to it:
+// a reload that adds a route adds no series, and a status counted by a
+// route since removed stays reported.
+var publishRejectStatuses = []int{400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 503, 504}
 
 // metricsCollector reports the hubs of one configuration.
 type metricsCollector struct{ app *App }
@@ -117,8 +133,13 @@ func collectHub(ch chan<- prometheus.Metric, v hubView) {
 		}
 	}
 	p := ctr.Publishes()
+	for _, status := range publishRejectStatuses {
+		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(p.Rejected[status]), v.name, strconv.Itoa(status))
+	}
 	for status, n := range p.Rejected {
-		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(n), v.name, strconv.Itoa(status))
+		if !slices.Contains(publishRejectStatuses, status) {
+			ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(n), v.name, strconv.Itoa(status))
+		}
 	}
 	buckets := make(map[float64]uint64, len(hub.PublishBuckets))
 	for i, b := range hub.PublishBuckets {

@@ -1,6 +1,11 @@
 package caddysse
 
 import (
+	"maps"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -105,5 +110,83 @@ func TestMetricsCollector(t *testing.T) {
 	}
 	if g := metricsTestGather(t, reg2)[`caddy_sse_published_total{hub=default,topic=chat/*}`]; g != 2 {
 		t.Fatalf("after a reload, published = %v, want 2", g)
+	}
+}
+
+// A hub reports every publish refusal status at 0 from the start, one
+// series each (the pedantic registry refuses duplicates), and a status
+// outside the list once it is counted.
+func TestMetricsRejectStatusesFromStart(t *testing.T) {
+	h := hub.NewHub()
+	reg := prometheus.NewPedanticRegistry()
+	if err := registerMetrics(reg, metricsTestApp(t, h)); err != nil {
+		t.Fatal(err)
+	}
+	rejected := func() map[string]float64 {
+		out := make(map[string]float64)
+		for k, v := range metricsTestGather(t, reg) {
+			if strings.HasPrefix(k, "caddy_sse_publish_rejected_total{") {
+				out[k] = v
+			}
+		}
+		return out
+	}
+	want := make(map[string]float64)
+	for _, s := range []string{"400", "401", "403", "404", "405", "408", "409", "413", "415", "422", "429", "503", "504"} {
+		want[`caddy_sse_publish_rejected_total{hub=default,status=`+s+`}`] = 0
+	}
+	if got := rejected(); !maps.Equal(got, want) {
+		t.Fatalf("before any publish: %v, want %v", got, want)
+	}
+	h.Counters().Reject(503)
+	h.Counters().Reject(418) // no handler answers it, but a count is never hidden
+	want[`caddy_sse_publish_rejected_total{hub=default,status=503}`] = 1
+	want[`caddy_sse_publish_rejected_total{hub=default,status=418}`] = 1
+	if got := rejected(); !maps.Equal(got, want) {
+		t.Fatalf("after two refusals: %v, want %v", got, want)
+	}
+}
+
+// publishRejectStatuses are the statuses of the publish error tables of
+// docs/publishing.md and docs/mercure.md: a status documented there and
+// missing here would have no series until its first refusal.
+func TestPublishRejectStatusesAreTheDocumented(t *testing.T) {
+	documented := make(map[int]bool)
+	status := regexp.MustCompile(`\b[45]\d\d\b`)
+	for _, doc := range []struct{ file, section string }{
+		{"docs/publishing.md", "## Errors"},
+		{"docs/mercure.md", "## Publishing"},
+	} {
+		b, err := os.ReadFile(doc.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, section, ok := strings.Cut(string(b), "\n"+doc.section+"\n")
+		if !ok {
+			t.Fatalf("%s has no %q section", doc.file, doc.section)
+		}
+		section, _, _ = strings.Cut(section, "\n## ")
+		rows := 0
+		for _, line := range strings.Split(section, "\n") {
+			cells := strings.Split(line, "|")
+			if !strings.HasPrefix(line, "|") || len(cells) < 3 {
+				continue
+			}
+			for _, s := range status.FindAllString(cells[1], -1) {
+				n, _ := strconv.Atoi(s)
+				documented[n] = true
+				rows++
+			}
+		}
+		if rows == 0 {
+			t.Fatalf("no statuses found in %s, %q", doc.file, doc.section)
+		}
+	}
+	listed := make(map[int]bool)
+	for _, s := range publishRejectStatuses {
+		listed[s] = true
+	}
+	if !maps.Equal(documented, listed) {
+		t.Fatalf("documented publish refusals %v, publishRejectStatuses %v", slices.Sorted(maps.Keys(documented)), publishRejectStatuses)
 	}
 }
