@@ -172,8 +172,9 @@ var sseOptions = []string{"topic", "hub", "heartbeat", "coalesce", "retry", "wri
 //		grant           <placeholder>   # topics the app grants per request, e.g. {rp.header.X-Sse-Topics}
 //		origins         <origin>...|*   # pages of these origins may subscribe with credentials; * any page, without (default: none, no CORS)
 //		presence        <topic> [{      # publish join/leave events of this route's topics there
-//			window    <duration>        # at most one flush per topic per window (default 1s)
-//			max_users <count>           # users named per topic per window (default 100)
+//			window     <duration>       # at most one flush of presence events per window (default 1s)
+//			max_users  <count>          # users named per topic per window (default 100)
+//			max_events <count>          # presence events per window, all topics together (default 100)
 //		}]
 //	}
 //
@@ -281,7 +282,7 @@ func (h *SSEHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // presenceOptions are the options of a presence block, listed for the
 // hint that follows an unknown one (the switch below has these cases).
-var presenceOptions = []string{"window", "max_users"}
+var presenceOptions = []string{"window", "max_users", "max_events"}
 
 func unmarshalPresence(d *caddyfile.Dispenser, h *SSEHandler) error {
 	if h.Presence != nil {
@@ -302,6 +303,10 @@ func unmarshalPresence(d *caddyfile.Dispenser, h *SSEHandler) error {
 			}
 		case "max_users":
 			if err := caddyargs.Count(d, &pc.MaxUsers, false); err != nil {
+				return err
+			}
+		case "max_events":
+			if err := caddyargs.Count(d, &pc.MaxEvents, false); err != nil {
 				return err
 			}
 		default:

@@ -753,6 +753,17 @@ sse {
 			want: []string{"window", `"soon"`, "Caddyfile:5"},
 		},
 		{
+			name: "presence max_events not positive",
+			src: `:8080
+sse {
+	topic news online
+	presence online {
+		max_events 0
+	}
+}`,
+			want: []string{"max_events", `"0"`, "positive", "Caddyfile:5"},
+		},
+		{
 			name: "sse global option given twice",
 			src: `{
 	sse {

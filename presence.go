@@ -25,20 +25,26 @@ import (
 // that then reconnect, nets out within one window instead of reporting
 // everyone as gone and back.
 //
-// Bounded work: per concrete topic at most one flush per window. The first
-// change after a quiet window is flushed at once; changes during the
-// window wait for its end and leave together. A flush publishes, per user
-// whose number of streams changed, one `join` (more) or `leave` (fewer),
-// each carrying the topic's count at the flush. A user who joined and left
-// within one window (net zero) is not reported: that is the coalescing.
-// Subscribers without a user id count as one anonymous user; users beyond
-// max_users in one window are reported as anonymous. So a flood of
-// connects costs at most max_users+1 events per topic per window.
+// Bounded work, per presence topic, however many topics and requests
+// cause the changes: at most one flush per window, and at most max_events
+// events per flush. The first change after a quiet window is flushed at
+// once; changes during the window wait for its end and leave together. A
+// flush publishes, per topic and per user whose number of streams changed,
+// one `join` (more) or `leave` (fewer), each carrying the topic's count at
+// the flush. A user who joined and left within one window (net zero) is
+// not reported: that is the coalescing. Subscribers without a user id
+// count as one anonymous user; users beyond max_users in one window are
+// reported as anonymous. Events beyond max_events wait for the next
+// window, topics in the order they first changed: nothing is lost, it
+// comes later, with the count of then. So one connect naming 64 topics is
+// one publish (not 64, each sent to every watcher), and no number of
+// connects makes presence publish more than max_events events a window.
 
 // Presence defaults.
 const (
-	DefaultPresenceWindow   = time.Second
-	DefaultPresenceMaxUsers = 100
+	DefaultPresenceWindow    = time.Second
+	DefaultPresenceMaxUsers  = 100
+	DefaultPresenceMaxEvents = 100
 	// presencePublishTimeout bounds one flush's publish (Redis may hang);
 	// a failed flush is logged, and the next one carries the right count.
 	presencePublishTimeout = 5 * time.Second
@@ -49,12 +55,15 @@ type PresenceConfig struct {
 	// Topic the join and leave events are published to: a concrete topic
 	// name declared by some sse handler of the same hub.
 	Topic string `json:"topic"`
-	// Per topic, at most one flush of presence events per window; changes
-	// within it are coalesced. Default: 1s.
+	// At most one flush of presence events per window; changes within it
+	// are coalesced. Default: 1s.
 	Window caddy.Duration `json:"window,omitempty"`
 	// Users named per topic per window; the changes of further users are
 	// reported without a user. Default: 100.
 	MaxUsers int `json:"max_users,omitempty"`
+	// Presence events published per window, all topics together; further
+	// ones wait for the next window. Default: 100.
+	MaxEvents int `json:"max_events,omitempty"`
 }
 
 // presenceData is the data of a join or leave event.
@@ -78,15 +87,21 @@ type presenceTracker struct {
 	hub   hub.Engine
 	topic string
 
-	mu       sync.Mutex
-	ref      hub.TopicRef // the presence topic, resolved once every handler declared its topics
-	resolved bool
-	window   time.Duration
-	maxUsers int
-	logger   *zap.Logger
-	topics   map[string]*presenceTopic
-	closed   bool
-	app      *App // the configuration that set window and maxUsers
+	mu        sync.Mutex
+	ref       hub.TopicRef // the presence topic, resolved once every handler declared its topics
+	resolved  bool
+	window    time.Duration
+	maxUsers  int
+	maxEvents int
+	logger    *zap.Logger
+	topics    map[string]*presenceTopic // topics with open streams or changes to report
+	queue     presenceQueue             // topics with changes to report, in the order they first changed
+	last      time.Time                 // the last flush that published
+	scheduled bool                      // a flush is due
+	closed    bool
+	app       *App // the configuration that set the settings
+
+	publishMu sync.Mutex // one flush at a time, in order
 
 	// The clock, injected so tests drive windows without sleeping.
 	now   func() time.Time
@@ -100,18 +115,50 @@ func newPresenceTracker(engine hub.Engine, topic string) *presenceTracker {
 
 // presenceTopic is the state of one watched topic.
 type presenceTopic struct {
-	name      string
-	count     int            // open streams now
-	changes   []userChange   // since the last flush, in the order users first changed
-	index     map[string]int // user -> place in changes
-	last      time.Time      // the last flush that published
-	scheduled bool           // a flush is due
-	publishMu sync.Mutex     // one flush of this topic at a time, in order
+	name    string
+	count   int            // open streams now
+	changes []userChange   // since the last flush, in the order users first changed
+	index   map[string]int // user -> place in changes
+	netted  int            // changes whose delta is not zero: events owed
+
+	queued     bool // in the tracker's queue (netted > 0)
+	prev, next *presenceTopic
 }
 
 type userChange struct {
 	user  string
 	delta int
+}
+
+// presenceQueue is a list of topics, so that a topic whose changes net out
+// leaves it at once, wherever it is: a flood of connects and disconnects
+// on fresh names leaves nothing behind for the next flush to walk.
+type presenceQueue struct {
+	head, tail *presenceTopic
+}
+
+func (q *presenceQueue) push(t *presenceTopic) {
+	t.queued, t.prev, t.next = true, q.tail, nil
+	if q.tail != nil {
+		q.tail.next = t
+	} else {
+		q.head = t
+	}
+	q.tail = t
+}
+
+func (q *presenceQueue) remove(t *presenceTopic) {
+	if t.prev != nil {
+		t.prev.next = t.next
+	} else {
+		q.head = t.next
+	}
+	if t.next != nil {
+		t.next.prev = t.prev
+	} else {
+		q.tail = t.prev
+	}
+	t.queued, t.prev, t.next = false, nil, nil
 }
 
 // Destruct stops the tracker when no configuration uses it: flushes still
@@ -134,15 +181,18 @@ func (h *SSEHandler) setupPresence() error {
 	if err := validPresenceTopic(pc.Topic); err != nil {
 		return fmt.Errorf("sse: %v", err)
 	}
-	if pc.Window < 0 || pc.MaxUsers < 0 {
-		return fmt.Errorf("sse: presence %s: window and max_users must not be negative", pc.Topic)
+	if pc.Window < 0 || pc.MaxUsers < 0 || pc.MaxEvents < 0 {
+		return fmt.Errorf("sse: presence %s: window, max_users and max_events must not be negative", pc.Topic)
 	}
-	window, maxUsers := time.Duration(pc.Window), pc.MaxUsers
+	window, maxUsers, maxEvents := time.Duration(pc.Window), pc.MaxUsers, pc.MaxEvents
 	if window == 0 {
 		window = DefaultPresenceWindow
 	}
 	if maxUsers == 0 {
 		maxUsers = DefaultPresenceMaxUsers
+	}
+	if maxEvents == 0 {
+		maxEvents = DefaultPresenceMaxEvents
 	}
 	key := trackerKey{h.hub, pc.Topic}
 	v, _, err := trackers.LoadOrNew(key, func() (caddy.Destructor, error) {
@@ -156,12 +206,12 @@ func (h *SSEHandler) setupPresence() error {
 	// The newest configuration's settings apply; within one
 	// configuration, routes sharing the tracker must agree on them.
 	p.mu.Lock()
-	if p.app == h.app && (p.window != window || p.maxUsers != maxUsers) {
+	if p.app == h.app && (p.window != window || p.maxUsers != maxUsers || p.maxEvents != maxEvents) {
 		p.mu.Unlock()
-		return fmt.Errorf("sse: presence %s in hub %q is configured twice with different window or max_users (%v/%d and %v/%d)",
-			pc.Topic, h.Hub, p.window, p.maxUsers, window, maxUsers)
+		return fmt.Errorf("sse: presence %s in hub %q is configured twice with different window, max_users or max_events (%v/%d/%d and %v/%d/%d)",
+			pc.Topic, h.Hub, p.window, p.maxUsers, p.maxEvents, window, maxUsers, maxEvents)
 	}
-	p.window, p.maxUsers, p.logger, p.app = window, maxUsers, h.logger, h.app
+	p.window, p.maxUsers, p.maxEvents, p.logger, p.app = window, maxUsers, maxEvents, h.logger, h.app
 	p.mu.Unlock()
 	table, hubName := h.table, h.Hub
 	h.app.afterProvision(func() error {
@@ -248,82 +298,143 @@ func (p *presenceTracker) change(topics []string, user string, delta int) {
 		if _, ok := t.index[key]; !ok && len(t.index) >= p.maxUsers {
 			key = "" // beyond max_users: reported as anonymous
 		}
-		if i, ok := t.index[key]; ok {
-			t.changes[i].delta += delta
-		} else {
-			t.index[key] = len(t.changes)
-			t.changes = append(t.changes, userChange{key, delta})
+		i, ok := t.index[key]
+		if !ok {
+			i = len(t.changes)
+			t.index[key] = i
+			t.changes = append(t.changes, userChange{key, 0})
 		}
-		if !t.scheduled {
-			t.scheduled = true
-			wait := max(p.window-p.now().Sub(t.last), 0)
-			p.after(wait, func() { p.flush(t) })
+		before := t.changes[i].delta
+		t.changes[i].delta += delta
+		switch after := t.changes[i].delta; {
+		case before == 0 && after != 0:
+			t.netted++
+		case before != 0 && after == 0:
+			t.netted--
+		}
+		switch {
+		case t.netted > 0 && !t.queued:
+			p.queue.push(t)
+		case t.netted == 0:
+			// Everything since the last flush netted out (a page
+			// reload, a connect and disconnect): nothing to report.
+			if t.queued {
+				p.queue.remove(t)
+			}
+			t.clearChanges()
+			if t.count == 0 {
+				delete(p.topics, name)
+			}
 		}
 	}
+	p.scheduleLocked()
 }
 
-// flush publishes a topic's changes since the last flush.
-func (p *presenceTracker) flush(t *presenceTopic) {
-	t.publishMu.Lock()
-	defer t.publishMu.Unlock()
+// scheduleLocked makes sure a flush is due when changes wait: at once
+// after a quiet window, else when the window since the last flush ends.
+func (p *presenceTracker) scheduleLocked() {
+	if p.scheduled || p.queue.head == nil {
+		return
+	}
+	p.scheduled = true
+	p.after(max(p.window-p.now().Sub(p.last), 0), p.flush)
+}
+
+// flush publishes the changes since the last flush, at most max_events of
+// them; the rest wait for the next window.
+func (p *presenceTracker) flush() {
+	p.publishMu.Lock()
+	defer p.publishMu.Unlock()
 	p.mu.Lock()
-	t.scheduled = false
-	pubs := p.takeLocked(t)
+	p.scheduled = false
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	pubs := p.takeLocked()
 	if len(pubs) > 0 {
-		t.last = p.now()
+		p.last = p.now()
 	}
-	engine, window, logger, closed := p.hub, p.window, p.logger, p.closed
+	p.scheduleLocked() // what did not fit
+	engine, window, logger := p.hub, p.window, p.logger
 	p.mu.Unlock()
-	if len(pubs) > 0 && !closed {
-		ctx, cancel := context.WithTimeout(context.Background(), presencePublishTimeout)
-		_, err := engine.Publish(ctx, pubs, hub.PublishOptions{Wait: window})
-		cancel()
-		if err != nil && logger != nil {
-			logger.Warn("presence events not published", zap.String("presence", p.topic),
-				zap.String("topic", t.name), zap.Int("events", len(pubs)), zap.Error(err))
-		}
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if t.count != 0 || len(t.changes) > 0 || t.scheduled || p.topics[t.name] != t {
+	if len(pubs) == 0 {
 		return
 	}
-	if len(pubs) > 0 && !p.closed {
-		// Keep the topic one more window, so that its next change still
-		// waits for the window since this flush.
-		t.scheduled = true
-		p.after(window, func() { p.flush(t) })
-		return
+	ctx, cancel := context.WithTimeout(context.Background(), presencePublishTimeout)
+	_, err := engine.Publish(ctx, pubs, hub.PublishOptions{Wait: window})
+	cancel()
+	if err != nil && logger != nil {
+		logger.Warn("presence events not published", zap.String("presence", p.topic),
+			zap.Int("events", len(pubs)), zap.Error(err))
 	}
-	delete(p.topics, t.name)
 }
 
-// takeLocked turns a topic's changes into events (one per user whose
-// streams changed) and clears them.
-func (p *presenceTracker) takeLocked(t *presenceTopic) []hub.Publication {
-	if !p.resolved {
-		// Cannot happen once the configuration started: the app checks
-		// every presence topic before it starts.
-		t.changes, t.index = t.changes[:0], make(map[string]int)
-		return nil
-	}
+// takeLocked turns queued changes into events, one per user whose streams
+// changed, topic after topic in queue order, until max_events. A topic cut
+// short keeps its place at the head of the queue with what is left.
+func (p *presenceTracker) takeLocked() []hub.Publication {
 	var pubs []hub.Publication
-	for _, c := range t.changes {
-		if c.delta == 0 {
-			continue
+	for t := p.queue.head; t != nil && len(pubs) < p.maxEvents; t = p.queue.head {
+		taken := 0
+		for _, c := range t.changes {
+			if len(pubs) == p.maxEvents {
+				break
+			}
+			taken++
+			if c.delta == 0 {
+				continue
+			}
+			if !p.resolved {
+				// Cannot happen once the configuration started: the app
+				// checks every presence topic before it starts.
+				continue
+			}
+			kind := "join"
+			if c.delta < 0 {
+				kind = "leave"
+			}
+			data, _ := json.Marshal(presenceData{Topic: t.name, Subscribers: t.count, User: c.user})
+			pubs = append(pubs, hub.Publication{
+				Message: &hub.Message{Topics: []string{p.topic}, Name: kind, Data: string(data)},
+				Topics:  []hub.TopicRef{p.ref},
+			})
 		}
-		kind := "join"
-		if c.delta < 0 {
-			kind = "leave"
+		if taken < len(t.changes) {
+			t.keepChanges(t.changes[taken:])
+			if t.netted > 0 {
+				break // the budget is spent: t waits at the head
+			}
 		}
-		data, _ := json.Marshal(presenceData{Topic: t.name, Subscribers: t.count, User: c.user})
-		pubs = append(pubs, hub.Publication{
-			Message: &hub.Message{Topics: []string{p.topic}, Name: kind, Data: string(data)},
-			Topics:  []hub.TopicRef{p.ref},
-		})
+		p.queue.remove(t)
+		t.clearChanges()
+		if t.count == 0 {
+			delete(p.topics, t.name)
+		}
 	}
+	return pubs
+}
+
+// clearChanges forgets a topic's changes once reported (or netted out).
+func (t *presenceTopic) clearChanges() {
 	clear(t.changes)
 	t.changes = t.changes[:0]
 	clear(t.index)
-	return pubs
+	t.netted = 0
+}
+
+// keepChanges keeps rest, the changes of a topic not reported yet, less
+// those that netted out.
+func (t *presenceTopic) keepChanges(rest []userChange) {
+	kept := t.changes[:0]
+	clear(t.index)
+	for _, c := range rest { // rest is a later part of t.changes: copying forward is safe
+		if c.delta != 0 {
+			t.index[c.user] = len(kept)
+			kept = append(kept, c)
+		}
+	}
+	clear(t.changes[len(kept):])
+	t.changes = kept
+	t.netted = len(kept)
 }

@@ -95,7 +95,7 @@ func newPresenceFixture(t *testing.T, window time.Duration, maxUsers int) *prese
 	clock := &fakeClock{t: time.Unix(1000, 0)}
 	p := newPresenceTracker(engine, "online")
 	p.now, p.after = clock.now, clock.after
-	p.window, p.maxUsers = window, maxUsers
+	p.window, p.maxUsers, p.maxEvents = window, maxUsers, DefaultPresenceMaxEvents
 	p.ref, p.resolved = hub.TopicRef{Name: "online", Ring: hubtest.Ring}, true
 	watcher, _ := hubtest.Subscribe(t, engine, hubtest.Refs("online"), "", 1<<16)
 	return &presenceFixture{t: t, clock: clock, p: p, watcher: watcher}
@@ -211,9 +211,123 @@ func TestPresenceFloodIsBoundedByTheWindow(t *testing.T) {
 	if total > 2 { // the first join (immediate) and its leave
 		t.Fatalf("%d presence events for 1000 cycles over 5 windows, want at most 2", total)
 	}
-	if f.clock.pending() > 1 {
-		t.Fatalf("%d timers pending after the flood, want at most 1 (the cleanup)", f.clock.pending())
+	if f.clock.pending() != 0 {
+		t.Fatalf("%d timers pending after the flood, want none", f.clock.pending())
 	}
+}
+
+// One connect naming many topics costs at most max_events presence events
+// per window, all topics together; the rest come in later windows, each
+// topic once, in the order the topics changed, with nothing lost.
+func TestPresenceBudgetsEventsPerWindowAcrossTopics(t *testing.T) {
+	f := newPresenceFixture(t, time.Second, 100)
+	f.p.maxEvents = 10
+	var rooms []string
+	for i := range 64 {
+		rooms = append(rooms, fmt.Sprintf("room/%02d", i))
+	}
+	expectRooms := func(what, kind string, count, from, to int) {
+		t.Helper()
+		var want []string
+		for _, r := range rooms[from:to] {
+			want = append(want, fmt.Sprintf(`%s %s %d ""`, kind, r, count))
+		}
+		f.expect(what, want...)
+	}
+	f.p.change(rooms, "", 1)
+	f.clock.advance(0)
+	expectRooms("the first window", "join", 1, 0, 10)
+	f.clock.advance(999 * time.Millisecond)
+	f.expect("nothing more within the window")
+	for from := 10; from < 64; from += 10 {
+		f.clock.advance(time.Millisecond)
+		expectRooms(fmt.Sprintf("window from room %d", from), "join", 1, from, min(from+10, 64))
+		f.clock.advance(999 * time.Millisecond)
+	}
+	f.clock.advance(time.Second)
+	f.expect("everything was reported")
+
+	f.p.change(rooms, "", -1)
+	for from := 0; from < 64; from += 10 {
+		f.clock.advance(time.Second)
+		expectRooms(fmt.Sprintf("leaves from room %d", from), "leave", 0, from, min(from+10, 64))
+	}
+	f.p.mu.Lock()
+	n := len(f.p.topics)
+	f.p.mu.Unlock()
+	if n != 0 || f.clock.pending() != 0 {
+		t.Fatalf("after every leave was reported: %d topics tracked and %d timers pending, want none", n, f.clock.pending())
+	}
+}
+
+// Changes waiting for the budget keep coalescing and carry the count of the
+// flush that reports them; a topic cut short keeps its place.
+func TestPresenceWaitingChangesCoalesce(t *testing.T) {
+	f := newPresenceFixture(t, time.Second, 100)
+	f.p.maxEvents = 2
+	f.p.change([]string{"a"}, "u1", 1)
+	f.p.change([]string{"a"}, "u2", 1)
+	f.p.change([]string{"a"}, "u3", 1)
+	f.p.change([]string{"b"}, "u1", 1)
+	f.p.change([]string{"c"}, "u1", 1)
+	f.clock.advance(0)
+	f.expect("the first two", `join a 3 "u1"`, `join a 3 "u2"`)
+	// Within the window: u4 joins a (after u3, which still waits), c's
+	// only change nets out (c leaves the queue), b's user opens a second
+	// stream (still one join).
+	f.p.change([]string{"a"}, "u4", 1)
+	f.p.change([]string{"c"}, "u1", -1)
+	f.p.change([]string{"b"}, "u1", 1)
+	f.clock.advance(time.Second)
+	f.expect("a first, cut where it was", `join a 4 "u3"`, `join a 4 "u4"`)
+	f.clock.advance(time.Second)
+	f.expect("then b, with the count of now", `join b 2 "u1"`)
+	f.clock.advance(time.Second)
+	f.expect("c netted out: nothing")
+	f.p.mu.Lock()
+	_, tracked := f.p.topics["c"]
+	f.p.mu.Unlock()
+	if tracked {
+		t.Fatal("topic c is still tracked after its changes netted out and it has no subscriber")
+	}
+}
+
+// A flush that spends the budget on a topic's last owed event leaves the
+// topic, netted-out changes and all: no further flush is due.
+func TestPresenceBudgetSpentOnTheLastOwedEvent(t *testing.T) {
+	f := newPresenceFixture(t, time.Second, 100)
+	f.p.maxEvents = 1
+	f.p.change([]string{"a"}, "u1", 1)
+	f.p.change([]string{"a"}, "u2", 1)
+	f.p.change([]string{"a"}, "u2", -1)
+	f.clock.advance(0)
+	f.expect("u1's join; u2 netted out", `join a 1 "u1"`)
+	f.p.mu.Lock()
+	queued := f.p.queue.head != nil
+	f.p.mu.Unlock()
+	if queued || f.clock.pending() != 0 {
+		t.Fatalf("after the last owed event: queue empty %v, %d timers pending; want an empty queue and none", !queued, f.clock.pending())
+	}
+}
+
+// A flood of connects and disconnects on fresh names leaves nothing behind
+// for a flush to walk: topics that net out leave the queue and the map at
+// once.
+func TestPresenceFreshNamesThatNetOutAreForgotten(t *testing.T) {
+	f := newPresenceFixture(t, time.Second, 100)
+	for i := range 1000 {
+		name := []string{fmt.Sprintf("room/%d", i)}
+		f.p.change(name, "", 1)
+		f.p.change(name, "", -1)
+	}
+	f.p.mu.Lock()
+	n, queued := len(f.p.topics), f.p.queue.head != nil
+	f.p.mu.Unlock()
+	if n != 0 || queued {
+		t.Fatalf("after 1000 connect/disconnect cycles on fresh names: %d topics tracked, queue empty %v; want none", n, !queued)
+	}
+	f.clock.advance(time.Second)
+	f.expect("nothing to report")
 }
 
 func TestPresenceForgetsIdleTopics(t *testing.T) {
@@ -223,15 +337,15 @@ func TestPresenceForgetsIdleTopics(t *testing.T) {
 	f.p.change([]string{"chat/x"}, "alice", -1)
 	f.clock.advance(time.Second)
 	f.expect("join and leave", `join chat/x 1 "alice"`, `leave chat/x 0 "alice"`)
-	// The topic is kept one more window (its next change must still wait
-	// for the window since the last flush), then forgotten.
-	f.clock.advance(time.Second)
+	// Forgotten once its leave is out: the window is the tracker's, so a
+	// next change still waits for the window since this flush.
 	f.p.mu.Lock()
 	n := len(f.p.topics)
 	f.p.mu.Unlock()
 	if n != 0 {
 		t.Fatalf("%d topics tracked after every subscriber left, want 0", n)
 	}
+	f.clock.advance(time.Second)
 	f.p.change([]string{"chat/x"}, "bob", 1)
 	f.clock.advance(0)
 	f.expect("a new join after the topic was forgotten", `join chat/x 1 "bob"`)
@@ -277,5 +391,30 @@ func TestPresenceTopicMustBeDeclared(t *testing.T) {
 	)
 	if err == nil || !strings.Contains(err.Error(), `"online"`) {
 		t.Fatalf("presence topic declared only in another hub: got %v, want an error", err)
+	}
+}
+
+// Routes reporting to one presence topic share its budget, so they must
+// agree on it; a negative setting is refused, naming the options.
+func TestPresenceSettingsAreCheckedAtLoad(t *testing.T) {
+	load := func(routes ...string) error {
+		cfg := `{"admin": {"disabled": true}, "apps": {"http": {"servers": {"srv0": {
+			"listen": ["127.0.0.1:0"], "routes": [` + strings.Join(routes, ",") + `]}}}}}`
+		err := caddy.Load([]byte(cfg), true)
+		if err == nil {
+			t.Cleanup(func() { _ = caddy.Stop() })
+		}
+		return err
+	}
+	err := load(`{"handle": [{"handler": "sse", "topics": [{"names": ["chat", "online"]}], "presence": {"topic": "online", "max_events": -1}}]}`)
+	if err == nil || !strings.Contains(err.Error(), "max_events must not be negative") {
+		t.Fatalf("negative max_events: got %v, want an error naming it", err)
+	}
+	err = load(
+		`{"match": [{"path": ["/a"]}], "handle": [{"handler": "sse", "topics": [{"names": ["chat", "online"]}], "presence": {"topic": "online", "max_events": 10}}]}`,
+		`{"match": [{"path": ["/b"]}], "handle": [{"handler": "sse", "topics": [{"names": ["room"]}], "presence": {"topic": "online"}}]}`,
+	)
+	if err == nil || !strings.Contains(err.Error(), "different window, max_users or max_events") || !strings.Contains(err.Error(), "1s/100/10 and 1s/100/100") {
+		t.Fatalf("two routes sharing a presence topic with different max_events: got %v, want an error naming both", err)
 	}
 }

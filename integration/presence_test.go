@@ -175,3 +175,109 @@ func TestPresenceOnRedis(t *testing.T) {
 	alice.close()
 	expectPresence(t, w, `leave chat 0 "alice"`)
 }
+
+// roomsSite reports the joins and leaves of room/* to online. /budget
+// allows 10 presence events per hour, so that a test sees what one window
+// holds with no clock involved; /rooms allows 10 per 100ms.
+const roomsSite = `
+http://127.0.0.1:{PORT} {
+	sse /budget {
+		topic room/*
+		presence online {
+			window 1h
+			max_events 10
+		}
+	}
+	sse /rooms {
+		hub quick
+		topic room/*
+		presence online {
+			window 100ms
+			max_events 10
+		}
+	}
+	sse /watch {
+		topic online {
+			replay 0
+		}
+	}
+	sse /watch-quick {
+		hub quick
+		topic online {
+			replay 0
+		}
+	}
+	sse_publish /_sse/publish
+	sse_publish /_sse/publish-quick {
+		hub quick
+	}
+}
+`
+
+// roomsQuery names n fresh room topics (max_topics_per_subscriber is 64).
+func roomsQuery(prefix string, n int) string {
+	var q []string
+	for i := range n {
+		q = append(q, fmt.Sprintf("topic=room/%s%d", prefix, i))
+	}
+	return strings.Join(q, "&")
+}
+
+// The issue's proof line: no request, nor any number of them, makes the hub
+// publish more than max_events presence events per window. One anonymous
+// connect naming 64 fresh topics used to publish 64 joins at once (and 64
+// leaves when it closed), each to every watcher; the window (an hour
+// here) holds 10, and whatever follows within it publishes nothing more.
+func TestPresenceNoRequestExceedsTheBudgetPerWindow(t *testing.T) {
+	c := startCaddy(t, roomsSite)
+	w := subscribe(t, client, c.base+"/watch?topic=online").ready()
+	subscribe(t, client, c.base+"/budget?"+roomsQuery("a", 64)).ready()
+	seen := map[string]bool{}
+	for range 10 {
+		p := nextPresence(t, w)
+		if p.Kind != "join" || !strings.HasPrefix(p.Topic, "room/a") || p.Subscribers != 1 || p.User != "" || seen[p.Topic] {
+			t.Fatalf("presence event %s, want the anonymous join of a room not seen yet", p)
+		}
+		seen[p.Topic] = true
+	}
+	// The marker is published after the flush that brought the ten: any
+	// further presence event of this window would come before it.
+	publishData(t, c.base+"/_sse/publish", "online", "marker")
+	if ev := w.next(); ev.Data != "marker" {
+		t.Fatalf("after 10 presence events the watcher got %q %s, want the marker: the window's budget is 10", ev.Type, ev.Data)
+	}
+	// More requests within the window: more topics, a reconnect, a close.
+	b := subscribe(t, client, c.base+"/budget?"+roomsQuery("b", 64)).ready()
+	subscribe(t, client, c.base+"/budget?"+roomsQuery("a", 64)).ready()
+	b.close()
+	publishData(t, c.base+"/_sse/publish", "online", "marker 2")
+	if ev := w.next(); ev.Data != "marker 2" {
+		t.Fatalf("later in the window the watcher got %q %s, want the marker: the window's budget is spent", ev.Type, ev.Data)
+	}
+}
+
+// The budget delays and coalesces; it loses nothing: every topic's join,
+// then every leave, reaches the watcher, each once, with its count.
+func TestPresenceBudgetLosesNothing(t *testing.T) {
+	c := startCaddy(t, roomsSite)
+	w := subscribe(t, client, c.base+"/watch-quick?topic=online").ready()
+	s := subscribe(t, client, c.base+"/rooms?"+roomsQuery("r", 64)).ready()
+	collect := func(kind string, subscribers int) {
+		t.Helper()
+		seen := map[string]bool{}
+		for len(seen) < 64 {
+			p := nextPresence(t, w)
+			if p.Kind != kind || !strings.HasPrefix(p.Topic, "room/r") || p.Subscribers != subscribers || p.User != "" || seen[p.Topic] {
+				t.Fatalf("presence event %s after %d, want the %s of a room not seen yet with %d subscribers", p, len(seen), kind, subscribers)
+			}
+			seen[p.Topic] = true
+		}
+	}
+	collect("join", 1)
+	s.close()
+	collect("leave", 0)
+	publishData(t, c.base+"/_sse/publish-quick", "online", "marker")
+	if ev := w.next(); ev.Data != "marker" {
+		t.Fatalf("after 64 joins and 64 leaves the watcher got %q %s, want the marker", ev.Type, ev.Data)
+	}
+}
