@@ -6,6 +6,9 @@
 #   SYSTEMS="caddy-sse caddy-mercure" SCENARIOS="fanout publish" bash bench/compare.sh
 #     # sse_mercure against sse: the same hub, Mercure forms and tokens,
 #     # half the subscribers presenting a subscriber token
+#   SYSTEMS="caddy-sse reference" bash bench/compare.sh
+#     # caddy-sse against this machine's limit: bench/reference, a bare
+#     # epoll server with nothing but fan-out (docs/performance.md)
 # Builds Caddy with the module and the load tool, installs Debian's nginx and
 # libnginx-mod-nchan if missing, starts each server fresh on loopback for
 # every run, alternates the systems, and writes bench/RESULTS.md and
@@ -28,6 +31,9 @@ ulimit -n "$(ulimit -Hn)" # 10,000 subscribers need 10,000 sockets on each side
 echo "== building"
 go build -o "$OUT/caddy" ./cmd/caddy
 go build -o "$OUT/ssebench" ./cmd/ssebench
+if [[ " $SYSTEMS " == *" reference "* ]]; then
+	go build -o "$OUT/reference" ./bench/reference
+fi
 if [[ " $SYSTEMS " == *" nchan "* ]] && [ ! -f /usr/lib/nginx/modules/ngx_nchan_module.so ]; then
 	echo "== installing nginx and libnginx-mod-nchan"
 	apt-get update -qq
@@ -44,6 +50,7 @@ fi
 CADDY_PORT=18090
 NCHAN_PORT=18091
 CADDY2_PORT=18092
+REFERENCE_PORT=18093
 REDIS_PORT=18379
 server_pid=""
 server_pids="" # everything start_server started, to stop
@@ -82,6 +89,15 @@ start_server() { # system -> sets server_pid and pids (what to measure)
 		pids="$server_pid,$second,$redis_pid"
 		base="http://127.0.0.1:$CADDY_PORT"
 		subs="$base/events?topic=bench,http://127.0.0.1:$CADDY2_PORT/events?topic=bench"
+		;;
+	reference) # the limit: its defaults match caddy-sse's (pending bytes, coalescing, heartbeat)
+		"$OUT/reference" -listen 127.0.0.1:$REFERENCE_PORT >"$OUT/reference.log" 2>&1 &
+		server_pid=$!
+		server_pids=$server_pid
+		wait_port $REFERENCE_PORT
+		pids=$server_pid
+		base="http://127.0.0.1:$REFERENCE_PORT"
+		subs="$base/events?topic=bench"
 		;;
 	nchan)
 		prefix=$(mktemp -d)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -65,7 +66,11 @@ func summarize(path, machine, markdownPath, svgPath, notesPath string) error {
 	fmt.Fprintf(&b, "- Command: `bash bench/compare.sh` (the load tool is `cmd/ssebench`; every system restarted for every run, systems alternated, loopback only)\n")
 	fmt.Fprintf(&b, "- Settings: caddy-sse's defaults (`bench/Caddyfile.bench` declares the topic and nothing else: a ring of 1000 events, heartbeats every 15 s, the default `queue`); Nchan with the same buffer and ping (`bench/nchan.conf`); 256 B events\n")
 	fmt.Fprintf(&b, "- Each cell is the median of the runs (n in brackets); a ratio column divides the first system named by the second.\n")
-	fmt.Fprintf(&b, "- caddy-redis: two caddy-sse instances sharing one local redis-server, subscribers split between them, publishing on the first; memory and CPU are those of both instances and Redis together.\n\n")
+	fmt.Fprintf(&b, "- caddy-redis: two caddy-sse instances sharing one local redis-server, subscribers split between them, publishing on the first; memory and CPU are those of both instances and Redis together.\n")
+	if slices.Contains(systems, referenceSystem) {
+		fmt.Fprintf(&b, "- reference: `bench/reference`, a bare-socket epoll server written for the bench that does nothing but fan out (no replay, auth or topics to declare), with caddy-sse's defaults for pending bytes, coalescing and heartbeats: the limit of this machine for the same wire format. A `÷ reference` column says how far a system is from it.\n")
+	}
+	b.WriteString("\n")
 	pairs := ratioPairs(systems)
 	var ratioHeads []string
 	for _, p := range pairs {
@@ -214,16 +219,32 @@ func medianOr(rs []*report, get func(*report) float64) float64 {
 	return median(rs, get)
 }
 
+// referenceSystem is bench/reference's label: the machine's limit.
+const referenceSystem = "reference"
+
 // ratioPairs names the ratio columns: the first system against the second
-// (caddy-sse against Nchan), and the Redis engine against the memory hub.
+// (caddy-sse against Nchan), the Redis engine against the memory hub, and
+// every system against the reference when it ran.
 func ratioPairs(systems []string) [][2]string {
 	var out [][2]string
-	if len(systems) >= 2 && systems[1] != "caddy-redis" {
-		out = append(out, [2]string{systems[0], systems[1]})
+	add := func(a, b string) {
+		if !slices.Contains(out, [2]string{a, b}) {
+			out = append(out, [2]string{a, b})
+		}
+	}
+	if len(systems) >= 2 && systems[1] != "caddy-redis" && !slices.Contains(systems[:2], referenceSystem) {
+		add(systems[0], systems[1])
 	}
 	for _, s := range systems {
 		if s == "caddy-redis" && systems[0] != s {
-			out = append(out, [2]string{s, systems[0]})
+			add(s, systems[0])
+		}
+	}
+	if slices.Contains(systems, referenceSystem) {
+		for _, s := range systems {
+			if s != referenceSystem {
+				add(s, referenceSystem)
+			}
 		}
 	}
 	return out

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -39,6 +40,53 @@ func TestSummarizePublishTable(t *testing.T) {
 		"| caddy-sse | 1 | 12000 | 503×7 | 0.50 | 4.00 | 100 of 100 | 1000 | 400 | 600 | 0 | 0 | 1200000 | 6.00 |",
 		"| nchan | 1 | 2000 | 0 | 0.00 | 9.00 | 0 of 100 | 500 | 500 | 0 | 0 | 0 | 200000 | 1.00 |",
 		"| caddy-sse/fanout | 1 | 0 of 10 | 50 | 49 | 1 | 2 | 3 | 0 |",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the report lacks\n%s\n---\n%s", want, out)
+		}
+	}
+}
+
+// The reference (bench/reference) gets a column of its own and a ratio
+// column for every other system, whatever order the systems ran in.
+func TestRatioPairsAgainstTheReference(t *testing.T) {
+	for _, tc := range []struct {
+		systems []string
+		want    [][2]string
+	}{
+		{[]string{"caddy-sse", "nchan"}, [][2]string{{"caddy-sse", "nchan"}}},
+		{[]string{"caddy-sse", "reference"}, [][2]string{{"caddy-sse", "reference"}}},
+		{[]string{"reference", "caddy-sse"}, [][2]string{{"caddy-sse", "reference"}}},
+		{[]string{"caddy-sse", "nchan", "caddy-redis", "reference"}, [][2]string{
+			{"caddy-sse", "nchan"}, {"caddy-redis", "caddy-sse"},
+			{"caddy-sse", "reference"}, {"nchan", "reference"}, {"caddy-redis", "reference"}}},
+	} {
+		if got := ratioPairs(tc.systems); !slices.Equal(got, tc.want) {
+			t.Errorf("%v: %v, want %v", tc.systems, got, tc.want)
+		}
+	}
+	dir := t.TempDir()
+	var lines []string
+	for _, r := range []report{
+		{Label: "caddy-sse/sustained", DeliveredPerSec: 400000, LatencyP99ms: 60},
+		{Label: "reference/sustained", DeliveredPerSec: 500000, LatencyP99ms: 20},
+	} {
+		b, _ := json.Marshal(r)
+		lines = append(lines, string(b))
+	}
+	in, md := filepath.Join(dir, "runs.jsonl"), filepath.Join(dir, "RESULTS.md")
+	if err := os.WriteFile(in, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := summarize(in, "test", md, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := os.ReadFile(md)
+	for _, want := range []string{
+		"| scenario | caddy-sse | reference | caddy-sse ÷ reference |",
+		"| sustained: deliveries/s (500k offered) | 400000 (1) | 500000 (1) | 0.80 |",
+		"| sustained: p99 latency (ms) | 60.0 (1) | 20.0 (1) | 3.00 |",
+		"- reference: `bench/reference`",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the report lacks\n%s\n---\n%s", want, out)
