@@ -2,7 +2,11 @@
 
 package stream
 
-import "github.com/ssehub/caddy-sse/internal/hub"
+import (
+	"time"
+
+	"github.com/ssehub/caddy-sse/internal/hub"
+)
 
 // Without epoll a hijacked stream keeps its goroutine (pump) and a
 // goroutine watching for the client leaving (rawStream.watch).
@@ -11,5 +15,7 @@ type loopStream struct{}
 func newLoopStream(*rawStream) *loopStream { return nil }
 
 func (*loopStream) drive(*Streamer, string, []hub.TopicRef, func()) {}
+func (*loopStream) isDriven() bool                                  { return false }
 func (*loopStream) wake() bool                                      { return false }
+func (*loopStream) gather(time.Time) bool                           { return false }
 func (*loopStream) detach()                                         {}

@@ -13,47 +13,57 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// loopStream is a hijacked stream as its event loop knows it
+// loopStream is a hijacked stream as the event loop knows it
 // (loop_linux.go). From the hijack on, the loop watches its socket for the
 // client leaving (closing gone, which the stream's goroutine waits on
-// while it sends the replay). Once driven, the goroutine has ended and the
-// loop does what pump did: write what a publisher could not, heartbeats,
-// the coalesce window, the write timeout, drops and goodbyes.
+// while it sends the replay). Once driven, the goroutine has ended and
+// service does what pump did: write what a publisher could not,
+// heartbeats, the coalesce window, the write timeout, drops and goodbyes.
+// service runs on whoever needs it (the loop, the stream's timer, a
+// watcher of the configuration stopping), one at a time: it holds the
+// write gate throughout, and never blocks.
 type loopStream struct {
-	raw    *rawStream
-	h      *Streamer
-	sub    *hub.Subscription
-	loop   *eventLoop
-	fd     int
+	raw  *rawStream
+	sub  *hub.Subscription
+	loop *eventLoop
+	fd   int
+
+	// Set by drive, before driven; read once driven is seen.
+	h      atomic.Pointer[Streamer]
 	remote string
 	refs   []hub.TopicRef
 	ended  func() // unsubscribes and releases (Stream's done); run off the loop
 
-	goneOnce  sync.Once
-	driven    atomic.Bool // the loop serves the stream: its goroutine has ended
-	scheduled atomic.Bool // on the loop's todo list
+	goneOnce sync.Once
+	driven   atomic.Bool // served here: the stream's goroutine has ended
 
-	// The loop goroutine's alone:
+	// The stream's one timer, armed for the earliest time it needs
+	// service (its heartbeat, the end of its coalesce window, its write
+	// timeout): an entry in the runtime's timer heap, no goroutine.
+	tmu    sync.Mutex
+	timer  *time.Timer
+	wakeAt int64 // when it fires, in Unix nanoseconds; 0: not armed
+
+	// Guarded by raw.gate.mu:
 	over      bool      // ended: nothing more is done
-	wakeAt    time.Time // the time the loop services it next (timerHeap)
 	outArmed  bool      // EPOLLOUT is watched
 	blockedAt time.Time // since when bytes wait for room without the socket taking any
 	batch     []*hub.Event
 }
 
-// newLoopStream registers raw's socket with an event loop, which then
+// newLoopStream registers raw's socket with the event loop, which then
 // closes raw.gone when the client leaves; nil when no loop can take it
 // (raw.watch does that instead).
 func newLoopStream(raw *rawStream) *loopStream {
 	if raw.rawConn == nil {
 		return nil
 	}
-	fd := -1
-	if err := raw.rawConn.Control(func(d uintptr) { fd = int(d) }); err != nil || fd < 0 {
+	l := loopFor()
+	if l == nil {
 		return nil
 	}
-	l := loopFor(fd)
-	if l == nil {
+	fd := -1
+	if err := raw.rawConn.Control(func(d uintptr) { fd = int(d) }); err != nil || fd < 0 {
 		return nil
 	}
 	ls := &loopStream{raw: raw, sub: raw.sub, loop: l, fd: fd}
@@ -67,9 +77,6 @@ func newLoopStream(raw *rawStream) *loopStream {
 // side, or sending bytes, which an EventSource never does after its
 // request (rawStream.watch). Either way the stream is over.
 func (ls *loopStream) readable() {
-	if ls.over {
-		return
-	}
 	var b [1]byte
 	n, rerr := 0, error(nil)
 	// Control keeps the descriptor from being closed (and reused) while
@@ -85,34 +92,84 @@ func (ls *loopStream) readable() {
 	}
 	ls.loop.remove(ls) // level-triggered: stop hearing about it
 	ls.goneOnce.Do(func() { close(ls.raw.gone) })
-	if ls.driven.Load() {
-		ls.service(time.Now())
-	}
+	ls.service()
 }
 
-// drive hands the stream to the loop once its replay is out: its goroutine
-// returns after this, and the loop ends the stream (ended runs then).
+// drive hands the stream over once its replay is out: its goroutine
+// returns after this, and service ends the stream (ended runs then).
 func (ls *loopStream) drive(h *Streamer, remote string, refs []hub.TopicRef, ended func()) {
-	ls.h, ls.remote, ls.refs, ls.ended = h, remote, refs, ended
+	ls.remote, ls.refs, ls.ended = remote, refs, ended
+	ls.h.Store(h)
 	g := &ls.raw.gate
 	g.mu.Lock()
-	g.live, g.last = true, time.Now()
+	g.live = true
+	ls.raw.noteWrite(time.Now())
 	g.mu.Unlock()
 	h.watchStopping()
 	ls.driven.Store(true)
-	ls.loop.schedule(ls) // what was queued meanwhile, and the first heartbeat
+	ls.service() // what was queued meanwhile, and the first heartbeat's time
 }
 
-// wake has the loop look at a driven stream: a publisher could not write
-// its events, or the hub dropped it. False before it is driven: its
-// goroutine then waits for them itself.
+// wake has a driven stream serviced: a publisher could not write its
+// events (another writer held the gate, the socket is full), or the hub
+// dropped it. False before it is driven: its goroutine then waits for
+// them itself.
 func (ls *loopStream) wake() bool {
 	if ls == nil || !ls.driven.Load() {
 		return false
 	}
-	ls.loop.schedule(ls)
+	windowEnd := ls.raw.lastNano.Load() + int64(ls.h.Load().Coalesce)
+	ls.tmu.Lock()
+	soon := ls.wakeAt != 0 && ls.wakeAt <= windowEnd
+	ls.tmu.Unlock()
+	if soon {
+		return true // serviced by the end of the window anyway
+	}
+	at := time.Now()
+	if end := time.Unix(0, windowEnd); end.After(at) {
+		at = end // the window is open: the timer ends it
+	}
+	ls.arm(at)
 	return true
 }
+
+// gather has a driven stream's timer write what waits when the coalesce
+// window ends, at end: a publisher found it written less than a window
+// ago. False before it is driven (its goroutine gathers).
+func (ls *loopStream) gather(end time.Time) bool {
+	if ls == nil || !ls.driven.Load() {
+		return false
+	}
+	ls.arm(end)
+	return true
+}
+
+// arm makes the stream's timer fire at at, unless it already fires
+// earlier.
+func (ls *loopStream) arm(at time.Time) {
+	n := at.UnixNano()
+	ls.tmu.Lock()
+	defer ls.tmu.Unlock()
+	if ls.wakeAt != 0 && ls.wakeAt <= n {
+		return
+	}
+	ls.wakeAt = n
+	if ls.timer == nil {
+		ls.timer = time.AfterFunc(time.Until(at), ls.fire)
+	} else {
+		ls.timer.Reset(time.Until(at))
+	}
+}
+
+func (ls *loopStream) fire() {
+	ls.tmu.Lock()
+	ls.wakeAt = 0
+	ls.tmu.Unlock()
+	ls.service()
+}
+
+// isDriven reports whether the stream is served here (no goroutine).
+func (ls *loopStream) isDriven() bool { return ls != nil && ls.driven.Load() }
 
 // detach forgets the socket before the stream's goroutine closes it.
 func (ls *loopStream) detach() {
@@ -121,21 +178,53 @@ func (ls *loopStream) detach() {
 	}
 }
 
-// service does, on the loop, whatever the stream needs now: end it, write
-// what waits (after the coalesce window), a heartbeat, and arm the times
-// it needs the loop next.
-func (ls *loopStream) service(now time.Time) {
-	if ls.over || !ls.driven.Load() {
+// service does whatever the stream needs now: end it, write what waits
+// (once the coalesce window is over), a heartbeat; then it arms the timer
+// for the next thing due.
+func (ls *loopStream) service() {
+	if !ls.driven.Load() {
 		return
 	}
-	raw, sub, h := ls.raw, ls.sub, ls.h
+	g := &ls.raw.gate
+	g.mu.Lock()
+	if ls.over {
+		g.mu.Unlock()
+		return
+	}
+	next := ls.step(ls.h.Load(), time.Now())
+	over := ls.over
+	g.mu.Unlock()
+	if over {
+		ls.close()
+		return
+	}
+	if !next.IsZero() {
+		ls.arm(next)
+	}
+}
+
+// step is service's work under the gate. It returns when the stream next
+// needs service (zero: only when woken), or sets ls.over when the stream
+// is to be closed.
+func (ls *loopStream) step(h *Streamer, now time.Time) time.Time {
+	raw, sub, g := ls.raw, ls.sub, &ls.raw.gate
 	select {
 	case <-h.Stopping:
 		// Before Done: a stopping configuration also closes its hubs,
-		// which drops every subscriber, and each still gets its goodbye.
+		// which drops every subscriber, and each still gets its goodbye
+		// (Streamer.goodbye), if its socket takes it at once: one that is
+		// full belongs to a client that reconnects by itself.
 		sub.Drop(hub.DropShutdown)
-		ls.goodbye()
-		return
+		raw.writeRest()
+		if raw.err == nil && len(raw.rest) == 0 {
+			raw.add(goodbyeRetry())
+			raw.writeAdded(now)
+			if raw.err == nil && len(raw.rest) == 0 && !raw.unframed {
+				_, _ = raw.tryWrite([][]byte{chunkedEnd})
+			}
+		}
+		ls.over = true
+		return time.Time{}
 	default:
 	}
 	select {
@@ -145,19 +234,18 @@ func (ls *loopStream) service(now time.Time) {
 		if reason := sub.DropReason(); reason == hub.DropSlow || reason == hub.DropOverload {
 			h.LogDrop(reason, ls.remote, ls.refs)
 		}
-		ls.end(false)
-		return
+		ls.over = true
+		return time.Time{}
 	case <-raw.gone:
 		if raw.misbehaved.Load() && sub.Drop(hub.DropProtocol) {
 			h.LogDrop(hub.DropProtocol, ls.remote, ls.refs)
 		}
-		ls.end(false)
-		return
+		ls.over = true
+		return time.Time{}
 	default:
 	}
 
-	g := &raw.gate
-	g.mu.Lock()
+	var next time.Time
 	progressed := raw.writeRest()
 	if raw.err == nil && len(raw.rest) == 0 {
 		gather := time.Duration(0)
@@ -166,9 +254,9 @@ func (ls *loopStream) service(now time.Time) {
 		}
 		if gather > 0 && sub.Queued() > 0 {
 			// Written less than a window ago: gather until it ends
-			// (pump). Publishers leave the stream to the loop meanwhile.
+			// (pump); publishers leave the stream alone meanwhile.
 			g.gathering = true
-			ls.loop.timers.wake(ls, g.last.Add(h.Coalesce))
+			next = g.last.Add(h.Coalesce)
 		} else {
 			g.gathering = false
 			progressed = ls.writeQueued(now) || progressed
@@ -178,17 +266,14 @@ func (ls *loopStream) service(now time.Time) {
 		raw.add(heartbeatLine)
 		progressed = raw.writeAdded(now) || progressed
 	}
-	last, err, waiting := g.last, raw.err, len(raw.rest) > 0
-	g.mu.Unlock()
-
-	if err != nil {
+	if raw.err != nil {
 		if c := h.Logger.Check(zap.DebugLevel, "subscriber write failed"); c != nil {
-			c.Write(zap.String("client", ls.remote), zap.Error(err))
+			c.Write(zap.String("client", ls.remote), zap.Error(raw.err))
 		}
-		ls.end(false)
-		return
+		ls.over = true
+		return time.Time{}
 	}
-	if waiting {
+	if len(raw.rest) > 0 {
 		if !ls.outArmed {
 			ls.loop.watchWritable(ls, true)
 			ls.outArmed = true
@@ -206,10 +291,10 @@ func (ls *loopStream) service(now time.Time) {
 				if sub.Drop(hub.DropSlow) {
 					h.LogDrop(hub.DropSlow, ls.remote, ls.refs)
 				}
-				ls.end(false)
-				return
+				ls.over = true
+				return time.Time{}
 			}
-			ls.loop.timers.wake(ls, ls.blockedAt.Add(h.WriteTimeout))
+			next = earliest(next, ls.blockedAt.Add(h.WriteTimeout))
 		}
 	} else {
 		if ls.outArmed {
@@ -222,8 +307,16 @@ func (ls *loopStream) service(now time.Time) {
 		}
 	}
 	if h.Heartbeat > 0 {
-		ls.loop.timers.wake(ls, last.Add(h.Heartbeat))
+		next = earliest(next, g.last.Add(h.Heartbeat))
 	}
+	return next
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || b.Before(a) {
+		return b
+	}
+	return a
 }
 
 // writeQueued writes the subscriber's queue without blocking, a writev's
@@ -245,45 +338,27 @@ func (ls *loopStream) writeQueued(now time.Time) bool {
 	return progressed
 }
 
-// goodbye ends the stream on reload or shutdown with a quick, jittered
-// reconnect hint (Streamer.goodbye), if the socket takes it at once: one
-// that is full belongs to a client that reconnects with its own delay.
-func (ls *loopStream) goodbye() {
-	raw := ls.raw
-	g := &raw.gate
-	g.mu.Lock()
-	raw.writeRest()
-	if raw.err == nil && len(raw.rest) == 0 {
-		raw.add(goodbyeRetry())
-		raw.writeAdded(time.Now())
-	}
-	g.mu.Unlock()
-	ls.end(true)
-}
-
-// end closes the stream: the chunked body's end when clean says the
-// server ended it (a goodbye), and its subscription is released off the
-// loop.
-func (ls *loopStream) end(clean bool) {
-	ls.over = true
-	ls.wakeAt = time.Time{}
+// close ends a stream step marked over: the socket is forgotten and
+// closed, and the subscription released off whoever serviced it.
+func (ls *loopStream) close() {
 	ls.loop.remove(ls)
-	raw := ls.raw
-	g := &raw.gate
+	g := &ls.raw.gate
 	g.mu.Lock()
-	if clean && raw.err == nil && len(raw.rest) == 0 && !raw.unframed {
-		_, _ = raw.tryWrite([][]byte{chunkedEnd})
-	}
-	raw.err = errStreamEnded
+	ls.raw.err = errStreamEnded
 	g.mu.Unlock()
-	_ = raw.conn.Close()
+	_ = ls.raw.conn.Close()
+	ls.tmu.Lock()
+	if ls.timer != nil {
+		ls.timer.Stop()
+	}
+	ls.tmu.Unlock()
 	if ls.ended != nil {
 		go ls.ended()
 	}
 }
 
 // watchStopping starts, once per streamer, the goroutine that has every
-// loop say goodbye to the streamer's streams when its configuration stops.
+// driven stream of the streamer say goodbye when its configuration stops.
 func (h *Streamer) watchStopping() {
 	if h.Stopping == nil {
 		return
@@ -291,8 +366,10 @@ func (h *Streamer) watchStopping() {
 	h.stopWatch.Do(func() {
 		go func() {
 			<-h.Stopping
-			for _, l := range loops {
-				l.scheduleAll(h)
+			if l := loopFor(); l != nil {
+				for _, ls := range l.streamsOf(h) {
+					ls.service()
+				}
 			}
 		}()
 	})

@@ -40,7 +40,14 @@ type rawStream struct {
 	gone     chan struct{} // closed when the client closes its side, or sends anything
 	ls       *loopStream   // its event loop's view (loop_stream.go); nil: a goroutine watches (watch)
 
-	misbehaved atomic.Bool // the client sent bytes up its stream
+	misbehaved atomic.Bool  // the client sent bytes up its stream
+	lastNano   atomic.Int64 // gate.last in Unix nanoseconds, for readers without the gate (loopStream.wake)
+}
+
+// noteWrite records that bytes were written now; the gate is held.
+func (s *rawStream) noteWrite(now time.Time) {
+	s.gate.last = now
+	s.lastNano.Store(now.UnixNano())
 }
 
 var (
@@ -170,11 +177,18 @@ func (s *rawStream) writeNow(sub *hub.Subscription, coalesce time.Duration) bool
 		return false // the goroutine is writing; it is woken to look again
 	}
 	defer g.mu.Unlock()
+	if g.gathering && s.ls.isDriven() {
+		return true // the stream's timer writes them when the window ends
+	}
 	if !g.live || g.gathering || s.err != nil || len(s.rest) > 0 || s.rawConn == nil {
 		return false
 	}
 	now := time.Now()
 	if coalesce > 0 && now.Sub(g.last) < coalesce {
+		if s.ls.gather(g.last.Add(coalesce)) {
+			g.gathering = true
+			return true
+		}
 		return false // the goroutine gathers this window's events
 	}
 	var fits bool
@@ -189,7 +203,7 @@ func (s *rawStream) writeNow(sub *hub.Subscription, coalesce time.Duration) bool
 	}
 	clear(s.batch) // do not pin events past their rings
 	s.frame()
-	g.last = now
+	s.noteWrite(now)
 	// Control, not Write: the descriptor stays valid while the function
 	// runs, and the gate already keeps writers apart. Write would also
 	// take the descriptor's write lock and check its poller state, deadline
@@ -256,7 +270,7 @@ func (s *rawStream) writeAdded(now time.Time) bool {
 		s.reset()
 		return false
 	}
-	s.gate.last = now
+	s.noteWrite(now)
 	s.rest = appendUnwritten(s.rest[:0], s.chunk, n)
 	s.reset()
 	return n > 0
