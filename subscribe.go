@@ -267,7 +267,7 @@ func (h *SSEHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyht
 		c.Write(zap.Strings("topics", stream.TopicNames(refs)), zap.String("client", stream.ClientForLog(r)),
 			zap.Int("replayed", len(replay.Events)), zap.Bool("reset", replay.Reset != nil))
 	}
-	return h.streamer.Stream(w, r, sub, replay, refs, nil, release)
+	return h.streamer.Stream(w, r, sub, replay, refs, time.Time{}, release)
 }
 
 // lastEventID is the client's resume point: the Last-Event-ID header, else

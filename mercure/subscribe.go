@@ -273,17 +273,9 @@ func (m *Handler) subscribe(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The stream ends by the token's exp (draft-08): the client reconnects
 	// with a fresh token, or is refused.
-	var end <-chan struct{}
-	release := func() {}
-	if !expires.IsZero() {
-		ch := make(chan struct{})
-		t := time.AfterFunc(time.Until(expires), func() { close(ch) })
-		end, release = ch, func() { t.Stop() }
-	}
 	// The subscriptions end when the stream does: release runs then,
 	// also for an HTTP/1.1 stream served on after this returns.
 	leave := m.subscriptionsJoin(r, subscribed, private, grant)
-	stop := release
-	release = func() { stop(); leave(); m.streamer.Leave() }
-	return m.streamer.Stream(w, r, sub, replay, refs, end, release)
+	release := func() { leave(); m.streamer.Leave() }
+	return m.streamer.Stream(w, r, sub, replay, refs, expires, release)
 }

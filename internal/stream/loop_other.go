@@ -14,8 +14,8 @@ type loopStream struct{}
 
 func newLoopStream(*rawStream) *loopStream { return nil }
 
-func (*loopStream) drive(*Streamer, string, []hub.TopicRef, func()) {}
-func (*loopStream) isDriven() bool                                  { return false }
-func (*loopStream) wake() bool                                      { return false }
-func (*loopStream) gather(time.Time) bool                           { return false }
-func (*loopStream) detach()                                         {}
+func (*loopStream) drive(*Streamer, string, []hub.TopicRef, time.Time, func()) {}
+func (*loopStream) isDriven() bool                                             { return false }
+func (*loopStream) wake() bool                                                 { return false }
+func (*loopStream) gather(time.Time) bool                                      { return false }
+func (*loopStream) detach()                                                    {}

@@ -32,7 +32,8 @@ type loopStream struct {
 	h      atomic.Pointer[Streamer]
 	remote string
 	refs   []hub.TopicRef
-	ended  func() // unsubscribes and releases (Stream's done); run off the loop
+	endAt  time.Time // the route ends the stream then (a token's expiry); zero: never
+	ended  func()    // unsubscribes and releases (Stream's done); run off the loop
 
 	goneOnce sync.Once
 	driven   atomic.Bool // served here: the stream's goroutine has ended
@@ -97,8 +98,8 @@ func (ls *loopStream) readable() {
 
 // drive hands the stream over once its replay is out: its goroutine
 // returns after this, and service ends the stream (ended runs then).
-func (ls *loopStream) drive(h *Streamer, remote string, refs []hub.TopicRef, ended func()) {
-	ls.remote, ls.refs, ls.ended = remote, refs, ended
+func (ls *loopStream) drive(h *Streamer, remote string, refs []hub.TopicRef, endAt time.Time, ended func()) {
+	ls.remote, ls.refs, ls.endAt, ls.ended = remote, refs, endAt, ended
 	ls.h.Store(h)
 	g := &ls.raw.gate
 	g.mu.Lock()
@@ -245,7 +246,20 @@ func (ls *loopStream) step(h *Streamer, now time.Time) time.Time {
 	default:
 	}
 
+	if !ls.endAt.IsZero() && !now.Before(ls.endAt) {
+		// The route ends the stream (a token expired): a clean end,
+		// which the client follows by reconnecting.
+		raw.writeRest()
+		if raw.err == nil && len(raw.rest) == 0 && !raw.unframed {
+			_, _ = raw.tryWrite([][]byte{chunkedEnd})
+		}
+		ls.over = true
+		return time.Time{}
+	}
 	var next time.Time
+	if !ls.endAt.IsZero() {
+		next = ls.endAt
+	}
 	progressed := raw.writeRest()
 	if raw.err == nil && len(raw.rest) == 0 {
 		gather := time.Duration(0)

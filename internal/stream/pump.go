@@ -48,10 +48,10 @@ type writeGate struct {
 // was registered before the opening was sent, so nothing published after
 // the client read it is missed.
 //
-// A hijacked stream with an event loop and no end of its own is handed to
-// the loop once its replay is out: serve then returns true, and the loop
-// calls ended when the stream is over.
-func (h *Streamer) serve(s sink, sub *hub.Subscription, replay hub.Replay, gone, end <-chan struct{}, remote string, refs []hub.TopicRef, ended func()) (handedOff bool) {
+// A hijacked stream with an event loop is handed over once its replay is
+// out: serve then returns true, and ended runs when the stream is over
+// (loop_stream.go); endAt is when end closes.
+func (h *Streamer) serve(s sink, sub *hub.Subscription, replay hub.Replay, gone, end <-chan struct{}, endAt time.Time, remote string, refs []hub.TopicRef, ended func()) (handedOff bool) {
 	s.add(streamOpening)
 	if h.Retry > 0 {
 		s.add(hub.RetryField(h.Retry))
@@ -84,10 +84,8 @@ func (h *Streamer) serve(s sink, sub *hub.Subscription, replay hub.Replay, gone,
 	if s.flush() != nil {
 		return false
 	}
-	if raw, ok := s.(*rawStream); ok && raw.ls != nil && end == nil {
-		// The route's end (a token's expiry) is a channel only a
-		// goroutine can wait on: such a stream keeps its goroutine.
-		raw.ls.drive(h, remote, refs, ended)
+	if raw, ok := s.(*rawStream); ok && raw.ls != nil {
+		raw.ls.drive(h, remote, refs, endAt, ended)
 		return true
 	}
 	h.pump(s, sub, gone, end, remote, refs)

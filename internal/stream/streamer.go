@@ -75,13 +75,14 @@ func (h *Streamer) Leave() { h.subscribers.Add(-1) }
 // Subscribers is how many streams are open.
 func (h *Streamer) Subscribers() int64 { return h.subscribers.Load() }
 
-// stream sends a registered subscription's replay and live events to the
-// client until it leaves, is dropped, the configuration stops, or end is
-// closed (nil: never; sse_mercure closes it when the subscriber's token
-// expires). It is what the sse and sse_mercure routes share once they have
-// subscribed; release runs when the stream is over, after sub is closed.
-// The response headers are set by the caller; stream writes the status.
-func (h *Streamer) Stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, replay hub.Replay, refs []hub.TopicRef, end <-chan struct{}, release func()) error {
+// Stream sends a registered subscription's replay and live events to the
+// client until it leaves, is dropped, the configuration stops, or endAt
+// comes (zero: never; sse_mercure's is the subscriber's token expiry), when
+// the stream ends cleanly. It is what the sse and sse_mercure routes share
+// once they have subscribed; release runs when the stream is over, after
+// sub is closed. The response headers are set by the caller; Stream writes
+// the status.
+func (h *Streamer) Stream(w http.ResponseWriter, r *http.Request, sub *hub.Subscription, replay hub.Replay, refs []hub.TopicRef, endAt time.Time, release func()) error {
 	sub.LimitBytes(h.QueueSize)
 	client := ClientForLog(r)
 	since := time.Now()
@@ -92,6 +93,16 @@ func (h *Streamer) Stream(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 			c.Write(zap.Strings("topics", TopicNames(refs)), zap.String("client", client),
 				zap.Duration("duration", time.Since(since)), zap.Stringer("dropped", sub.DropReason()))
 		}
+	}
+	// A goroutine serving the stream waits on end; a driven stream's
+	// timer looks at endAt itself (loop_stream.go).
+	var end <-chan struct{}
+	if !endAt.IsZero() {
+		ch := make(chan struct{})
+		t := time.AfterFunc(time.Until(endAt), func() { close(ch) })
+		end = ch
+		unsubscribe := done
+		done = func() { t.Stop(); unsubscribe() }
 	}
 	timeout := h.WriteTimeout
 	if r.ProtoMajor == 1 {
@@ -126,7 +137,7 @@ func (h *Streamer) Stream(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 						done()
 					}
 				}()
-				if handedOff = h.serve(raw, sub, replay, raw.gone, end, client, refs, done); handedOff {
+				if handedOff = h.serve(raw, sub, replay, raw.gone, end, endAt, client, refs, done); handedOff {
 					return // the loop ends the stream, and calls done
 				}
 				if raw.misbehaved.Load() && sub.Drop(hub.DropProtocol) {
@@ -141,7 +152,7 @@ func (h *Streamer) Stream(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 	s := newResponseSink(w, timeout)
 	s.sub = sub
 	defer s.release()
-	h.serve(s, sub, replay, r.Context().Done(), end, client, refs, nil)
+	h.serve(s, sub, replay, r.Context().Done(), end, endAt, client, refs, nil)
 	return nil
 }
 
