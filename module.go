@@ -185,7 +185,12 @@ func (a *App) Cleanup() error {
 func (a *App) Stopping() <-chan struct{} { return a.stopping }
 
 func (a *App) closeStreams() {
-	a.stopOnce.Do(func() { close(a.stopping) })
+	a.stopOnce.Do(func() {
+		close(a.stopping)
+		// Streams served by the event loop say goodbye before this
+		// returns: Caddy may exit right after (SIGTERM).
+		stream.SayGoodbye(a.stopping)
+	})
 }
 
 // appFrom loads the configuration's sse app (Caddy creates and starts it

@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -149,6 +150,40 @@ func drillWaitSubscribers(t *testing.T, c *caddyProc, hub string, want int, limi
 type drillRawStream struct {
 	conn net.Conn
 	br   *bufio.Reader
+}
+
+// drillOpenStreams opens n streams of path, one TCP connection each, at
+// most concurrency at a time, failing the test if any fails; they are
+// closed when the test ends.
+func drillOpenStreams(ctx context.Context, t *testing.T, addr, path string, n, concurrency int) []*drillRawStream {
+	t.Helper()
+	subs := make([]*drillRawStream, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	for i := range subs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			subs[i], errs[i] = drillDialStream(ctx, nil, addr, path)
+		}()
+	}
+	wg.Wait()
+	t.Cleanup(func() {
+		for _, s := range subs {
+			if s != nil {
+				s.conn.Close()
+			}
+		}
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+	}
+	return subs
 }
 
 // drillDialStream sends GET path over a new connection (dialed with d, or a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,34 +45,8 @@ http://127.0.0.1:{PORT} {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	// One TCP connection per stream, opened 50 at a time.
-	subs := make([]*drillRawStream, streams)
-	errs := make([]error, streams)
-	sem := make(chan struct{}, 50)
-	var wg sync.WaitGroup
 	opening := time.Now()
-	for i := range subs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			subs[i], errs[i] = drillDialStream(ctx, nil, addr, "/events?topic=news")
-		}()
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, s := range subs {
-			if s != nil {
-				s.conn.Close()
-			}
-		}
-	})
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("stream %d: %v", i, err)
-		}
-	}
+	subs := drillOpenStreams(ctx, t, addr, "/events?topic=news", streams, 50)
 	if st := c.stats(t, "default"); st.Subscribers != streams {
 		t.Fatalf("hub reports %d subscribers, want %d", st.Subscribers, streams)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -34,32 +33,7 @@ http://127.0.0.1:{PORT} {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	subs := make([]*drillRawStream, streams)
-	errs := make([]error, streams)
-	sem := make(chan struct{}, 100)
-	var wg sync.WaitGroup
-	for i := range subs {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			subs[i], errs[i] = drillDialStream(ctx, nil, addr, "/events?topic=news")
-		}()
-	}
-	wg.Wait()
-	t.Cleanup(func() {
-		for _, s := range subs {
-			if s != nil {
-				s.conn.Close()
-			}
-		}
-	})
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("stream %d: %v", i, err)
-		}
-	}
+	subs := drillOpenStreams(ctx, t, addr, "/events?topic=news", streams, 100)
 
 	// A stream's goroutine ends once the loop has it; wait for that (the
 	// last few may still be handing over), not for a fixed time.

@@ -5,6 +5,7 @@ package stream
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 )
@@ -38,7 +39,7 @@ type eventLoop struct {
 
 var (
 	loopOnce sync.Once
-	theLoop  *eventLoop // nil: epoll is unavailable, streams keep their goroutines
+	theLoop  atomic.Pointer[eventLoop] // nil: not started, or epoll is unavailable (streams keep their goroutines)
 )
 
 // loopFor returns the event loop, starting it on first use; nil when it
@@ -49,10 +50,11 @@ func loopFor() *eventLoop {
 		if err != nil {
 			return
 		}
-		theLoop = &eventLoop{epfd: epfd, streams: make(map[int32]*loopStream)}
-		go theLoop.run()
+		l := &eventLoop{epfd: epfd, streams: make(map[int32]*loopStream)}
+		theLoop.Store(l)
+		go l.run()
 	})
-	return theLoop
+	return theLoop.Load()
 }
 
 // watchEvents is what a stream's socket is watched for: the client closing
@@ -97,18 +99,34 @@ func (l *eventLoop) watchWritable(ls *loopStream, on bool) {
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, ls.fd, &ev)
 }
 
-// streamsOf is every registered stream of the streamer h: its
-// configuration is stopping, and each says goodbye.
-func (l *eventLoop) streamsOf(h *Streamer) []*loopStream {
+// streamsStoppingWith is every registered stream of a streamer whose
+// Stopping is stopping: its configuration is stopping, and each says
+// goodbye.
+func (l *eventLoop) streamsStoppingWith(stopping <-chan struct{}) []*loopStream {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var mine []*loopStream
 	for _, ls := range l.streams {
-		if ls.h.Load() == h {
+		if h := ls.h.Load(); h != nil && h.Stopping == stopping {
 			mine = append(mine, ls)
 		}
 	}
 	return mine
+}
+
+// SayGoodbye has every stream the event loop serves for a configuration
+// that stops with stopping (Streamer.Stopping, closed) say goodbye, and
+// returns once they have: a process exiting right after its configuration
+// stops would otherwise close them without their reconnect hint. It
+// never blocks on a client: each goodbye is one non-blocking write.
+func SayGoodbye(stopping <-chan struct{}) {
+	l := theLoop.Load()
+	if l == nil || stopping == nil {
+		return
+	}
+	for _, ls := range l.streamsStoppingWith(stopping) {
+		ls.service()
+	}
 }
 
 func (l *eventLoop) lookup(fd int32) *loopStream {

@@ -19,3 +19,6 @@ func (*loopStream) isDriven() bool                                             {
 func (*loopStream) wake() bool                                                 { return false }
 func (*loopStream) gather(time.Time) bool                                      { return false }
 func (*loopStream) detach()                                                    {}
+
+// SayGoodbye: without the event loop every stream's goroutine says its own.
+func SayGoodbye(<-chan struct{}) {}

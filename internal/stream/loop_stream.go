@@ -380,11 +380,7 @@ func (h *Streamer) watchStopping() {
 	h.stopWatch.Do(func() {
 		go func() {
 			<-h.Stopping
-			if l := loopFor(); l != nil {
-				for _, ls := range l.streamsOf(h) {
-					ls.service()
-				}
-			}
+			SayGoodbye(h.Stopping) // the app does too, and waits (App.closeStreams)
 		}()
 	})
 }
