@@ -4,6 +4,7 @@ package stream
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,11 +163,42 @@ func (ls *loopStream) arm(at time.Time) {
 	}
 }
 
+// fire runs in the goroutine the timer starts, which begins with a small
+// stack: servicing there grew it on every firing (runtime.newstack was 7%
+// of the CPU of a busy fan-out). It hands the stream to a servicer, whose
+// stack has grown once, and services it itself only when they are all
+// behind.
 func (ls *loopStream) fire() {
 	ls.tmu.Lock()
 	ls.wakeAt = 0
 	ls.tmu.Unlock()
-	ls.service()
+	select {
+	case servicers() <- ls:
+	default:
+		ls.service()
+	}
+}
+
+var (
+	servicersOnce sync.Once
+	servicerQueue chan *loopStream
+)
+
+// servicers is the queue of the goroutines that service streams whose
+// timer fired, one per core, started on first use and kept for the
+// process (as the event loop is).
+func servicers() chan<- *loopStream {
+	servicersOnce.Do(func() {
+		servicerQueue = make(chan *loopStream, 4096)
+		for range runtime.GOMAXPROCS(0) {
+			go func() {
+				for ls := range servicerQueue {
+					ls.service()
+				}
+			}()
+		}
+	})
+	return servicerQueue
 }
 
 // isDriven reports whether the stream is served here (no goroutine).
