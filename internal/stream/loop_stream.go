@@ -107,7 +107,8 @@ func (ls *loopStream) drive(h *Streamer, remote string, refs []hub.TopicRef, end
 	g.live = true
 	ls.raw.noteWrite(time.Now())
 	g.mu.Unlock()
-	h.watchStopping()
+	// A configuration that stops has SayGoodbye service its streams
+	// (App.closeStreams); one that stopped before this sees Stopping here.
 	ls.driven.Store(true)
 	ls.service() // what was queued meanwhile, and the first heartbeat's time
 }
@@ -401,18 +402,4 @@ func (ls *loopStream) close() {
 	if ls.ended != nil {
 		go ls.ended()
 	}
-}
-
-// watchStopping starts, once per streamer, the goroutine that has every
-// driven stream of the streamer say goodbye when its configuration stops.
-func (h *Streamer) watchStopping() {
-	if h.Stopping == nil {
-		return
-	}
-	h.stopWatch.Do(func() {
-		go func() {
-			<-h.Stopping
-			SayGoodbye(h.Stopping) // the app does too, and waits (App.closeStreams)
-		}()
-	})
 }

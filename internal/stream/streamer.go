@@ -10,7 +10,6 @@ package stream
 import (
 	"math/rand/v2"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,7 +55,6 @@ type Streamer struct {
 
 	subscribers atomic.Int64
 	dropLog     logthrottle.Throttle
-	stopWatch   sync.Once // loop_stream.go: watchStopping
 }
 
 // Enter counts a stream opening; false (and nothing counted) when the route
