@@ -71,7 +71,7 @@ func (h *Hub) removeLocked(s *Subscription, drop bool) {
 	}
 	s.unqueue()
 	if drop {
-		close(s.done)
+		s.closeDone()
 		if f := s.onDone.Load(); f != nil {
 			(*f)()
 		}
@@ -105,9 +105,6 @@ func (h *Hub) registerLocked(refs []TopicRef, queueLen int, filter func(*Event) 
 		hub:    h,
 		Filter: filter,
 		max:    queueLen,
-		ready:  make(chan struct{}, 1),
-		urgent: make(chan struct{}, 1),
-		done:   make(chan struct{}),
 	}
 	h.op++
 	if err := h.prepareTopicsLocked([]Publication{{Topics: refs}}, useSubscribe); err != nil {

@@ -22,18 +22,22 @@ import (
 // the subscriber's writer can still catch up, and drops the subscriber
 // when its socket has stopped taking bytes.
 type Subscription struct {
-	hub        *Hub
-	topics     []*topic
-	Filter     func(*Event) bool // SubscribeOptions.Filter; nil: every event
-	max        int               // queue bound in events
-	ready      chan struct{}     // capacity 1: "something is pending"
-	urgent     chan struct{}     // capacity 1: "the queue is past half: stop gathering"
-	done       chan struct{}
-	lastSeq    uint64 // guarded by hub.mu: dedupes multi-topic fan-out
-	notifiedOp uint64 // guarded by hub.mu: the hub call that last collected it for notify
-	batchOp    uint64 // guarded by hub.mu: the hub call of its newest filter batch (fanout_filter.go)
-	batch      int    // guarded by hub.mu: that batch's index in the call's notifyList
-	tickets    uint64 // guarded by hub.mu: filter batches handed out
+	hub    *Hub
+	topics []*topic
+	Filter func(*Event) bool // SubscribeOptions.Filter; nil: every event
+	max    int               // queue bound in events
+	// The channels exist only once someone waits on them (signals.go): a
+	// stream the event loop serves never does, and three channels were a
+	// sixth of an idle subscriber's memory.
+	ready      atomicChan  // capacity 1: "something is pending"
+	urgent     atomicChan  // capacity 1: "the queue is past half: stop gathering"
+	done       atomicChan  // closed once dropped
+	dropped    atomic.Bool // the hub dropped it: done is closed, or born closed
+	lastSeq    uint64      // guarded by hub.mu: dedupes multi-topic fan-out
+	notifiedOp uint64      // guarded by hub.mu: the hub call that last collected it for notify
+	batchOp    uint64      // guarded by hub.mu: the hub call of its newest filter batch (fanout_filter.go)
+	batch      int         // guarded by hub.mu: that batch's index in the call's notifyList
+	tickets    uint64      // guarded by hub.mu: filter batches handed out
 	// skipThrough: live events up to this seq are not queued, the replay
 	// covered them (SkipThrough). Written under hub.mu, read under hub.mu
 	// (offering) or s.mu (queueing a filter batch).
@@ -87,13 +91,6 @@ func (s *Subscription) LimitBytes(n int64) {
 // waits on Ready. An idle HTTP/1.1 stream writes this way, which saves a
 // goroutine wake-up per delivery.
 func (s *Subscription) SetWriteNow(f func() bool) { s.writeNow.Store(&f) }
-
-// Ready receives a value when events are waiting.
-func (s *Subscription) Ready() <-chan struct{} { return s.ready }
-
-// Urgent receives a value when the queue has passed half of its bound: a
-// writer gathering events to coalesce them should write now.
-func (s *Subscription) Urgent() <-chan struct{} { return s.urgent }
 
 // Blocked records that the subscriber's socket has stopped taking bytes
 // (from now, unless it already had): the hub drops a full subscriber in
@@ -259,20 +256,11 @@ func (s *Subscription) notify() {
 	if f := s.writeNow.Load(); f != nil && (*f)() {
 		return
 	}
-	select {
-	case s.ready <- struct{}{}:
-	default: // already signalled
-	}
+	signal(&s.ready)
 	if s.halfway.Load() {
-		select {
-		case s.urgent <- struct{}{}:
-		default:
-		}
+		signal(&s.urgent)
 	}
 }
-
-// Done is closed when the hub has dropped this subscriber.
-func (s *Subscription) Done() <-chan struct{} { return s.done }
 
 // Close unregisters the subscriber; it is safe to call more than once.
 func (s *Subscription) Close() {

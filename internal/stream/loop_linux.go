@@ -89,6 +89,23 @@ func (l *eventLoop) remove(ls *loopStream) {
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ls.fd, nil) // ENOENT: already removed
 }
 
+// rekey moves ls's registration to its descriptor fd (loopStream.own),
+// and forgets the one it had.
+func (l *eventLoop) rekey(ls *loopStream, fd int) error {
+	ev := unix.EpollEvent{Events: watchEvents, Fd: int32(fd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if l.streams[int32(ls.fd)] == ls {
+		delete(l.streams, int32(ls.fd))
+	}
+	l.streams[int32(fd)] = ls
+	l.mu.Unlock()
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, ls.fd, nil)
+	return nil
+}
+
 // watchWritable adds or removes EPOLLOUT for ls's socket.
 func (l *eventLoop) watchWritable(ls *loopStream, on bool) {
 	events := uint32(watchEvents)

@@ -180,7 +180,7 @@ func (s *rawStream) writeNow(sub *hub.Subscription, coalesce time.Duration) bool
 	if g.gathering && s.ls.isDriven() {
 		return true // the stream's timer writes them when the window ends
 	}
-	if !g.live || g.gathering || s.err != nil || len(s.rest) > 0 || s.rawConn == nil {
+	if !g.live || g.gathering || s.err != nil || len(s.rest) > 0 || (s.rawConn == nil && !s.ls.isOwned()) {
 		return false
 	}
 	now := time.Now()
@@ -229,9 +229,15 @@ func (s *rawStream) writeNow(sub *hub.Subscription, coalesce time.Duration) bool
 func (s *rawStream) tryWrite(bufs [][]byte) (int, error) {
 	var n int
 	var werr error
-	err := s.rawConn.Control(func(fd uintptr) {
-		n, werr = unix.Writev(int(fd), bufs)
-	})
+	var err error
+	if s.ls.isOwned() {
+		// The gate, held, keeps the owned descriptor open (loopStream.close).
+		n, werr = unix.Writev(s.ls.fd, bufs)
+	} else {
+		err = s.rawConn.Control(func(fd uintptr) {
+			n, werr = unix.Writev(int(fd), bufs)
+		})
+	}
 	if err == nil && werr != nil && !errors.Is(werr, unix.EAGAIN) && !errors.Is(werr, unix.EINTR) {
 		err = werr
 	}
