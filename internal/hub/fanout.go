@@ -72,8 +72,8 @@ func (h *Hub) removeLocked(s *Subscription, drop bool) {
 	s.unqueue()
 	if drop {
 		s.closeDone()
-		if f := s.onDone.Load(); f != nil {
-			(*f)()
+		if n := s.loadNotifier(); n != nil {
+			n.Dropped()
 		}
 	}
 }
@@ -105,6 +105,9 @@ func (h *Hub) registerLocked(refs []TopicRef, queueLen int, filter func(*Event) 
 		hub:    h,
 		Filter: filter,
 		max:    queueLen,
+	}
+	if filter != nil {
+		s.order = new(filterOrder)
 	}
 	h.op++
 	if err := h.prepareTopicsLocked([]Publication{{Topics: refs}}, useSubscribe); err != nil {

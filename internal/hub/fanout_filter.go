@@ -66,6 +66,20 @@ type filterBatch struct {
 	lo, hi int
 }
 
+// filterOrder is how a filtered subscriber's batches keep their order:
+// each batch takes a ticket under the hub's lock, and batches are queued in
+// ticket order. It exists only for filtered subscribers.
+type filterOrder struct {
+	batchOp uint64 // guarded by hub.mu: the hub call of its newest batch
+	batch   int    // guarded by hub.mu: that batch's index in the call's notifyList
+	tickets uint64 // guarded by hub.mu: batches handed out
+
+	// Guarded by the subscriber's mu: queuedTicket is the newest queued,
+	// early holds those filtered before an older one was queued, by ticket.
+	queuedTicket uint64
+	early        []earlyBatch
+}
+
 // earlyBatch is a batch filtered before an older one of its subscriber was
 // queued: its accepted events, waiting with the subscriber.
 type earlyBatch struct {
@@ -75,15 +89,15 @@ type earlyBatch struct {
 
 // stageLocked stages st for s's filter: in s's batch of hub call op, the
 // first of its events opening it with s's next ticket. The hub's lock
-// guards s.batchOp, s.batch and s.tickets.
+// guards s.order's batchOp, batch and tickets.
 func (n *notifyList) stageLocked(s *Subscription, st stagedEvent) {
-	if s.batchOp != st.op {
-		s.batchOp = st.op
-		s.tickets++
-		s.batch = len(n.batches)
-		n.batches = append(n.batches, filterBatch{s: s, ticket: s.tickets})
+	if s.order.batchOp != st.op {
+		s.order.batchOp = st.op
+		s.order.tickets++
+		s.order.batch = len(n.batches)
+		n.batches = append(n.batches, filterBatch{s: s, ticket: s.order.tickets})
 	}
-	st.batch = s.batch
+	st.batch = s.order.batch
 	n.staged = append(n.staged, st)
 }
 
@@ -268,25 +282,25 @@ func (s *Subscription) queueInTurnLocked(ticket uint64, evs []stagedEvent) (queu
 	if s.left {
 		return 0, stagedDrop{}
 	}
-	if ticket != s.queuedTicket+1 {
-		i, _ := slices.BinarySearchFunc(s.early, ticket, func(e earlyBatch, t uint64) int { return cmp.Compare(e.ticket, t) })
-		s.early = slices.Insert(s.early, i, earlyBatch{ticket: ticket, evs: slices.Clone(evs)})
+	if ticket != s.order.queuedTicket+1 {
+		i, _ := slices.BinarySearchFunc(s.order.early, ticket, func(e earlyBatch, t uint64) int { return cmp.Compare(e.ticket, t) })
+		s.order.early = slices.Insert(s.order.early, i, earlyBatch{ticket: ticket, evs: slices.Clone(evs)})
 		return 0, stagedDrop{}
 	}
 	queued, drop = s.queueStagedLocked(evs)
-	s.queuedTicket = ticket
-	for len(s.early) > 0 && s.early[0].ticket == s.queuedTicket+1 {
+	s.order.queuedTicket = ticket
+	for len(s.order.early) > 0 && s.order.early[0].ticket == s.order.queuedTicket+1 {
 		if drop.reason == 0 {
 			var q int
-			q, drop = s.queueStagedLocked(s.early[0].evs)
+			q, drop = s.queueStagedLocked(s.order.early[0].evs)
 			queued += q
 		}
-		s.queuedTicket++
-		s.early[0] = earlyBatch{}
-		s.early = s.early[1:]
+		s.order.queuedTicket++
+		s.order.early[0] = earlyBatch{}
+		s.order.early = s.order.early[1:]
 	}
-	if len(s.early) == 0 {
-		s.early = nil
+	if len(s.order.early) == 0 {
+		s.order.early = nil
 	}
 	return queued, drop
 }

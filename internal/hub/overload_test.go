@@ -283,7 +283,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // A fan-out to more subscribers than one goroutine tells (notifyPerWorker)
 // is split over workers; each subscriber is told exactly once per publish
-// and gets every event, whether its WriteNow hook takes the events or
+// and gets every event, whether its Notifier takes the events or
 // leaves them to its reader (run with -race).
 func TestNotifyParallelFanOut(t *testing.T) {
 	const subs, events = 3*notifyPerWorker + 17, 5
@@ -298,7 +298,7 @@ func TestNotifyParallelFanOut(t *testing.T) {
 		c := &counter{}
 		counts[i] = c
 		takes := i%2 == 0 // half take in the hook, half leave it to Ready
-		s.SetWriteNow(func() bool {
+		s.SetNotifier(funcNotifier(func() bool {
 			if !takes {
 				return false
 			}
@@ -306,7 +306,7 @@ func TestNotifyParallelFanOut(t *testing.T) {
 			c.seqs = append(c.seqs, hubTestSeqs(s.Take(nil))...)
 			c.mu.Unlock()
 			return true
-		})
+		}))
 		if !takes {
 			t.Cleanup(func() {
 				c.mu.Lock()
@@ -335,3 +335,9 @@ func TestNotifyParallelFanOut(t *testing.T) {
 		t.Fatalf("%d events wait for readers, want %d", leftOver, want)
 	}
 }
+
+// funcNotifier is a Notifier whose WriteNow is the function.
+type funcNotifier func() bool
+
+func (f funcNotifier) WriteNow() bool { return f() }
+func (funcNotifier) Dropped()         {}

@@ -29,15 +29,13 @@ type Subscription struct {
 	// The channels exist only once someone waits on them (signals.go): a
 	// stream the event loop serves never does, and three channels were a
 	// sixth of an idle subscriber's memory.
-	ready      atomicChan  // capacity 1: "something is pending"
-	urgent     atomicChan  // capacity 1: "the queue is past half: stop gathering"
-	done       atomicChan  // closed once dropped
-	dropped    atomic.Bool // the hub dropped it: done is closed, or born closed
-	lastSeq    uint64      // guarded by hub.mu: dedupes multi-topic fan-out
-	notifiedOp uint64      // guarded by hub.mu: the hub call that last collected it for notify
-	batchOp    uint64      // guarded by hub.mu: the hub call of its newest filter batch (fanout_filter.go)
-	batch      int         // guarded by hub.mu: that batch's index in the call's notifyList
-	tickets    uint64      // guarded by hub.mu: filter batches handed out
+	ready      atomicChan   // capacity 1: "something is pending"
+	urgent     atomicChan   // capacity 1: "the queue is past half: stop gathering"
+	done       atomicChan   // closed once dropped
+	dropped    atomic.Bool  // the hub dropped it: done is closed, or born closed
+	lastSeq    uint64       // guarded by hub.mu: dedupes multi-topic fan-out
+	notifiedOp uint64       // guarded by hub.mu: the hub call that last collected it for notify
+	order      *filterOrder // a filtered subscriber's batch order (fanout_filter.go); nil without a filter
 	// skipThrough: live events up to this seq are not queued, the replay
 	// covered them (SkipThrough). Written under hub.mu, read under hub.mu
 	// (offering) or s.mu (queueing a filter batch).
@@ -55,20 +53,13 @@ type Subscription struct {
 	halfway      atomic.Bool
 	left         bool // unregistered: nothing more is queued or staged
 
-	// A filtered subscriber's batches are queued in ticket order
-	// (fanout_filter.go): queuedTicket is the newest queued, early holds
-	// those filtered before an older one was queued, by ticket.
-	queuedTicket uint64
-	early        []earlyBatch
-
 	// blockedSince is when the subscriber's socket stopped taking bytes
 	// (a write is blocked, or a non-blocking write left bytes over), on
 	// the monotonic clock of monoNow; 0 while it takes them.
 	blockedSince atomic.Int64
 	parked       atomic.Bool // waiting for its replay: it takes nothing
 
-	writeNow atomic.Pointer[func() bool] // see SetWriteNow
-	onDone   atomic.Pointer[func()]      // see SetOnDone
+	notifier atomic.Value // a Notifier (SetNotifier): an interface holding a pointer costs no allocation
 }
 
 // processStart anchors monoNow: time.Since reads the monotonic clock.
@@ -85,12 +76,28 @@ func (s *Subscription) LimitBytes(n int64) {
 	s.mu.Unlock()
 }
 
-// SetWriteNow installs a hook that the publishing goroutine calls after
-// queueing events for this subscriber. It may write them without blocking
-// and report true when nothing is left to do; false leaves them to whoever
-// waits on Ready. An idle HTTP/1.1 stream writes this way, which saves a
-// goroutine wake-up per delivery.
-func (s *Subscription) SetWriteNow(f func() bool) { s.writeNow.Store(&f) }
+// A Notifier is told by the publishing goroutine of a subscriber's events
+// and of its drop, instead of (or before) the Ready and Done channels.
+type Notifier interface {
+	// WriteNow is called after events were queued for the subscriber. It
+	// may write them without blocking, and reports true when nothing is
+	// left to do; false leaves them to whoever waits on Ready. An idle
+	// HTTP/1.1 stream writes this way, which saves a goroutine wake-up
+	// per delivery.
+	WriteNow() bool
+	// Dropped is called once the hub has dropped the subscriber (Done is
+	// closed), for a writer that does not wait on Done: an event loop. It
+	// is called under the hub's lock and must not block.
+	Dropped()
+}
+
+// SetNotifier installs n; call it once, right after subscribing.
+func (s *Subscription) SetNotifier(n Notifier) { s.notifier.Store(n) }
+
+func (s *Subscription) loadNotifier() Notifier {
+	n, _ := s.notifier.Load().(Notifier)
+	return n
+}
 
 // Blocked records that the subscriber's socket has stopped taking bytes
 // (from now, unless it already had): the hub drops a full subscriber in
@@ -171,11 +178,6 @@ func (s *Subscription) TakeAtMost(dst []*Event, n int) []*Event {
 // was last taken: a writer gathering events should write now.
 func (s *Subscription) PastHalf() bool { return s.halfway.Load() }
 
-// SetOnDone installs a hook called once the hub has dropped the subscriber
-// (Done is closed), for a writer that does not wait on Done: an event
-// loop. It is called under the hub's lock and must not block.
-func (s *Subscription) SetOnDone(f func()) { s.onDone.Store(&f) }
-
 // Queued is how many events wait.
 func (s *Subscription) Queued() int {
 	s.mu.Lock()
@@ -249,11 +251,11 @@ func (s *Subscription) clearFullLocked() {
 	s.hub.roomMade()
 }
 
-// notify tells the subscriber that events wait: its WriteNow hook writes
-// them at once if it can, else its Ready channel is signalled, and its
+// notify tells the subscriber that events wait: its Notifier writes
+// them at once if it can (Notifier), else its Ready channel is signalled, and its
 // Urgent channel too when the queue is past half.
 func (s *Subscription) notify() {
-	if f := s.writeNow.Load(); f != nil && (*f)() {
+	if n := s.loadNotifier(); n != nil && n.WriteNow() {
 		return
 	}
 	signal(&s.ready)
@@ -275,7 +277,9 @@ func (s *Subscription) unqueue() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.left = true
-	s.early = nil
+	if s.order != nil {
+		s.order.early = nil
+	}
 	if s.full {
 		s.clearFullLocked()
 	}

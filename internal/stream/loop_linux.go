@@ -17,12 +17,12 @@ import (
 // (loop_stream.go). What it waited for is now:
 //   - the client leaving, or sending bytes it must not, and room to write
 //     in a full socket: an event loop watching the socket with epoll;
-//   - its heartbeat and the end of its coalesce window: a runtime timer
-//     (time.AfterFunc: an entry in the runtime's timer heap, no goroutine
-//     until it fires);
+//   - its heartbeat, the end of its coalesce window and its write timeout:
+//     a place in a timer wheel (wheel.go: two links and a tick, no
+//     goroutine and no runtime timer of its own);
 //   - events to write: the publisher writes them itself without blocking
 //     (rawStream.writeNow), as before; what it cannot write now (a coalesce
-//     window is open) waits for the timer.
+//     window is open) waits for the wheel.
 //
 // So an idle stream is a socket, a subscription and a few hundred bytes of
 // state. The loop sees little: a client leaving, a full socket draining.

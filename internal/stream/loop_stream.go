@@ -20,7 +20,7 @@ import (
 // while it sends the replay). Once driven, the goroutine has ended and
 // service does what pump did: write what a publisher could not,
 // heartbeats, the coalesce window, the write timeout, drops and goodbyes.
-// service runs on whoever needs it (the loop, the stream's timer, a
+// service runs on whoever needs it (the loop, its timer wheel, a
 // watcher of the configuration stopping), one at a time: it holds the
 // write gate throughout, and never blocks.
 type loopStream struct {
@@ -30,9 +30,8 @@ type loopStream struct {
 	// fd is the socket as the loop knows it: the connection's own until
 	// the stream is driven, then a duplicate the stream owns (own). It is
 	// written holding both the gate and fdmu, and read holding either.
-	fd    int
-	owned bool // fd is ours: the net.Conn was closed (own)
-	fdmu  sync.Mutex
+	fd   int
+	fdmu sync.Mutex
 
 	// Set by drive, before driven; read once driven is seen.
 	h      atomic.Pointer[Streamer]
@@ -41,21 +40,19 @@ type loopStream struct {
 	endAt  time.Time // the route ends the stream then (a token's expiry); zero: never
 	ended  func()    // unsubscribes and releases (Stream's done); run off the loop
 
-	goneOnce sync.Once
-	driven   atomic.Bool // served here: the stream's goroutine has ended
+	driven atomic.Bool // served here: the stream's goroutine has ended
+	owned  bool        // fd is ours: the net.Conn was closed (own); guarded as fd is
 
-	// The stream's one timer, armed for the earliest time it needs
-	// service (its heartbeat, the end of its coalesce window, its write
-	// timeout): an entry in the runtime's timer heap, no goroutine.
-	tmu    sync.Mutex
-	timer  *time.Timer
-	wakeAt int64 // when it fires, in Unix nanoseconds; 0: not armed
+	// Its place in its timer wheel (wheel.go), due at the earliest time
+	// it needs service: its heartbeat, the end of its coalesce window,
+	// its write timeout.
+	wheel *wheel
+	w     wheelLinks
 
 	// Guarded by raw.gate.mu:
-	over      bool      // ended: nothing more is done
-	outArmed  bool      // EPOLLOUT is watched
-	blockedAt time.Time // since when bytes wait for room without the socket taking any
-	batch     []*hub.Event
+	over      bool  // ended: nothing more is done
+	outArmed  bool  // EPOLLOUT is watched
+	blockedAt int64 // since when (Unix nanoseconds) bytes wait for room without the socket taking any; 0: they do not
 }
 
 // newLoopStream registers raw's socket with the event loop, which then
@@ -73,7 +70,7 @@ func newLoopStream(raw *rawStream) *loopStream {
 	if err := raw.rawConn.Control(func(d uintptr) { fd = int(d) }); err != nil || fd < 0 {
 		return nil
 	}
-	ls := &loopStream{raw: raw, sub: raw.sub, loop: l, fd: fd}
+	ls := &loopStream{raw: raw, sub: raw.sub, loop: l, fd: fd, wheel: wheelFor(fd)}
 	if l.add(ls) != nil {
 		return nil
 	}
@@ -111,7 +108,7 @@ func (ls *loopStream) readable() {
 	if n > 0 {
 		ls.raw.misbehaved.Store(true)
 	}
-	ls.goneOnce.Do(func() { close(ls.raw.gone) })
+	ls.raw.gone.close()
 	ls.service()
 }
 
@@ -150,6 +147,9 @@ func (ls *loopStream) drive(h *Streamer, remote string, refs []hub.TopicRef, end
 	g := &ls.raw.gate
 	g.mu.Lock()
 	ls.own()
+	// The replay's chunk vector is not needed any more: a driven stream
+	// builds each chunk on its writer's stack (rawStream.writeChunk).
+	ls.raw.chunk = nil
 	g.live = true
 	ls.raw.noteWrite(time.Now())
 	g.mu.Unlock()
@@ -168,21 +168,18 @@ func (ls *loopStream) wake() bool {
 		return false
 	}
 	windowEnd := ls.raw.lastNano.Load() + int64(ls.h.Load().Coalesce)
-	ls.tmu.Lock()
-	soon := ls.wakeAt != 0 && ls.wakeAt <= windowEnd
-	ls.tmu.Unlock()
-	if soon {
+	if due := ls.wheel.due(ls); due != 0 && due <= tickOf(time.Unix(0, windowEnd)) {
 		return true // serviced by the end of the window anyway
 	}
 	at := time.Now()
 	if end := time.Unix(0, windowEnd); end.After(at) {
-		at = end // the window is open: the timer ends it
+		at = end // the window is open: the wheel ends it
 	}
 	ls.arm(at)
 	return true
 }
 
-// gather has a driven stream's timer write what waits when the coalesce
+// gather has a driven stream's wheel write what waits when the coalesce
 // window ends, at end: a publisher found it written less than a window
 // ago. False before it is driven (its goroutine gathers).
 func (ls *loopStream) gather(end time.Time) bool {
@@ -193,38 +190,8 @@ func (ls *loopStream) gather(end time.Time) bool {
 	return true
 }
 
-// arm makes the stream's timer fire at at, unless it already fires
-// earlier.
-func (ls *loopStream) arm(at time.Time) {
-	n := at.UnixNano()
-	ls.tmu.Lock()
-	defer ls.tmu.Unlock()
-	if ls.wakeAt != 0 && ls.wakeAt <= n {
-		return
-	}
-	ls.wakeAt = n
-	if ls.timer == nil {
-		ls.timer = time.AfterFunc(time.Until(at), ls.fire)
-	} else {
-		ls.timer.Reset(time.Until(at))
-	}
-}
-
-// fire runs in the goroutine the timer starts, which begins with a small
-// stack: servicing there grew it on every firing (runtime.newstack was 7%
-// of the CPU of a busy fan-out). It hands the stream to a servicer, whose
-// stack has grown once, and services it itself only when they are all
-// behind.
-func (ls *loopStream) fire() {
-	ls.tmu.Lock()
-	ls.wakeAt = 0
-	ls.tmu.Unlock()
-	select {
-	case servicers() <- ls:
-	default:
-		ls.service()
-	}
-}
+// arm has the stream serviced at at, unless it already is earlier.
+func (ls *loopStream) arm(at time.Time) { ls.wheel.arm(ls, at) }
 
 var (
 	servicersOnce sync.Once
@@ -232,8 +199,8 @@ var (
 )
 
 // servicers is the queue of the goroutines that service streams whose
-// timer fired, one per core, started on first use and kept for the
-// process (as the event loop is).
+// time came in their wheel (wheel.go), one per core, started on first use
+// and kept for the process (as the event loop is).
 func servicers() chan<- *loopStream {
 	servicersOnce.Do(func() {
 		servicerQueue = make(chan *loopStream, 4096)
@@ -263,7 +230,7 @@ func (ls *loopStream) detach() {
 }
 
 // service does whatever the stream needs now: end it, write what waits
-// (once the coalesce window is over), a heartbeat; then it arms the timer
+// (once the coalesce window is over), a heartbeat; then it arms the wheel
 // for the next thing due.
 func (ls *loopStream) service() {
 	if !ls.driven.Load() {
@@ -301,8 +268,8 @@ func (ls *loopStream) step(h *Streamer, now time.Time) time.Time {
 		sub.Drop(hub.DropShutdown)
 		raw.writeRest()
 		if raw.err == nil && len(raw.rest) == 0 {
-			raw.add(goodbyeRetry())
-			raw.writeAdded(now)
+			var iov [3][]byte
+			raw.writeChunk(iov[:0], nil, goodbyeRetry(), now)
 			if raw.err == nil && len(raw.rest) == 0 && !raw.unframed {
 				_, _ = raw.tryWrite([][]byte{chunkedEnd})
 			}
@@ -320,14 +287,12 @@ func (ls *loopStream) step(h *Streamer, now time.Time) time.Time {
 		ls.over = true
 		return time.Time{}
 	}
-	select {
-	case <-raw.gone:
+	if raw.gone.isClosed() {
 		if raw.misbehaved.Load() && sub.Drop(hub.DropProtocol) {
 			h.LogDrop(hub.DropProtocol, ls.remote, ls.refs)
 		}
 		ls.over = true
 		return time.Time{}
-	default:
 	}
 
 	if !ls.endAt.IsZero() && !now.Before(ls.endAt) {
@@ -361,8 +326,8 @@ func (ls *loopStream) step(h *Streamer, now time.Time) time.Time {
 		}
 	}
 	if raw.err == nil && len(raw.rest) == 0 && h.Heartbeat > 0 && now.Sub(g.last) >= h.Heartbeat {
-		raw.add(heartbeatLine)
-		progressed = raw.writeAdded(now) || progressed
+		var iov [3][]byte
+		progressed = raw.writeChunk(iov[:0], nil, heartbeatLine, now) || progressed
 	}
 	if raw.err != nil {
 		if c := h.Logger.Check(zap.DebugLevel, "subscriber write failed"); c != nil {
@@ -379,28 +344,28 @@ func (ls *loopStream) step(h *Streamer, now time.Time) time.Time {
 		// Slowness is judged by progress: the write timeout runs from
 		// the last time the socket took bytes, not from when a batch
 		// was first offered, and the hub sees the same (Blocked).
-		if progressed || ls.blockedAt.IsZero() {
-			ls.blockedAt = now
+		if progressed || ls.blockedAt == 0 {
+			ls.blockedAt = now.UnixNano()
 			sub.Unblocked()
 			sub.Blocked()
 		}
 		if h.WriteTimeout > 0 {
-			if now.Sub(ls.blockedAt) >= h.WriteTimeout {
+			if time.Duration(now.UnixNano()-ls.blockedAt) >= h.WriteTimeout {
 				if sub.Drop(hub.DropSlow) {
 					h.LogDrop(hub.DropSlow, ls.remote, ls.refs)
 				}
 				ls.over = true
 				return time.Time{}
 			}
-			next = earliest(next, ls.blockedAt.Add(h.WriteTimeout))
+			next = earliest(next, time.Unix(0, ls.blockedAt).Add(h.WriteTimeout))
 		}
 	} else {
 		if ls.outArmed {
 			ls.loop.watchWritable(ls, false)
 			ls.outArmed = false
 		}
-		if !ls.blockedAt.IsZero() {
-			ls.blockedAt = time.Time{}
+		if ls.blockedAt != 0 {
+			ls.blockedAt = 0
 			sub.Unblocked()
 		}
 	}
@@ -422,16 +387,16 @@ func earliest(a, b time.Time) time.Time {
 // whether the socket took any bytes. The gate is held.
 func (ls *loopStream) writeQueued(now time.Time) bool {
 	raw, progressed := ls.raw, false
+	// On this stack, not in the stream: an idle stream keeps neither.
+	var evs [32]*hub.Event
+	var iov [34][]byte
 	for raw.err == nil && len(raw.rest) == 0 {
-		ls.batch = ls.sub.TakeAtMost(ls.batch[:0], maxIovecs-2)
-		if len(ls.batch) == 0 {
+		batch := ls.sub.TakeAtMost(evs[:0], maxIovecs-2)
+		if len(batch) == 0 {
 			break
 		}
-		for _, ev := range ls.batch {
-			raw.add(ev.Wire)
-		}
-		clear(ls.batch) // do not pin events past their rings
-		progressed = raw.writeAdded(now) || progressed
+		progressed = raw.writeChunk(iov[:0], batch, nil, now) || progressed
+		clear(batch) // do not pin events past their rings (a batch larger than evs is on the heap)
 	}
 	return progressed
 }
@@ -452,11 +417,7 @@ func (ls *loopStream) close() {
 	ls.fd = -1
 	ls.fdmu.Unlock()
 	g.mu.Unlock()
-	ls.tmu.Lock()
-	if ls.timer != nil {
-		ls.timer.Stop()
-	}
-	ls.tmu.Unlock()
+	ls.wheel.disarm(ls)
 	if ls.ended != nil {
 		go ls.ended()
 	}

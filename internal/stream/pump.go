@@ -43,7 +43,8 @@ type writeGate struct {
 }
 
 // serve sends the opening, the retry field, a reset and the replay, then
-// live events until the client leaves (gone), is dropped as slow, the
+// live events until the client leaves (gone, called only if it is waited
+// on: its channel may be made on demand), is dropped as slow, the
 // configuration stops, or the route ends the stream (end). The subscriber
 // was registered before the opening was sent, so nothing published after
 // the client read it is missed.
@@ -51,7 +52,7 @@ type writeGate struct {
 // A hijacked stream with an event loop is handed over once its replay is
 // out: serve then returns true, and ended runs when the stream is over
 // (loop_stream.go); endAt is when end closes.
-func (h *Streamer) serve(s sink, sub *hub.Subscription, replay hub.Replay, gone, end <-chan struct{}, endAt time.Time, remote string, refs []hub.TopicRef, ended func()) (handedOff bool) {
+func (h *Streamer) serve(s sink, sub *hub.Subscription, replay hub.Replay, gone func() <-chan struct{}, end <-chan struct{}, endAt time.Time, remote string, refs []hub.TopicRef, ended func()) (handedOff bool) {
 	s.add(streamOpening)
 	if h.Retry > 0 {
 		s.add(hub.RetryField(h.Retry))
@@ -64,7 +65,7 @@ func (h *Streamer) serve(s sink, sub *hub.Subscription, replay hub.Replay, gone,
 		// takes nothing meanwhile, so publishers must not wait for it.
 		sub.Park(true)
 		var ok bool
-		if replay, ok = h.awaitReplay(s, sub, replay.Later, gone, end); !ok {
+		if replay, ok = h.awaitReplay(s, sub, replay.Later, gone(), end); !ok {
 			return false
 		}
 		sub.Park(false)
@@ -88,7 +89,7 @@ func (h *Streamer) serve(s sink, sub *hub.Subscription, replay hub.Replay, gone,
 		raw.ls.drive(h, remote, refs, endAt, ended)
 		return true
 	}
-	h.pump(s, sub, gone, end, remote, refs)
+	h.pump(s, sub, gone(), end, remote, refs)
 	return false
 }
 

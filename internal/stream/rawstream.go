@@ -4,7 +4,9 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -28,21 +30,33 @@ type rawStream struct {
 	conn     net.Conn
 	rawConn  syscall.RawConn   // for writeNow's non-blocking writev
 	sub      *hub.Subscription // told when the socket stops taking bytes
-	unframed bool              // HTTP/1.0: no chunked framing; the stream ends at close
 	timeout  time.Duration
-	chunk    [][]byte // [chunk size line, event bytes..., CRLF]
+	coalesce time.Duration // the route's coalesce window (WriteNow)
+	chunk    [][]byte      // [chunk size line, event bytes..., CRLF]
 	pending  int
-	armed    time.Time // the write deadline currently set
-	sizeBuf  [18]byte
-	rest     [][]byte     // what a non-blocking write left unwritten; it goes first
-	batch    []*hub.Event // writeNow's scratch
+	armed    int64    // the write deadline currently set, in Unix nanoseconds
+	sizeBuf  [16]byte // a chunk's size line: 8 hex digits already make 4 GiB
+	rest     [][]byte // what a non-blocking write left unwritten; it goes first
 	err      error
-	gone     chan struct{} // closed when the client closes its side, or sends anything
-	ls       *loopStream   // its event loop's view (loop_stream.go); nil: a goroutine watches (watch)
+	gone     lazyClose   // closed when the client closes its side, or sends anything
+	ls       *loopStream // its event loop's view (loop_stream.go); nil: a goroutine watches (watch)
 
 	misbehaved atomic.Bool  // the client sent bytes up its stream
+	unframed   bool         // HTTP/1.0: no chunked framing; the stream ends at close
 	lastNano   atomic.Int64 // gate.last in Unix nanoseconds, for readers without the gate (loopStream.wake)
 }
+
+// A rawStream is its subscription's notifier: the hub tells it of queued
+// events and of its drop without a closure of its own per stream.
+var _ hub.Notifier = (*rawStream)(nil)
+
+// WriteNow writes the events queued for the stream if it can without
+// blocking; what it cannot, the loop writes once it can (a driven stream
+// has no goroutine to wake).
+func (s *rawStream) WriteNow() bool { return s.writeNow(s.sub, s.coalesce) || s.ls.wake() }
+
+// Dropped has a driven stream serviced, which ends it.
+func (s *rawStream) Dropped() { s.ls.wake() }
 
 // noteWrite records that bytes were written now; the gate is held.
 func (s *rawStream) noteWrite(now time.Time) {
@@ -54,6 +68,38 @@ var (
 	crlf       = []byte("\r\n")
 	chunkedEnd = []byte("0\r\n\r\n") // the last chunk: a clean end of the body
 )
+
+// lazyClose is a channel closed once, made only if someone waits on it:
+// a stream the event loop serves asks whether it is closed instead, and
+// saves the channel (96 bytes of an idle stream).
+type lazyClose struct {
+	mu     sync.Mutex
+	closed atomic.Bool
+	ch     chan struct{}
+}
+
+func (c *lazyClose) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed.Swap(true) && c.ch != nil {
+		close(c.ch)
+	}
+}
+
+func (c *lazyClose) isClosed() bool { return c.closed.Load() }
+
+// wait returns the channel, made (closed already, if it is) on first use.
+func (c *lazyClose) wait() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch == nil {
+		c.ch = make(chan struct{})
+		if c.closed.Load() {
+			close(c.ch)
+		}
+	}
+	return c.ch
+}
 
 // errStreamEnded stops writeNow once the stream's goroutine is done.
 var errStreamEnded = errors.New("stream ended")
@@ -70,14 +116,14 @@ func hijackStream(w http.ResponseWriter, timeout time.Duration, sub *hub.Subscri
 	// Deadlines set for the request (Caddy's read and write timeouts)
 	// would cut the stream; ours are set per flush.
 	_ = conn.SetDeadline(time.Time{})
-	s := &rawStream{conn: conn, sub: sub, unframed: unframed, timeout: timeout, gone: make(chan struct{})}
+	s := &rawStream{conn: conn, sub: sub, unframed: unframed, timeout: timeout}
 	if sc, ok := conn.(syscall.Conn); ok {
 		s.rawConn, _ = sc.SyscallConn()
 	}
 	if brw.Reader.Buffered() > 0 {
 		// Bytes after the request (EventSource sends none): see watch.
 		s.misbehaved.Store(true)
-		close(s.gone)
+		s.gone.close()
 		return s
 	}
 	if s.ls = newLoopStream(s); s.ls == nil {
@@ -96,7 +142,7 @@ func (s *rawStream) watch() {
 	if n, _ := s.conn.Read(b[:]); n > 0 {
 		s.misbehaved.Store(true)
 	}
-	close(s.gone)
+	s.gone.close()
 }
 
 func (s *rawStream) gateOf() *writeGate { return &s.gate }
@@ -191,35 +237,23 @@ func (s *rawStream) writeNow(sub *hub.Subscription, coalesce time.Duration) bool
 		}
 		return false // the goroutine gathers this window's events
 	}
-	var fits bool
-	if s.batch, fits = sub.TakeUpTo(s.batch[:0], maxIovecs-2); !fits {
+	// The events and the chunk's vector live on this stack: kept in the
+	// stream, they were 90 bytes of every idle stream.
+	var evs [32]*hub.Event
+	batch, fits := sub.TakeUpTo(evs[:0], maxIovecs-2)
+	if !fits {
 		return false
 	}
-	if len(s.batch) == 0 {
+	if len(batch) == 0 {
 		return true
 	}
-	for _, ev := range s.batch {
-		s.add(ev.Wire)
-	}
-	clear(s.batch) // do not pin events past their rings
-	s.frame()
-	s.noteWrite(now)
-	// Control, not Write: the descriptor stays valid while the function
-	// runs, and the gate already keeps writers apart. Write would also
-	// take the descriptor's write lock and check its poller state, deadline
-	// included, for a write that never waits (a measurable share of a large
-	// fan-out's CPU: bench/NOTES.md, session 3). So the deadline a blocking flush left set does not apply here;
-	// the next blocking flush re-arms it before it writes.
-	n, err := s.tryWrite(s.chunk)
-	if err != nil {
-		s.err = err
-		s.reset()
+	var iov [34][]byte
+	s.writeChunk(iov[:0], batch, nil, now)
+	if s.err != nil {
 		return false
 	}
-	s.rest = appendUnwritten(s.rest[:0], s.chunk, max(n, 0))
-	s.reset()
 	if len(s.rest) > 0 {
-		s.blocked() // the socket is full; the goroutine's flush clears it
+		s.blocked() // the socket is full; the goroutine's flush or the loop clears it
 	}
 	return len(s.rest) == 0
 }
@@ -228,20 +262,30 @@ func (s *rawStream) writeNow(sub *hub.Subscription, coalesce time.Duration) bool
 // took (0 when it is full) and errors other than a full socket.
 func (s *rawStream) tryWrite(bufs [][]byte) (int, error) {
 	var n int
-	var werr error
-	var err error
+	var werr, err error
 	if s.ls.isOwned() {
 		// The gate, held, keeps the owned descriptor open (loopStream.close).
 		n, werr = unix.Writev(s.ls.fd, bufs)
 	} else {
-		err = s.rawConn.Control(func(fd uintptr) {
-			n, werr = unix.Writev(int(fd), bufs)
-		})
+		n, werr, err = s.tryWriteConn(bufs)
 	}
 	if err == nil && werr != nil && !errors.Is(werr, unix.EAGAIN) && !errors.Is(werr, unix.EINTR) {
 		err = werr
 	}
 	return max(n, 0), err
+}
+
+// tryWriteConn is tryWrite through the connection (no event loop, or no
+// descriptor of its own). The vector is copied first: the
+// function given to Control escapes, and what it captured would too, which
+// would put every caller's vector on the heap (a driven stream's writes,
+// through its own descriptor, allocate nothing).
+func (s *rawStream) tryWriteConn(bufs [][]byte) (n int, werr, err error) {
+	iov := slices.Clone(bufs)
+	err = s.rawConn.Control(func(fd uintptr) {
+		n, werr = unix.Writev(int(fd), iov)
+	})
+	return n, werr, err
 }
 
 // writeRest writes, without blocking, what an earlier non-blocking write
@@ -261,24 +305,34 @@ func (s *rawStream) writeRest() bool {
 	return n > 0
 }
 
-// writeAdded frames what was added as one chunk and writes it without
-// blocking; what the socket does not take is kept in rest. It reports
-// whether the socket took any bytes. The gate is held.
-func (s *rawStream) writeAdded(now time.Time) bool {
-	if s.pending == 0 {
-		s.reset()
+// writeChunk frames evs, then extra, as one chunk in iov (its caller's
+// scratch, on the caller's stack) and writes it without blocking; what the
+// socket does not take is kept in rest. It reports whether the socket took
+// any bytes. The gate is held, and rest is empty.
+func (s *rawStream) writeChunk(iov [][]byte, evs []*hub.Event, extra []byte, now time.Time) bool {
+	pending := len(extra)
+	iov = append(iov, nil) // room for the size line
+	for _, ev := range evs {
+		iov = append(iov, ev.Wire)
+		pending += len(ev.Wire)
+	}
+	if extra != nil {
+		iov = append(iov, extra)
+	}
+	if pending == 0 {
 		return false
 	}
-	s.frame()
-	n, err := s.tryWrite(s.chunk)
+	if !s.unframed {
+		iov[0] = append(strconv.AppendInt(s.sizeBuf[:0], int64(pending), 16), crlf...)
+		iov = append(iov, crlf)
+	}
+	n, err := s.tryWrite(iov)
 	if err != nil {
 		s.err = err
-		s.reset()
 		return false
 	}
 	s.noteWrite(now)
-	s.rest = appendUnwritten(s.rest[:0], s.chunk, n)
-	s.reset()
+	s.rest = appendUnwritten(s.rest[:0], iov, n)
 	return n > 0
 }
 
@@ -306,11 +360,12 @@ func (s *rawStream) armDeadline() {
 		return
 	}
 	now := time.Now()
-	if s.armed.Sub(now) >= s.timeout/2 {
+	if time.Duration(s.armed-now.UnixNano()) >= s.timeout/2 {
 		return
 	}
-	s.armed = now.Add(s.timeout)
-	_ = s.conn.SetWriteDeadline(s.armed)
+	armed := now.Add(s.timeout)
+	s.armed = armed.UnixNano()
+	_ = s.conn.SetWriteDeadline(armed)
 }
 
 func (s *rawStream) reset() {
@@ -323,7 +378,10 @@ func (s *rawStream) buffered() int               { return s.pending }
 func (s *rawStream) writeTimeout() time.Duration { return s.timeout }
 
 func (s *rawStream) setDeadline(t time.Time) {
-	s.armed = t
+	s.armed = 0 // a fresh deadline is set before the next blocking write
+	if !t.IsZero() {
+		s.armed = t.UnixNano()
+	}
 	_ = s.conn.SetWriteDeadline(t)
 }
 
@@ -333,9 +391,7 @@ func (s *rawStream) finish() {
 	s.gate.mu.Lock()
 	defer s.gate.mu.Unlock()
 	if s.err == nil && len(s.rest) == 0 && !s.unframed {
-		select {
-		case <-s.gone:
-		default:
+		if !s.gone.isClosed() {
 			_, _ = s.conn.Write(chunkedEnd)
 		}
 	}

@@ -44,7 +44,7 @@ func tcpPair(t *testing.T) (server, client *net.TCPConn) {
 
 func newTestRawStream(t *testing.T, conn *net.TCPConn) *rawStream {
 	t.Helper()
-	s := &rawStream{conn: conn, timeout: 10 * time.Second, gone: make(chan struct{})}
+	s := &rawStream{conn: conn, timeout: 10 * time.Second}
 	var err error
 	if s.rawConn, err = conn.SyscallConn(); err != nil {
 		t.Fatal(err)

@@ -121,13 +121,8 @@ func (h *Streamer) Stream(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 		// HTTP/1.0 has no chunked framing: its stream is unframed and
 		// ends when the connection closes.
 		if raw := hijackStream(w, timeout, sub, r.ProtoMinor == 0); raw != nil {
-			coalesce := time.Duration(h.Coalesce)
-			sub.SetWriteNow(func() bool {
-				// What a publisher cannot write, the loop writes once
-				// it can (a driven stream has no goroutine to wake).
-				return raw.writeNow(sub, coalesce) || raw.ls.wake()
-			})
-			sub.SetOnDone(func() { raw.ls.wake() })
+			raw.coalesce = h.Coalesce
+			sub.SetNotifier(raw)
 			go func() {
 				handedOff := false
 				defer func() {
@@ -135,7 +130,7 @@ func (h *Streamer) Stream(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 						done()
 					}
 				}()
-				if handedOff = h.serve(raw, sub, replay, raw.gone, end, endAt, client, refs, done); handedOff {
+				if handedOff = h.serve(raw, sub, replay, raw.gone.wait, end, endAt, client, refs, done); handedOff {
 					return // the loop ends the stream, and calls done
 				}
 				if raw.misbehaved.Load() && sub.Drop(hub.DropProtocol) {
@@ -150,7 +145,7 @@ func (h *Streamer) Stream(w http.ResponseWriter, r *http.Request, sub *hub.Subsc
 	s := newResponseSink(w, timeout)
 	s.sub = sub
 	defer s.release()
-	h.serve(s, sub, replay, r.Context().Done(), end, endAt, client, refs, nil)
+	h.serve(s, sub, replay, r.Context().Done, end, endAt, client, refs, nil)
 	return nil
 }
 
