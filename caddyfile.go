@@ -166,7 +166,7 @@ var sseOptions = []string{"topic", "hub", "heartbeat", "coalesce", "retry", "wri
 //		max_subscribers <count>     # open streams on this route (default: no limit)
 //		queue           <count>     # events waiting per subscriber (default 256)
 //		queue_size      <size>      # bytes waiting per subscriber (default 1MiB)
-//		write_timeout   <duration>  # a write taking longer drops the subscriber (default 10s)
+//		write_timeout   <duration>  # no progress this long drops the subscriber (default 10s)
 //		max_topics_per_subscriber <count>  # ?topic= values per request (default 64)
 //		coalesce        <duration>|off  # gather a busy stream's events into one write (default 10ms)
 //		grant           <placeholder>   # topics the app grants per request, e.g. {rp.header.X-Sse-Topics}

@@ -45,7 +45,9 @@ type SSEHandler struct {
 	Queue int `json:"queue,omitempty"`
 	// Bytes waiting per subscriber, bounded like Queue. Default: 1MiB.
 	QueueSize int64 `json:"queue_size,omitempty"`
-	// A write taking longer drops the subscriber. Default: 10s.
+	// A stream making no progress this long (its client taking no bytes)
+	// drops the subscriber; one long write to a client that keeps reading
+	// does not. Default: 10s.
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
 	// How many ?topic= one request may name. Default: 64.
 	MaxTopicsPerSubscriber int `json:"max_topics_per_subscriber,omitempty"`

@@ -66,7 +66,7 @@ func parseMercure(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		replay         <count>             # updates kept for resuming, all topics together (default 1000)
 //		replay_size    <size>              # bytes kept (default 4MiB)
 //		replay_age     <duration>          # drop older updates (default: until evicted)
-//		write_timeout  <duration>          # a write taking longer drops the subscriber (default 10s)
+//		write_timeout  <duration>          # no progress this long drops the subscriber (default 10s)
 //		queue          <count>             # updates waiting per subscriber (default 256)
 //		max_subscribers <count>            # open streams on this route (default: no limit)
 //		leeway         <duration>          # clock skew tolerated on exp and nbf (default 30s, at most 5m)

@@ -100,7 +100,9 @@ type Handler struct {
 	// A comment is sent after this much silence; 0 disables it.
 	// Default: 15s.
 	Heartbeat *caddy.Duration `json:"heartbeat,omitempty"`
-	// A write taking longer drops the subscriber. Default: 10s.
+	// A stream making no progress this long (its client taking no bytes)
+	// drops the subscriber; one long write to a client that keeps reading
+	// does not. Default: 10s.
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
 	// Updates waiting per subscriber. Default: 256.
 	Queue int `json:"queue,omitempty"`

@@ -22,8 +22,8 @@ type DropReason uint32
 
 // Why subscribers are dropped (docs/operations.md, "Metrics").
 const (
-	// DropSlow: its queue was full while its socket took nothing, or a
-	// write outlasted write_timeout.
+	// DropSlow: its queue was full while its socket took nothing, or its
+	// stream made no progress for write_timeout.
 	DropSlow DropReason = iota + 1
 	// DropOverload: the hub could not deliver in time: the Redis bus
 	// reader waited for room past its bound, or this instance fell

@@ -33,7 +33,10 @@ const (
 type Streamer struct {
 	// QueueSize bounds the bytes waiting per subscriber.
 	QueueSize int64
-	// WriteTimeout drops a subscriber whose write takes longer; 0: none.
+	// WriteTimeout drops a subscriber whose stream makes no progress for
+	// this long (a socket taking no byte on the HTTP/1.1 event loop, no
+	// writePiece taken on HTTP/2 and HTTP/3), so a reader that keeps
+	// reading is not dropped for one long write; 0: none.
 	WriteTimeout time.Duration
 	// Retry, when positive, is sent as the stream's retry field.
 	Retry time.Duration
