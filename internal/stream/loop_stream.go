@@ -268,8 +268,9 @@ func (ls *loopStream) step(h *Streamer, now time.Time) time.Time {
 		sub.Drop(hub.DropShutdown)
 		raw.writeRest()
 		if raw.err == nil && len(raw.rest) == 0 {
-			var iov [3][]byte
-			raw.writeChunk(iov[:0], nil, goodbyeRetry(), now)
+			sc := getScratch()
+			raw.writeChunk(sc, nil, goodbyeRetry(), now)
+			sc.put(0)
 			if raw.err == nil && len(raw.rest) == 0 && !raw.unframed {
 				_, _ = raw.tryWrite([][]byte{chunkedEnd})
 			}
@@ -326,8 +327,9 @@ func (ls *loopStream) step(h *Streamer, now time.Time) time.Time {
 		}
 	}
 	if raw.err == nil && len(raw.rest) == 0 && h.Heartbeat > 0 && now.Sub(g.last) >= h.Heartbeat {
-		var iov [3][]byte
-		progressed = raw.writeChunk(iov[:0], nil, heartbeatLine, now) || progressed
+		sc := getScratch()
+		progressed = raw.writeChunk(sc, nil, heartbeatLine, now) || progressed
+		sc.put(0)
 	}
 	if raw.err != nil {
 		if c := h.Logger.Check(zap.DebugLevel, "subscriber write failed"); c != nil {
@@ -387,17 +389,16 @@ func earliest(a, b time.Time) time.Time {
 // whether the socket took any bytes. The gate is held.
 func (ls *loopStream) writeQueued(now time.Time) bool {
 	raw, progressed := ls.raw, false
-	// On this stack, not in the stream: an idle stream keeps neither.
-	var evs [32]*hub.Event
-	var iov [34][]byte
+	sc := getScratch() // not in the stream: an idle stream keeps none
 	for raw.err == nil && len(raw.rest) == 0 {
-		batch := ls.sub.TakeAtMost(evs[:0], maxIovecs-2)
+		batch := ls.sub.TakeAtMost(sc.evs[:0], len(sc.evs))
 		if len(batch) == 0 {
 			break
 		}
-		progressed = raw.writeChunk(iov[:0], batch, nil, now) || progressed
-		clear(batch) // do not pin events past their rings (a batch larger than evs is on the heap)
+		progressed = raw.writeChunk(sc, batch, nil, now) || progressed
+		clear(batch) // do not pin events past their rings
 	}
+	sc.put(0)
 	return progressed
 }
 

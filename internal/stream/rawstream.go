@@ -237,18 +237,14 @@ func (s *rawStream) writeNow(sub *hub.Subscription, coalesce time.Duration) bool
 		}
 		return false // the goroutine gathers this window's events
 	}
-	// The events and the chunk's vector live on this stack: kept in the
-	// stream, they were 90 bytes of every idle stream.
-	var evs [32]*hub.Event
-	batch, fits := sub.TakeUpTo(evs[:0], maxIovecs-2)
-	if !fits {
-		return false
+	sc := getScratch()
+	batch, fits := sub.TakeUpTo(sc.evs[:0], maxIovecs-2)
+	if !fits || len(batch) == 0 {
+		sc.put(0)
+		return fits
 	}
-	if len(batch) == 0 {
-		return true
-	}
-	var iov [34][]byte
-	s.writeChunk(iov[:0], batch, nil, now)
+	s.writeChunk(sc, batch, nil, now)
+	sc.put(len(batch))
 	if s.err != nil {
 		return false
 	}
@@ -265,7 +261,9 @@ func (s *rawStream) tryWrite(bufs [][]byte) (int, error) {
 	var werr, err error
 	if s.ls.isOwned() {
 		// The gate, held, keeps the owned descriptor open (loopStream.close).
-		n, werr = unix.Writev(s.ls.fd, bufs)
+		sc := getScratch()
+		n, werr = writev(s.ls.fd, bufs, sc.vec[:])
+		sc.put(0)
 	} else {
 		n, werr, err = s.tryWriteConn(bufs)
 	}
@@ -305,13 +303,13 @@ func (s *rawStream) writeRest() bool {
 	return n > 0
 }
 
-// writeChunk frames evs, then extra, as one chunk in iov (its caller's
-// scratch, on the caller's stack) and writes it without blocking; what the
-// socket does not take is kept in rest. It reports whether the socket took
-// any bytes. The gate is held, and rest is empty.
-func (s *rawStream) writeChunk(iov [][]byte, evs []*hub.Event, extra []byte, now time.Time) bool {
+// writeChunk frames evs, then extra, as one chunk in sc's vector and writes
+// it without blocking; what the socket does not take is kept in rest. It
+// reports whether the socket took any bytes. The gate is held, and rest is
+// empty.
+func (s *rawStream) writeChunk(sc *writeScratch, evs []*hub.Event, extra []byte, now time.Time) bool {
 	pending := len(extra)
-	iov = append(iov, nil) // room for the size line
+	iov := append(sc.iov[:0], nil) // room for the size line
 	for _, ev := range evs {
 		iov = append(iov, ev.Wire)
 		pending += len(ev.Wire)
@@ -326,14 +324,24 @@ func (s *rawStream) writeChunk(iov [][]byte, evs []*hub.Event, extra []byte, now
 		iov[0] = append(strconv.AppendInt(s.sizeBuf[:0], int64(pending), 16), crlf...)
 		iov = append(iov, crlf)
 	}
-	n, err := s.tryWrite(iov)
-	if err != nil {
-		s.err = err
-		return false
+	var n int
+	var err error
+	if s.ls.isOwned() {
+		var werr error
+		if n, werr = writev(s.ls.fd, iov, sc.vec[:]); werr != nil && !errors.Is(werr, unix.EAGAIN) && !errors.Is(werr, unix.EINTR) {
+			err = werr
+		}
+	} else {
+		n, err = s.tryWrite(iov)
 	}
-	s.noteWrite(now)
-	s.rest = appendUnwritten(s.rest[:0], iov, n)
-	return n > 0
+	if err == nil {
+		s.noteWrite(now)
+		s.rest = appendUnwritten(s.rest[:0], iov, n)
+	} else {
+		s.err = err
+	}
+	clear(iov) // sc goes back to its pool: it must not pin the events
+	return err == nil && n > 0
 }
 
 // appendUnwritten appends what is left of bufs after n bytes were written.
