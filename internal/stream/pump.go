@@ -243,6 +243,10 @@ func (h *Streamer) pump(s sink, sub *hub.Subscription, gone, end <-chan struct{}
 			// reading. Anything else is the client leaving.
 			if errors.Is(err, os.ErrDeadlineExceeded) && sub.Drop(hub.DropSlow) {
 				h.LogDrop(hub.DropSlow, remote, refs)
+			} else if reason := sub.DropReason(); reason == hub.DropSlow || reason == hub.DropOverload {
+				// The hub dropped it while this write was blocked: the
+				// write only failed once its deadline came.
+				h.LogDrop(reason, remote, refs)
 			} else if c := h.Logger.Check(zap.DebugLevel, "subscriber write failed"); c != nil {
 				c.Write(zap.String("client", remote), zap.Error(err))
 			}
