@@ -204,9 +204,12 @@ func TestHeldStreamPublishesAsItArrives(t *testing.T) {
 // closed for its pending bytes instead; without the stall limit the
 // publisher would wait forever.
 func TestStalledSubscriberIsClosedAndPublishingResumes(t *testing.T) {
-	// Behind past 64 KiB; room for 11 more events of 16 KiB on their way
-	// when publishers are paused (they are read one request at a time).
-	base, closed := startServer(t, config{maxPending: 256 << 10, stall: 300 * time.Millisecond})
+	// Publishers pause once the subscriber is behind past a quarter of
+	// max-pending (1 MiB); the bound leaves room for 192 more events of
+	// 16 KiB on their way meanwhile. With room for 11 (max-pending 256
+	// KiB), the bound closed it first on a machine busy enough that the
+	// pause came late (a CPU hog beside the suite).
+	base, closed := startServer(t, config{maxPending: 4 << 20, stall: 300 * time.Millisecond})
 	reader, c := subscribe(t, base, "big")
 	defer c.Close()
 
