@@ -53,9 +53,11 @@ const (
 )
 
 var (
-	headerEnd   = []byte("\r\n\r\n")
-	sseHeaders  = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n")
-	statusTexts = map[int]string{200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+	headerEnd  = []byte("\r\n\r\n")
+	sseHeaders = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n")
+	// sseHeadersChunked: with -chunked.
+	sseHeadersChunked = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n")
+	statusTexts       = map[int]string{200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
 		413: "Content Too Large", 431: "Request Header Fields Too Large", 501: "Not Implemented"}
 )
 
@@ -169,7 +171,11 @@ func (l *loop) begin(c *conn, head []byte) {
 		l.fail(c, 400, "the query must name a topic: ?topic=name")
 	case string(path) == "/events":
 		l.subscribe(c, topic)
-		l.send(c, sseHeaders)
+		if l.srv.cfg.chunked {
+			l.send(c, sseHeadersChunked)
+		} else {
+			l.send(c, sseHeaders)
+		}
 	default:
 		c.publisher, c.topicName = true, topic // the name is kept for the next request's topicOf
 		r.topic = topic

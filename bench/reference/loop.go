@@ -5,6 +5,7 @@ package main
 import (
 	"errors"
 	"log"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ type loop struct {
 	topics    map[string]*topic
 	buf       []byte // one read buffer for every connection of the loop
 	batch     []byte // frames of one topic gathered for one write each
+	chunk     []byte // -chunked: a write framed as one chunk (framed)
 	head      []byte // an answer being written
 	behind    int    // this loop's subscribers counted in srv.behind
 	paused    []*conn
@@ -209,7 +211,7 @@ func (l *loop) timers() {
 			case c.behind && now.Sub(c.behindSince) > l.srv.cfg.stall:
 				l.close(c, "stalled")
 			case beat:
-				l.sendEvent(c, heartbeat)
+				l.sendEvent(c, l.framed(heartbeat))
 			}
 		}
 	}
@@ -389,6 +391,7 @@ func (l *loop) flushInbox() {
 		if gathered {
 			l.batch = p[:0] // keep the grown buffer for the next flush
 		}
+		p = l.framed(p)
 		for k := len(t.subs) - 1; k >= 0; k-- { // backwards: closing one moves the last into its place
 			l.sendEvent(t.subs[k], p)
 		}
@@ -482,4 +485,18 @@ func (l *loop) release() {
 			unix.Close(fd)
 		}
 	}
+}
+
+// framed is p as one chunk with -chunked (built once, written to every
+// subscriber unchanged), else p itself.
+func (l *loop) framed(p []byte) []byte {
+	if !l.srv.cfg.chunked {
+		return p
+	}
+	b := strconv.AppendInt(l.chunk[:0], int64(len(p)), 16)
+	b = append(b, "\r\n"...)
+	b = append(b, p...)
+	b = append(b, "\r\n"...)
+	l.chunk = b[:0]
+	return b
 }

@@ -59,6 +59,7 @@ func main() {
 	flag.DurationVar(&cfg.stall, "stall", 10*time.Second, "how long a subscriber may stay behind, holding publishers back, before it is closed (caddy-sse's default write_timeout)")
 	flag.DurationVar(&cfg.coalesce, "coalesce", 10*time.Millisecond, "a loop that wrote out events less than this ago gathers the next ones until then, and writes them together; 0: every batch at once, the latency floor (caddy-sse's default coalesce)")
 	flag.DurationVar(&cfg.heartbeat, "heartbeat", 15*time.Second, "comment line sent to every subscriber this often; 0: never (caddy-sse's default)")
+	flag.BoolVar(&cfg.chunked, "chunked", false, "frame the stream with chunked encoding, one chunk per write, as caddy-sse's HTTP/1.1 streams are (what framing costs)")
 	flag.Parse()
 
 	srv, err := start(cfg)

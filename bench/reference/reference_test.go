@@ -350,3 +350,26 @@ func TestChunkedEventStreamAcrossReads(t *testing.T) {
 		}
 	}
 }
+
+// With -chunked the stream is framed as caddy-sse's HTTP/1.1 streams are:
+// net/http's own client reads it as a chunked body, event by event.
+func TestChunkedStreamIsReadAsChunkedBody(t *testing.T) {
+	base, _ := startServer(t, config{chunked: true})
+	req, _ := http.NewRequest(http.MethodGet, base+"/events?topic=c", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" {
+		t.Fatalf("transfer encoding %q, want chunked", resp.TransferEncoding)
+	}
+	r := bufio.NewReader(resp.Body) // net/http undoes the chunking
+	for i := range 3 {
+		id := publish(t, base, "c", fmt.Sprintf("event %d", i))
+		got := nextEvent(t, r)
+		if got.data != fmt.Sprintf("event %d", i) || got.id != id {
+			t.Fatalf("event %d through the chunked body: %+v (published as id %d)", i, got, id)
+		}
+	}
+}

@@ -20,6 +20,10 @@ type config struct {
 	stall      time.Duration
 	heartbeat  time.Duration
 	coalesce   time.Duration
+	// chunked frames the stream with HTTP/1.1 chunked encoding, as
+	// caddy-sse does (one chunk per write); off, the body ends with the
+	// connection.
+	chunked bool
 	// onClose, when set (tests), hears every subscriber the server closes
 	// and why, on the loop's goroutine.
 	onClose func(reason string)
