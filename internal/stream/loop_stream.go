@@ -167,13 +167,11 @@ func (ls *loopStream) wake() bool {
 	if ls == nil || !ls.driven.Load() {
 		return false
 	}
-	windowEnd := ls.raw.lastNano.Load() + int64(ls.h.Load().Coalesce)
-	if due := ls.wheel.due(ls); due != 0 && due <= tickOf(time.Unix(0, windowEnd)) {
-		return true // serviced by the end of the window anyway
-	}
+	// Serviced now, or when the open coalesce window ends; arm keeps an
+	// earlier time the stream is already due at.
 	at := time.Now()
-	if end := time.Unix(0, windowEnd); end.After(at) {
-		at = end // the window is open: the wheel ends it
+	if end := time.Unix(0, ls.raw.lastNano.Load()+int64(ls.h.Load().Coalesce)); end.After(at) {
+		at = end
 	}
 	ls.arm(at)
 	return true

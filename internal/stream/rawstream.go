@@ -257,13 +257,18 @@ func (s *rawStream) writeNow(sub *hub.Subscription, coalesce time.Duration) bool
 // tryWrite writes bufs without blocking, reporting how much the socket
 // took (0 when it is full) and errors other than a full socket.
 func (s *rawStream) tryWrite(bufs [][]byte) (int, error) {
+	sc := getScratch()
+	defer sc.put(0)
+	return s.tryWriteWith(sc, bufs)
+}
+
+// tryWriteWith is tryWrite with sc's kernel vector.
+func (s *rawStream) tryWriteWith(sc *writeScratch, bufs [][]byte) (int, error) {
 	var n int
 	var werr, err error
 	if s.ls.isOwned() {
 		// The gate, held, keeps the owned descriptor open (loopStream.close).
-		sc := getScratch()
 		n, werr = writev(s.ls.fd, bufs, sc.vec[:])
-		sc.put(0)
 	} else {
 		n, werr, err = s.tryWriteConn(bufs)
 	}
@@ -324,16 +329,7 @@ func (s *rawStream) writeChunk(sc *writeScratch, evs []*hub.Event, extra []byte,
 		iov[0] = append(strconv.AppendInt(s.sizeBuf[:0], int64(pending), 16), crlf...)
 		iov = append(iov, crlf)
 	}
-	var n int
-	var err error
-	if s.ls.isOwned() {
-		var werr error
-		if n, werr = writev(s.ls.fd, iov, sc.vec[:]); werr != nil && !errors.Is(werr, unix.EAGAIN) && !errors.Is(werr, unix.EINTR) {
-			err = werr
-		}
-	} else {
-		n, err = s.tryWrite(iov)
-	}
+	n, err := s.tryWriteWith(sc, iov)
 	if err == nil {
 		s.noteWrite(now)
 		s.rest = appendUnwritten(s.rest[:0], iov, n)

@@ -38,7 +38,7 @@ type wheel struct {
 }
 
 // wheelLinks is what a stream keeps of its place in a wheel, under the
-// wheel's lock; tick is also read without it (loopStream.armed).
+// wheel's lock.
 type wheelLinks struct {
 	next, prev *loopStream
 	tick       int64 // the tick it is due in; 0: not in the wheel
@@ -77,13 +77,6 @@ func (w *wheel) arm(ls *loopStream, at time.Time) {
 	if w.timerAt == 0 || tick < w.timerAt {
 		w.setTimerLocked(tick)
 	}
-}
-
-// due is the tick ls is due in; 0: not armed.
-func (w *wheel) due(ls *loopStream) int64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return ls.w.tick
 }
 
 // disarm takes ls out of the wheel.
